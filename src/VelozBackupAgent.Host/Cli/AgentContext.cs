@@ -1,0 +1,151 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Serilog;
+using Serilog.Events;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Replication;
+using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Stores;
+
+namespace VelozBackupAgent.Host.Cli;
+
+/// <summary>
+/// Everything a verb needs, composed once from configuration: options, logging, the local store, the
+/// replica and the replicator. The daemon and every one-shot verb build it the same way, so they agree
+/// on paths, names and checks.
+/// </summary>
+internal sealed class AgentContext : IAsyncDisposable
+{
+    /// <summary>Where appsettings.json is looked for when neither --config nor VELOZ_BACKUP_CONFIG names one.</summary>
+    public const string SystemConfigPath = "/etc/veloz-backup/appsettings.json";
+
+    private readonly Serilog.Core.Logger _serilog;
+
+    private AgentContext(BackupOptions options, IConfiguration configuration, Serilog.Core.Logger serilog, string? configPath)
+    {
+        Options = options;
+        Configuration = configuration;
+        ConfigPath = configPath;
+        _serilog = serilog;
+        LoggerFactory = Microsoft.Extensions.Logging.LoggerFactory.Create(b => b.AddSerilog(serilog, dispose: false).SetMinimumLevel(LogLevel.Trace));
+        Time = TimeProvider.System;
+        Local = new LocalArtifactStore(options.LocalRoot, Time, LoggerFactory.CreateLogger<LocalArtifactStore>());
+        Queue = new UploadQueue(options.StateDirectory);
+        if (options.S3.Enabled)
+        {
+            Remote = StoreComposition.CreateS3(options, LoggerFactory);
+            Replicator = new Replicator(Local, Remote, Queue, options.Replication, Time, LoggerFactory.CreateLogger<Replicator>());
+        }
+
+        Repository = new BackupRepository(Local, Replicator);
+    }
+
+    public BackupOptions Options { get; }
+    public IConfiguration Configuration { get; }
+    public string? ConfigPath { get; }
+    public ILoggerFactory LoggerFactory { get; }
+    public TimeProvider Time { get; }
+    public LocalArtifactStore Local { get; }
+    public IArtifactStore? Remote { get; }
+    public UploadQueue Queue { get; }
+    public Replicator? Replicator { get; }
+    public BackupRepository Repository { get; }
+
+    /// <summary>The stores a verb may read: local first, then the replica when configured.</summary>
+    public IEnumerable<IArtifactStore> Stores => Remote is null ? [Local] : [Local, Remote];
+
+    /// <summary>
+    /// Reads configuration (file, then environment, then <paramref name="overrides"/>), validates it and
+    /// composes the agent. Throws <see cref="BackupConfigurationException"/> naming every wrong key.
+    /// </summary>
+    /// <param name="configPath">--config FILE, or null to search the usual places.</param>
+    /// <param name="overrides">Command-line overrides such as <c>--Backup:LocalRoot=/x</c>.</param>
+    /// <param name="daemon">True for <c>run</c>: logs go to stdout at the configured level; otherwise warnings and errors to stderr.</param>
+    public static AgentContext Create(string? configPath, IReadOnlyList<string> overrides, bool daemon)
+    {
+        var path = ResolveConfigPath(configPath);
+        var builder = new ConfigurationBuilder();
+        if (path is not null)
+        {
+            builder.AddJsonFile(path, optional: false, reloadOnChange: false);
+        }
+
+        var configuration = builder.AddEnvironmentVariables().AddCommandLine(overrides.ToArray()).Build();
+        var options = BackupConfiguration.Load(configuration);
+        var serilog = CreateSerilog(options.Log, daemon);
+        return new AgentContext(options, configuration, serilog, path);
+    }
+
+    private static string? ResolveConfigPath(string? configPath)
+    {
+        if (configPath is not null)
+        {
+            return File.Exists(configPath)
+                ? Path.GetFullPath(configPath)
+                : throw new BackupConfigurationException($"configuration file not found: {configPath}");
+        }
+
+        if (Environment.GetEnvironmentVariable("VELOZ_BACKUP_CONFIG") is { Length: > 0 } fromEnv)
+        {
+            return File.Exists(fromEnv)
+                ? Path.GetFullPath(fromEnv)
+                : throw new BackupConfigurationException($"configuration file not found: {fromEnv} (from VELOZ_BACKUP_CONFIG)");
+        }
+
+        if (File.Exists(SystemConfigPath))
+        {
+            return SystemConfigPath;
+        }
+
+        var beside = Path.Combine(AppContext.BaseDirectory, "appsettings.json");
+        return File.Exists(beside) ? beside : null;
+    }
+
+    private static Serilog.Core.Logger CreateSerilog(LogOptions log, bool daemon)
+    {
+        var level = ParseLevel(log.Level);
+        var config = new LoggerConfiguration().MinimumLevel.Is(level < LogEventLevel.Information ? level : LogEventLevel.Information);
+        const string ConsoleTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}";
+        if (daemon)
+        {
+            // Under systemd the journal adds its own timestamps; plain lines read best there.
+            var underSystemd = Environment.GetEnvironmentVariable("JOURNAL_STREAM") is not null;
+            config.WriteTo.Console(restrictedToMinimumLevel: level,
+                outputTemplate: underSystemd ? "{Level:u3} {Message:lj}{NewLine}{Exception}" : ConsoleTemplate);
+        }
+        else
+        {
+            // One-shot verbs print their results on stdout; only warnings and errors go to stderr.
+            config.WriteTo.Console(restrictedToMinimumLevel: LogEventLevel.Warning, outputTemplate: ConsoleTemplate,
+                standardErrorFromLevel: LogEventLevel.Verbose);
+        }
+
+        if (!string.IsNullOrWhiteSpace(log.File))
+        {
+            config.WriteTo.File(log.File, restrictedToMinimumLevel: level, rollingInterval: RollingInterval.Day,
+                retainedFileCountLimit: 31, fileSizeLimitBytes: 100L * 1024 * 1024, rollOnFileSizeLimit: true,
+                outputTemplate: "{Timestamp:yyyy-MM-ddTHH:mm:ss.fffzzz} [{Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}");
+        }
+
+        return config.CreateLogger();
+    }
+
+    private static LogEventLevel ParseLevel(string level) => level.ToUpperInvariant() switch
+    {
+        "VERBOSE" or "TRACE" => LogEventLevel.Verbose,
+        "DEBUG" => LogEventLevel.Debug,
+        "WARNING" => LogEventLevel.Warning,
+        "ERROR" => LogEventLevel.Error,
+        "FATAL" or "CRITICAL" => LogEventLevel.Fatal,
+        _ => LogEventLevel.Information,
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        Replicator?.Dispose();
+        (Remote as IDisposable)?.Dispose();
+        LoggerFactory.Dispose();
+        await _serilog.DisposeAsync();
+    }
+}

@@ -1,0 +1,201 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using VelozBackupAgent.Catalog;
+using VelozBackupAgent.Storage;
+
+namespace VelozBackupAgent.Host.Cli;
+
+/// <summary>The verbs. Each is a thin shell: parse, call the library, print.</summary>
+internal static class Verbs
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    public static Command Run(VerbContext ctx)
+    {
+        var command = new Command("run", "Run the agent as a daemon (the systemd service): replication now; schedules and the file watchers as they land.");
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: true, async agent =>
+        {
+            var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+            builder.Services.AddSingleton(agent);
+            builder.Services.AddHostedService<Daemon.StartupService>();
+            if (agent.Replicator is not null)
+            {
+                builder.Services.AddHostedService<Daemon.ReplicationService>();
+            }
+
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+            using var host = builder.Build();
+            await host.RunAsync(ct);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command List(VerbContext ctx)
+    {
+        var kind = new Argument<string?>("kind") { Description = "wal, config, database or secrets (default: all)", Arity = ArgumentArity.ZeroOrOne };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var target = new Option<string>("--target") { Description = "local, s3 or all", DefaultValueFactory = _ => "all" };
+        target.AcceptOnlyFromAmong("local", "s3", "all");
+        var command = new Command("list", "List the artifacts of each store, newest first by the time in their names.") { kind, json, target };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            var kinds = KindsFrom(parse.GetValue(kind));
+            var stores = SelectStores(agent, parse.GetValue(target)!);
+            var entries = new List<CatalogEntry>();
+            foreach (var store in stores)
+            {
+                foreach (var k in kinds)
+                {
+                    entries.AddRange(await BackupCatalog.ListAsync(store, k, ct));
+                }
+            }
+
+            if (parse.GetValue(json))
+            {
+                await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(entries.Select(e => new
+                {
+                    e.Kind, e.Target, e.Name, time = e.Time?.ToString("O", CultureInfo.InvariantCulture), e.Size, e.Sha256,
+                }), Json));
+                return ExitCodes.Success;
+            }
+
+            var rows = entries.Select(e => new[]
+            {
+                e.Kind, e.Target, e.Name, e.Time?.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) ?? "-",
+                Format.Bytes(e.Size), e.Sha256?[..12] ?? "-",
+            });
+            await Format.TableAsync(ctx.Out, ["KIND", "TARGET", "NAME", "TIME (UTC)", "SIZE", "SHA256"], rows);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Status(VerbContext ctx)
+    {
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var command = new Command("status", "Per kind and store: newest artifact, its age, count and total size; and the S3 upload backlog.") { json };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            var now = agent.Time.GetUtcNow();
+            var kinds = new List<object>();
+            var rows = new List<string[]>();
+            foreach (var store in agent.Stores)
+            {
+                foreach (var k in BackupKinds.All)
+                {
+                    var entries = await BackupCatalog.ListAsync(store, k, ct);
+                    var newest = entries.FirstOrDefault(e => e.Time is not null) ?? (entries.Count > 0 ? entries[0] : null);
+                    var age = newest?.Time is { } t ? now - t : (TimeSpan?)null;
+                    var total = entries.Sum(e => e.Size);
+                    kinds.Add(new
+                    {
+                        kind = k, target = store.Target, count = entries.Count, bytes = total, newest = newest?.Name,
+                        newestTime = newest?.Time?.ToString("O", CultureInfo.InvariantCulture), ageSeconds = age is { } a ? Math.Round(a.TotalSeconds) : (double?)null,
+                    });
+                    rows.Add([k, store.Target, entries.Count.ToString(CultureInfo.InvariantCulture), Format.Bytes(total), newest?.Name ?? "-", age is { } a2 ? Format.Age(a2) : "-"]);
+                }
+            }
+
+            var backlog = agent.Replicator?.RefreshBacklog();
+            if (parse.GetValue(json))
+            {
+                await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    node = agent.Options.NodeName,
+                    localRoot = agent.Local.Root,
+                    s3 = agent.Options.S3.Enabled ? new { bucket = agent.Options.S3.Bucket } : null,
+                    kinds,
+                    uploadBacklog = backlog is null ? null : new
+                    {
+                        artifacts = backlog.Artifacts, bytes = backlog.Bytes,
+                        oldestEnqueuedAt = backlog.OldestEnqueuedAt?.ToString("O", CultureInfo.InvariantCulture),
+                    },
+                }, Json));
+                return ExitCodes.Success;
+            }
+
+            await Format.TableAsync(ctx.Out, ["KIND", "TARGET", "COUNT", "SIZE", "NEWEST", "AGE"], rows);
+            if (backlog is not null)
+            {
+                await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"S3 upload backlog: {backlog.Artifacts} artifacts, {Format.Bytes(backlog.Bytes)}{(backlog.OldestEnqueuedAt is { } o ? $", oldest queued {Format.Age(now - o)} ago" : "")}"));
+            }
+            else
+            {
+                await ctx.Out.WriteLineAsync("S3 replication: disabled (Backup:S3:Enabled is false)");
+            }
+
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Replicate(VerbContext ctx)
+    {
+        var reconcile = new Option<bool>("--reconcile") { Description = "First compare both stores and queue every local artifact S3 lacks" };
+        var command = new Command("replicate", "Copy queued local artifacts to S3 now, verifying each copy; exits 1 when S3 cannot be reached.") { reconcile };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            var replicator = agent.Replicator ?? throw new InvalidOperationException("S3 replication is disabled: set Backup:S3:Enabled to true");
+            if (parse.GetValue(reconcile))
+            {
+                await replicator.ReconcileAsync(ct);
+            }
+
+            var pass = await replicator.DrainAsync(ct);
+            await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"replicated {pass.Uploaded}, already present {pass.AlreadyPresent}, failed {pass.Failed}; backlog {pass.Backlog.Artifacts} artifacts, {Format.Bytes(pass.Backlog.Bytes)}"));
+            return pass.Failed > 0 ? ExitCodes.Failed : ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Import(VerbContext ctx)
+    {
+        var kind = new Argument<string>("kind") { Description = "wal, config, database or secrets" };
+        var file = new Argument<FileInfo>("file") { Description = "The file to store, under its own name (e.g. a manual pg_dump -Fc taken before maintenance)" };
+        var command = new Command("import", "Store an existing file as an artifact (checksummed, 0600, queued for S3).") { kind, file };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            var k = KindsFrom(parse.GetValue(kind)).Single();
+            var source = parse.GetValue(file)!;
+            if (!source.Exists)
+            {
+                throw new ArgumentException($"no such file: {source.FullName}");
+            }
+
+            await using var input = source.OpenRead();
+            var info = await agent.Repository.StoreAsync(k, source.Name, input, cancellationToken: ct);
+            await ctx.Out.WriteLineAsync($"stored {k}/{info.Name} ({Format.Bytes(info.Size)}, sha256 {info.Sha256}) in {agent.Local.PathOf(k, info.Name)}");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static IReadOnlyList<string> KindsFrom(string? kind)
+    {
+        if (string.IsNullOrEmpty(kind))
+        {
+            return BackupKinds.All;
+        }
+
+        return BackupKinds.IsKnown(kind) ? [kind] : throw new ArgumentException($"unknown kind '{kind}': use one of {string.Join(", ", BackupKinds.All)}");
+    }
+
+    private static List<IArtifactStore> SelectStores(AgentContext agent, string target) => target switch
+    {
+        "local" => [agent.Local],
+        "s3" => [agent.Remote ?? throw new InvalidOperationException("S3 is disabled: set Backup:S3:Enabled to true")],
+        _ => agent.Stores.ToList(),
+    };
+}

@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Host.Cli;
+
+namespace VelozBackupAgent.Host.Daemon;
+
+/// <summary>Start-up housekeeping: clear what interrupted writes left behind before anything new is written.</summary>
+internal sealed class StartupService(AgentContext agent) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var removed = agent.Local.RemoveInterruptedWrites();
+        DaemonLog.Started(agent.LoggerFactory.CreateLogger("veloz-backup"), agent.Options.NodeName, agent.Local.Root,
+            agent.Options.S3.Enabled ? agent.Options.S3.Bucket : "(disabled)", agent.ConfigPath ?? "(defaults)", removed);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>Drains the S3 upload queue for as long as the daemon runs.</summary>
+internal sealed class ReplicationService(AgentContext agent) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => agent.Replicator!.RunAsync(stoppingToken);
+}
+
+internal static partial class DaemonLog
+{
+    [LoggerMessage(3001, LogLevel.Information, "veloz-backup started: node {Node}, local store {Root}, S3 bucket {Bucket}, configuration {Config}; {Removed} interrupted writes cleaned up")]
+    public static partial void Started(ILogger logger, string node, string root, string bucket, string config, int removed);
+}

@@ -1,0 +1,3 @@
+using VelozBackupAgent.Host.Cli;
+
+return await VelozCli.RunAsync(args);

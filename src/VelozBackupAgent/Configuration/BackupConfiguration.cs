@@ -1,0 +1,48 @@
+using Microsoft.Extensions.Configuration;
+
+namespace VelozBackupAgent.Configuration;
+
+/// <summary>A configuration that cannot be used; the message names every key that is wrong.</summary>
+public sealed class BackupConfigurationException : Exception
+{
+    public BackupConfigurationException() { }
+    public BackupConfigurationException(string message) : base(message) { }
+    public BackupConfigurationException(string message, Exception innerException) : base(message, innerException) { }
+
+    public IReadOnlyList<string> Problems { get; init; } = [];
+}
+
+/// <summary>Binds and validates the <c>Backup</c> section, the same way for the daemon and every CLI verb.</summary>
+public static class BackupConfiguration
+{
+    /// <summary>
+    /// Binds the section and returns the options, or throws <see cref="BackupConfigurationException"/>
+    /// listing every problem (unknown keys, values that do not convert, values that do not make sense).
+    /// </summary>
+    public static BackupOptions Load(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var options = new BackupOptions();
+        try
+        {
+            configuration.GetSection(BackupOptions.SectionName).Bind(options);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // The binder names the key: "Failed to convert configuration value '7 days' at 'Backup:Wal:Retention' to type 'System.TimeSpan'."
+            var problems = BackupOptionsValidator.UnknownKeys(configuration.GetSection(BackupOptions.SectionName), typeof(BackupOptions))
+                .Append(ex.Message.TrimEnd('.')).ToList();
+            throw new BackupConfigurationException(Describe(problems), ex) { Problems = problems };
+        }
+
+        var found = BackupOptionsValidator.Collect(options, configuration);
+        if (found.Count > 0)
+        {
+            throw new BackupConfigurationException(Describe(found)) { Problems = found };
+        }
+
+        return options;
+    }
+
+    private static string Describe(IReadOnlyList<string> problems) => string.Join("; ", problems);
+}

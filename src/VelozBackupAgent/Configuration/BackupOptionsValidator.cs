@@ -1,0 +1,293 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+using Quartz;
+
+namespace VelozBackupAgent.Configuration;
+
+/// <summary>
+/// Checks the whole <c>Backup</c> section at start-up and reports every problem at once, each named by
+/// its configuration key (<c>Backup:LocalRoot is not writable: /backup</c>), so a bad appsettings stops
+/// the daemon before it does anything. Unknown keys are problems too: a misspelt key would otherwise be
+/// ignored silently and its default used.
+/// </summary>
+internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOptions>
+{
+    private readonly IConfiguration? _configuration;
+
+    public BackupOptionsValidator(IConfiguration? configuration = null) => _configuration = configuration;
+
+    public ValidateOptionsResult Validate(string? name, BackupOptions options)
+    {
+        var problems = Collect(options, _configuration);
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+
+    /// <summary>Every problem found, one sentence each, in a stable order.</summary>
+    public static List<string> Collect(BackupOptions o, IConfiguration? configuration)
+    {
+        var p = new List<string>();
+        if (configuration is not null)
+        {
+            p.AddRange(UnknownKeys(configuration.GetSection(BackupOptions.SectionName), typeof(BackupOptions)));
+        }
+
+        const string B = BackupOptions.SectionName;
+        if (!NodeNameRegex().IsMatch(o.NodeName ?? ""))
+        {
+            p.Add($"{B}:{nameof(o.NodeName)} must be 1-63 letters, digits, '.', '-' or '_': '{o.NodeName}'");
+        }
+
+        CheckLocalRoot(o.LocalRoot, p);
+
+        CheckKind($"{B}:{nameof(o.Wal)}", o.Wal, p);
+        CheckAbsolute($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.Directory)}", o.Wal.Directory, p);
+        CheckPlainFileName($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.ActiveFile)}", o.Wal.ActiveFile, p);
+        if (string.IsNullOrWhiteSpace(o.Wal.SegmentPattern) || o.Wal.SegmentPattern.Contains('/', StringComparison.Ordinal))
+        {
+            p.Add($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.SegmentPattern)} must be a file-name glob such as 'orders_*.wal': '{o.Wal.SegmentPattern}'");
+        }
+
+        CheckKind($"{B}:{nameof(o.Config)}", o.Config, p);
+        CheckAbsolute($"{B}:{nameof(o.Config)}:{nameof(o.Config.Root)}", o.Config.Root, p);
+        if (o.Config.Enabled && o.Config.Include.Count == 0)
+        {
+            p.Add($"{B}:{nameof(o.Config)}:{nameof(o.Config.Include)} is empty: list the files to back up, e.g. [\"config.yaml\", \"strategies/*.yaml\"]");
+        }
+
+        CheckGlobs($"{B}:{nameof(o.Config)}:{nameof(o.Config.Include)}", o.Config.Include, p);
+        CheckGlobs($"{B}:{nameof(o.Config)}:{nameof(o.Config.Exclude)}", o.Config.Exclude, p);
+
+        CheckKind($"{B}:{nameof(o.Database)}", o.Database, p);
+        if (o.Database.Enabled && string.IsNullOrWhiteSpace(o.Database.ConnectionString))
+        {
+            p.Add($"{B}:{nameof(o.Database)}:{nameof(o.Database.ConnectionString)} is empty");
+        }
+
+        if (o.Database.BinDirectory is { Length: > 0 } bin && !Directory.Exists(bin))
+        {
+            p.Add($"{B}:{nameof(o.Database)}:{nameof(o.Database.BinDirectory)} does not exist: {bin}");
+        }
+
+        CheckKind($"{B}:{nameof(o.Secrets)}", o.Secrets, p);
+        CheckAbsolute($"{B}:{nameof(o.Secrets)}:{nameof(o.Secrets.Directory)}", o.Secrets.Directory, p);
+
+        CheckS3(o.S3, p);
+        CheckPositive($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.ReconcileInterval)}", o.Replication.ReconcileInterval, p);
+        CheckPositive($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.InitialBackoff)}", o.Replication.InitialBackoff, p);
+        if (o.Replication.MaxBackoff < o.Replication.InitialBackoff)
+        {
+            p.Add($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.MaxBackoff)} must not be shorter than {nameof(o.Replication.InitialBackoff)}");
+        }
+
+        CheckPositive($"{B}:{nameof(o.Restore)}:{nameof(o.Restore.HealthTimeout)}", o.Restore.HealthTimeout, p);
+        if (!o.Restore.HealthUrl.IsAbsoluteUri || o.Restore.HealthUrl.Scheme is not ("http" or "https"))
+        {
+            p.Add($"{B}:{nameof(o.Restore)}:{nameof(o.Restore.HealthUrl)} must be an absolute http(s) URL: {o.Restore.HealthUrl}");
+        }
+
+        if (!o.Http.Url.IsAbsoluteUri || o.Http.Url.Scheme != "http")
+        {
+            p.Add($"{B}:{nameof(o.Http)}:{nameof(o.Http.Url)} must be an absolute http URL such as http://127.0.0.1:9464: {o.Http.Url}");
+        }
+
+        if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(o.Log.Level, ignoreCase: true, out _) && !IsSerilogLevel(o.Log.Level))
+        {
+            p.Add($"{B}:{nameof(o.Log)}:{nameof(o.Log.Level)} must be one of Verbose, Debug, Information, Warning, Error: '{o.Log.Level}'");
+        }
+
+        return p;
+    }
+
+    private static void CheckLocalRoot(string root, List<string> p)
+    {
+        const string Key = $"{BackupOptions.SectionName}:{nameof(BackupOptions.LocalRoot)}";
+        if (string.IsNullOrWhiteSpace(root) || !Path.IsPathFullyQualified(root))
+        {
+            p.Add($"{Key} must be an absolute path: '{root}'");
+            return;
+        }
+
+        if (!Directory.Exists(root))
+        {
+            p.Add($"{Key} does not exist: {root} (create it, mode 0700, owned by the agent's user)");
+            return;
+        }
+
+        // The only reliable test of writability is to write: permissions, read-only mounts and ACLs all count.
+        var probe = Path.Combine(root, string.Create(CultureInfo.InvariantCulture, $".write-probe.{Environment.ProcessId}.tmp"));
+        try
+        {
+            using (File.Create(probe, 1, FileOptions.DeleteOnClose))
+            {
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            p.Add($"{Key} is not writable: {root} ({FirstLine(ex.Message)})");
+        }
+    }
+
+    private static void CheckKind(string key, KindOptions kind, List<string> p)
+    {
+        try
+        {
+            _ = new CronExpression(kind.Schedule ?? "");
+        }
+        catch (FormatException ex)
+        {
+            p.Add($"{key}:{nameof(kind.Schedule)} is not a valid Quartz cron expression '{kind.Schedule}': {FirstLine(ex.Message)} (fields: second minute hour day-of-month month day-of-week, e.g. \"0 0/5 * * * ?\")");
+        }
+
+        CheckPositive($"{key}:{nameof(kind.Retention)}", kind.Retention, p);
+    }
+
+    private static void CheckS3(S3Options s3, List<string> p)
+    {
+        const string Key = $"{BackupOptions.SectionName}:{nameof(BackupOptions.S3)}";
+        if (!s3.Enabled)
+        {
+            return;
+        }
+
+        if (!BucketRegex().IsMatch(s3.Bucket ?? "") || s3.Bucket!.Contains("..", StringComparison.Ordinal))
+        {
+            p.Add($"{Key}:{nameof(s3.Bucket)} is not a valid bucket name (3-63 lower-case letters, digits, '.', '-'): '{s3.Bucket}'");
+        }
+
+        if (s3.ServiceUrl is { } url && (!url.IsAbsoluteUri || url.Scheme is not ("http" or "https")))
+        {
+            p.Add($"{Key}:{nameof(s3.ServiceUrl)} must be an absolute http(s) URL: {url}");
+        }
+
+        if (string.IsNullOrWhiteSpace(s3.Region))
+        {
+            p.Add($"{Key}:{nameof(s3.Region)} is empty");
+        }
+
+        if (s3.PartSizeMiB is < 5 or > 5120)
+        {
+            p.Add($"{Key}:{nameof(s3.PartSizeMiB)} must be between 5 and 5120: {s3.PartSizeMiB}");
+        }
+
+        if (s3.MaxRetries is < 0 or > 20)
+        {
+            p.Add($"{Key}:{nameof(s3.MaxRetries)} must be between 0 and 20: {s3.MaxRetries}");
+        }
+    }
+
+    private static void CheckAbsolute(string key, string path, List<string> p)
+    {
+        if (string.IsNullOrWhiteSpace(path) || !Path.IsPathFullyQualified(path))
+        {
+            p.Add($"{key} must be an absolute path: '{path}'");
+        }
+    }
+
+    private static void CheckPlainFileName(string key, string name, List<string> p)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.IndexOfAny(['/', '\\']) >= 0 || name is "." or "..")
+        {
+            p.Add($"{key} must be a plain file name: '{name}'");
+        }
+    }
+
+    private static void CheckGlobs(string key, IList<string> globs, List<string> p)
+    {
+        for (var i = 0; i < globs.Count; i++)
+        {
+            var g = globs[i];
+            if (string.IsNullOrWhiteSpace(g) || Path.IsPathRooted(g) || g.Split('/').Contains(".."))
+            {
+                p.Add($"{key}:{i} must be a glob relative to the root, without '..': '{g}'");
+            }
+        }
+    }
+
+    private static void CheckPositive(string key, TimeSpan value, List<string> p)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            p.Add($"{key} must be a positive duration such as 7.00:00:00: {value}");
+        }
+    }
+
+    /// <summary>Keys under <paramref name="section"/> that no property of <paramref name="type"/> binds.</summary>
+    internal static IEnumerable<string> UnknownKeys(IConfigurationSection section, Type type)
+    {
+        var properties = type.GetProperties().Where(pr => pr.CanWrite || IsList(pr.PropertyType))
+            .ToDictionary(pr => pr.Name, StringComparer.OrdinalIgnoreCase);
+        foreach (var child in section.GetChildren())
+        {
+            if (!properties.TryGetValue(child.Key, out var property))
+            {
+                var hint = Closest(child.Key, properties.Keys);
+                yield return hint is null
+                    ? $"{child.Path} is not a known setting"
+                    : $"{child.Path} is not a known setting (did you mean {section.Path}:{hint}?)";
+                continue;
+            }
+
+            var t = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (IsList(t) || IsScalar(t))
+            {
+                continue;
+            }
+
+            foreach (var unknown in UnknownKeys(child, t))
+            {
+                yield return unknown;
+            }
+        }
+    }
+
+    private static bool IsList(Type t) => t.IsGenericType && t.GetGenericTypeDefinition() == typeof(IList<>);
+
+    private static bool IsScalar(Type t) => t.IsPrimitive || t.IsEnum || t == typeof(string) || t == typeof(TimeSpan) || t == typeof(Uri) || t == typeof(decimal);
+
+    private static string? Closest(string key, IEnumerable<string> candidates)
+    {
+        string? best = null;
+        var bestDistance = int.MaxValue;
+        foreach (var c in candidates)
+        {
+            var d = Distance(key.ToUpperInvariant(), c.ToUpperInvariant());
+            if (d < bestDistance)
+            {
+                (best, bestDistance) = (c, d);
+            }
+        }
+
+        return bestDistance <= Math.Max(2, key.Length / 3) ? best : null;
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var row = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (var i = 1; i <= a.Length; i++)
+        {
+            var previous = row[0];
+            row[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var current = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), previous + (a[i - 1] == b[j - 1] ? 0 : 1));
+                previous = current;
+            }
+        }
+
+        return row[b.Length];
+    }
+
+    private static bool IsSerilogLevel(string level) =>
+        level is not null && new[] { "Verbose", "Debug", "Information", "Warning", "Error", "Fatal" }.Contains(level, StringComparer.OrdinalIgnoreCase);
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,63}$")]
+    private static partial Regex NodeNameRegex();
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    private static partial Regex BucketRegex();
+}
