@@ -21,6 +21,10 @@ internal static class Format
             : string.Create(CultureInfo.InvariantCulture, $"{value:0.0} {units[unit]}");
     }
 
+    /// <summary>ISO 8601 in UTC to the second, e.g. <c>2026-02-14T12:00:00Z</c>; null stays null.</summary>
+    public static string? IsoUtc(DateTimeOffset? time) =>
+        time?.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
     public static string Age(TimeSpan age)
     {
         if (age < TimeSpan.Zero)

@@ -17,6 +17,8 @@ internal static class Verbs
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        // Output goes to terminals and scripts, never into HTML: keep '+' and quotes readable.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     public static Command Run(VerbContext ctx)
@@ -64,7 +66,7 @@ internal static class Verbs
             {
                 await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(entries.Select(e => new
                 {
-                    e.Kind, e.Target, e.Name, time = e.Time?.ToString("O", CultureInfo.InvariantCulture), e.Size, e.Sha256,
+                    e.Kind, e.Target, e.Name, time = Format.IsoUtc(e.Time), e.Size, e.Sha256,
                 }), Json));
                 return ExitCodes.Success;
             }
@@ -100,7 +102,7 @@ internal static class Verbs
                     kinds.Add(new
                     {
                         kind = k, target = store.Target, count = entries.Count, bytes = total, newest = newest?.Name,
-                        newestTime = newest?.Time?.ToString("O", CultureInfo.InvariantCulture), ageSeconds = age is { } a ? Math.Round(a.TotalSeconds) : (double?)null,
+                        newestTime = Format.IsoUtc(newest?.Time), ageSeconds = age is { } a ? Math.Round(a.TotalSeconds) : (double?)null,
                     });
                     rows.Add([k, store.Target, entries.Count.ToString(CultureInfo.InvariantCulture), Format.Bytes(total), newest?.Name ?? "-", age is { } a2 ? Format.Age(a2) : "-"]);
                 }
@@ -118,7 +120,7 @@ internal static class Verbs
                     uploadBacklog = backlog is null ? null : new
                     {
                         artifacts = backlog.Artifacts, bytes = backlog.Bytes,
-                        oldestEnqueuedAt = backlog.OldestEnqueuedAt?.ToString("O", CultureInfo.InvariantCulture),
+                        oldestEnqueuedAt = Format.IsoUtc(backlog.OldestEnqueuedAt),
                     },
                 }, Json));
                 return ExitCodes.Success;

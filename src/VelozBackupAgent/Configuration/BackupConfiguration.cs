@@ -35,6 +35,7 @@ public static class BackupConfiguration
             throw new BackupConfigurationException(Describe(problems), ex) { Problems = problems };
         }
 
+        ApplyListDefaults(configuration.GetSection(BackupOptions.SectionName), options);
         var found = BackupOptionsValidator.Collect(options, configuration);
         if (found.Count > 0)
         {
@@ -42,6 +43,33 @@ public static class BackupConfiguration
         }
 
         return options;
+    }
+
+    /// <summary>The seeds' configuration file set, used when <c>Backup:Config:Include</c> is not set at all.</summary>
+    public static IReadOnlyList<string> DefaultConfigInclude { get; } = ["config.yaml", "strategies/*.yaml", "risk_limits.yaml", ".env"];
+
+    /// <summary>Used when <c>Backup:Config:Exclude</c> is not set at all (<c>*.secret</c> is excluded regardless).</summary>
+    public static IReadOnlyList<string> DefaultConfigExclude { get; } = ["**/*.secret"];
+
+    // The binder appends to a list that already has items, so list defaults cannot live in the property
+    // initialisers: they are applied here, only when the key is absent.
+    private static void ApplyListDefaults(IConfigurationSection backup, BackupOptions options)
+    {
+        if (!backup.GetSection("Config:Include").GetChildren().Any())
+        {
+            foreach (var glob in DefaultConfigInclude)
+            {
+                options.Config.Include.Add(glob);
+            }
+        }
+
+        if (!backup.GetSection("Config:Exclude").GetChildren().Any())
+        {
+            foreach (var glob in DefaultConfigExclude)
+            {
+                options.Config.Exclude.Add(glob);
+            }
+        }
     }
 
     private static string Describe(IReadOnlyList<string> problems) => string.Join("; ", problems);

@@ -1,0 +1,133 @@
+using Microsoft.Extensions.Configuration;
+using VelozBackupAgent.Configuration;
+
+namespace VelozBackupAgent.Tests.Configuration;
+
+public sealed class BackupOptionsValidatorTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("veloz-opts-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private BackupOptions Load(params (string Key, string? Value)[] settings)
+    {
+        var all = new Dictionary<string, string?> { ["Backup:LocalRoot"] = _root };
+        foreach (var (k, v) in settings)
+        {
+            all[k] = v;
+        }
+
+        return BackupConfiguration.Load(new ConfigurationBuilder().AddInMemoryCollection(all).Build());
+    }
+
+    private string[] Problems(params (string Key, string? Value)[] settings)
+    {
+        var load = () => Load(settings);
+        return load.Should().Throw<BackupConfigurationException>().Which.Problems.ToArray();
+    }
+
+    [Fact]
+    public void Defaults_are_the_seeds_values()
+    {
+        var o = Load();
+        o.Wal.Directory.Should().Be("/var/lib/veloz/wal");
+        o.Wal.Schedule.Should().Be("0 0/5 * * * ?");
+        o.Wal.Retention.Should().Be(TimeSpan.FromDays(7));
+        o.Database.Retention.Should().Be(TimeSpan.FromDays(30));
+        o.S3.Enabled.Should().BeFalse();
+        o.Http.Url.Should().Be(new Uri("http://127.0.0.1:9464"));
+    }
+
+    [Fact]
+    public void The_shipped_appsettings_is_valid_and_matches_the_contract()
+    {
+        var shipped = Path.Combine(AppContext.BaseDirectory, "appsettings.json");
+        var config = new ConfigurationBuilder().AddJsonFile(shipped)
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Backup:LocalRoot"] = _root }).Build();
+        var o = BackupConfiguration.Load(config);
+        o.Config.Include.Should().Equal("config.yaml", "strategies/*.yaml", "risk_limits.yaml", ".env");
+        o.Secrets.Recipients.Should().Equal("veloz-backup@example.com");
+    }
+
+    [Fact]
+    public void A_misspelt_key_is_named_with_a_suggestion()
+    {
+        Problems(("Backup:Wal:Directry", "/x")).Should().ContainSingle()
+            .Which.Should().Be("Backup:Wal:Directry is not a known setting (did you mean Backup:Wal:Directory?)");
+    }
+
+    [Fact]
+    public void An_unknown_section_is_named()
+    {
+        Problems(("Backup:Vault:Token", "x")).Should().ContainSingle().Which.Should().StartWith("Backup:Vault is not a known setting");
+    }
+
+    [Fact]
+    public void A_value_that_does_not_convert_names_its_key()
+    {
+        Problems(("Backup:Wal:Retention", "7 days")).Should().ContainSingle().Which.Should().Contain("Backup:Wal:Retention");
+    }
+
+    [Fact]
+    public void An_invalid_cron_expression_is_named()
+    {
+        Problems(("Backup:Database:Schedule", "*/5 * * * *")).Should().ContainSingle()
+            .Which.Should().StartWith("Backup:Database:Schedule is not a valid Quartz cron expression '*/5 * * * *'");
+    }
+
+    [Fact]
+    public void A_missing_local_root_is_named()
+    {
+        Problems(("Backup:LocalRoot", "/nonexistent/veloz-backup")).Should().ContainSingle()
+            .Which.Should().StartWith("Backup:LocalRoot does not exist: /nonexistent/veloz-backup");
+    }
+
+    [Fact]
+    public void A_relative_local_root_is_named()
+    {
+        Problems(("Backup:LocalRoot", "backup")).Should().ContainSingle().Which.Should().StartWith("Backup:LocalRoot must be an absolute path");
+    }
+
+    [Fact]
+    public void An_unwritable_local_root_is_named()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        // /proc refuses new files even to root, which is what the agent often runs as in tests.
+        Problems(("Backup:LocalRoot", "/proc")).Should().ContainSingle().Which.Should().StartWith("Backup:LocalRoot is not writable: /proc");
+    }
+
+    [Fact]
+    public void Every_problem_is_reported_at_once()
+    {
+        var problems = Problems(
+            ("Backup:Wal:Retention", "-1.00:00:00"),
+            ("Backup:S3:Enabled", "true"),
+            ("Backup:S3:Bucket", "Not_A_Bucket"),
+            ("Backup:S3:PartSizeMiB", "1"),
+            ("Backup:Config:Include:0", "../etc/passwd"),
+            ("Backup:NodeName", "node/1"));
+        problems.Should().HaveCount(5);
+        problems.Should().Contain(p => p.StartsWith("Backup:Wal:Retention", StringComparison.Ordinal));
+        problems.Should().Contain(p => p.StartsWith("Backup:S3:Bucket", StringComparison.Ordinal));
+        problems.Should().Contain(p => p.StartsWith("Backup:S3:PartSizeMiB", StringComparison.Ordinal));
+        problems.Should().Contain(p => p.StartsWith("Backup:Config:Include:0", StringComparison.Ordinal));
+        problems.Should().Contain(p => p.StartsWith("Backup:NodeName", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void S3_settings_are_only_checked_when_S3_is_enabled()
+    {
+        var o = Load(("Backup:S3:Bucket", "Not_A_Bucket"));
+        o.S3.Bucket.Should().Be("Not_A_Bucket");
+    }
+
+    [Fact]
+    public void Keys_are_case_insensitive_like_the_rest_of_dotnet_configuration()
+    {
+        Load(("backup:wal:directory", "/srv/wal")).Wal.Directory.Should().Be("/srv/wal");
+    }
+}
