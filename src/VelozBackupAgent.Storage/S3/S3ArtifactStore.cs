@@ -631,7 +631,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
             {
                 await _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _options.Bucket, Key = key }, CancellationToken.None);
             }
-            catch (Exception deleteError) when (deleteError is AmazonClientException or AmazonServiceException or HttpRequestException or IOException)
+            catch (Exception deleteError) when (deleteError is AmazonClientException or AmazonServiceException or HttpRequestException or IOException or OperationCanceledException)
             {
                 LogCleanupFailed(_logger, "delete the unverified object", _options.Bucket, key, S3Calls.OneLine(deleteError));
             }
@@ -759,7 +759,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
                 new AbortMultipartUploadRequest { BucketName = _options.Bucket, Key = key, UploadId = uploadId }, CancellationToken.None);
             LogAborted(_logger, _options.Bucket, key, S3Calls.OneLine(cause));
         }
-        catch (Exception e) when (e is AmazonClientException or AmazonServiceException or HttpRequestException or IOException)
+        catch (Exception e) when (e is AmazonClientException or AmazonServiceException or HttpRequestException or IOException or OperationCanceledException)
         {
             // AbortStaleUploadsAsync sweeps what is left.
             LogCleanupFailed(_logger, "abort the multipart upload", _options.Bucket, key, S3Calls.OneLine(e));

@@ -50,10 +50,6 @@ public sealed class GeneratedStream : Stream
 
         var limit = _failAfter >= 0 ? Math.Min(_length, _failAfter) : _length;
         var n = (int)Math.Min(buffer.Length, limit - _position);
-        if (n <= 0 && _failAfter >= 0 && _failAfter < _length)
-        {
-            throw new IOException($"generated failure after {_failAfter} bytes");
-        }
 
         Span<byte> word = stackalloc byte[8];
         for (var i = 0; i < n; i++)
@@ -67,8 +63,8 @@ public sealed class GeneratedStream : Stream
             buffer[i] = word[(int)(p % 8)];
         }
 
-        _position += Math.Max(n, 0);
-        return Math.Max(n, 0);
+        _position += n;
+        return n;
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>

@@ -22,7 +22,7 @@ public sealed class S3rverFixture : IAsyncLifetime
 }
 
 /// <summary>The S3 store against a real s3rver process.</summary>
-public sealed class S3ArtifactStoreTests : IClassFixture<S3rverFixture>, IDisposable
+public sealed class S3ArtifactStoreTests : IClassFixture<S3rverFixture>, IAsyncLifetime
 {
     private const int Part = S3StoreOptions.MinPartSizeBytes;
 
@@ -36,10 +36,15 @@ public sealed class S3ArtifactStoreTests : IClassFixture<S3rverFixture>, IDispos
         _server = fixture.Server;
         _output = output;
         _client = _server.CreateClient();
-        _client.PutBucketAsync(_bucket).GetAwaiter().GetResult();
     }
 
-    public void Dispose() => _client.Dispose();
+    public async Task InitializeAsync() => await _client.PutBucketAsync(_bucket);
+
+    public Task DisposeAsync()
+    {
+        _client.Dispose();
+        return Task.CompletedTask;
+    }
 
     private S3ArtifactStore Store(Action<S3StoreOptions>? configure = null)
     {
@@ -105,7 +110,7 @@ public sealed class S3ArtifactStoreTests : IClassFixture<S3rverFixture>, IDispos
     }
 
     [Fact]
-    public async Task List_shows_only_objects_with_sidecars_of_that_kind_across_pages()
+    public async Task List_shows_only_objects_with_sidecars_of_that_kind_and_node()
     {
         var store = Store();
         await store.WriteAsync("config", "config_20260101_000000.tar.gz", new GeneratedStream(10));
