@@ -61,8 +61,10 @@ internal sealed class AgentContext : IAsyncDisposable
     /// </summary>
     /// <param name="configPath">--config FILE, or null to search the usual places.</param>
     /// <param name="overrides">Command-line overrides such as <c>--Backup:LocalRoot=/x</c>.</param>
-    /// <param name="daemon">True for <c>run</c>: logs go to stdout at the configured level; otherwise warnings and errors to stderr.</param>
-    public static AgentContext Create(string? configPath, IReadOnlyList<string> overrides, bool daemon)
+    /// <param name="daemon">True for <c>run</c>: logs go to the console at the configured level.</param>
+    /// <param name="verbose">For one-shot verbs: log lines also go to stderr (otherwise only to the log file,
+    /// so a failure prints exactly one line).</param>
+    public static AgentContext Create(string? configPath, IReadOnlyList<string> overrides, bool daemon, bool verbose = false)
     {
         var path = ResolveConfigPath(configPath);
         var builder = new ConfigurationBuilder();
@@ -73,7 +75,7 @@ internal sealed class AgentContext : IAsyncDisposable
 
         var configuration = builder.AddEnvironmentVariables().AddCommandLine(overrides.ToArray()).Build();
         var options = BackupConfiguration.Load(configuration);
-        var serilog = CreateSerilog(options.Log, daemon);
+        var serilog = CreateSerilog(options.Log, daemon, verbose);
         return new AgentContext(options, configuration, serilog, path);
     }
 
@@ -102,7 +104,7 @@ internal sealed class AgentContext : IAsyncDisposable
         return File.Exists(beside) ? beside : null;
     }
 
-    private static Serilog.Core.Logger CreateSerilog(LogOptions log, bool daemon)
+    private static Serilog.Core.Logger CreateSerilog(LogOptions log, bool daemon, bool verbose)
     {
         var level = ParseLevel(log.Level);
         var config = new LoggerConfiguration().MinimumLevel.Is(level < LogEventLevel.Information ? level : LogEventLevel.Information);
@@ -114,11 +116,10 @@ internal sealed class AgentContext : IAsyncDisposable
             config.WriteTo.Console(restrictedToMinimumLevel: level,
                 outputTemplate: underSystemd ? "{Level:u3} {Message:lj}{NewLine}{Exception}" : ConsoleTemplate);
         }
-        else
+        else if (verbose)
         {
-            // One-shot verbs print their results on stdout; only warnings and errors go to stderr.
-            config.WriteTo.Console(restrictedToMinimumLevel: LogEventLevel.Warning, outputTemplate: ConsoleTemplate,
-                standardErrorFromLevel: LogEventLevel.Verbose);
+            // One-shot verbs print results on stdout; with --verbose the log lines go to stderr too.
+            config.WriteTo.Console(restrictedToMinimumLevel: level, outputTemplate: ConsoleTemplate, standardErrorFromLevel: LogEventLevel.Verbose);
         }
 
         if (!string.IsNullOrWhiteSpace(log.File))

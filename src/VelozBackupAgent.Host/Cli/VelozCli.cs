@@ -38,9 +38,15 @@ internal static class VelozCli
             "to a local store and S3, and restores them.\n" +
             "Any setting can be overridden as --Backup:<Key>=<value> (e.g. --Backup:LocalRoot=/srv/backup) or Backup__<Key> in the environment.\n" +
             "Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration, 3 verify found a failing check.");
+        var verboseOption = new Option<bool>("--verbose", "-v")
+        {
+            Description = "Also print log lines on stderr (they always go to the log file)",
+            Recursive = true,
+        };
         root.Options.Add(configOption);
+        root.Options.Add(verboseOption);
 
-        var commands = new VerbContext(configOption, overrides, stdout, stderr);
+        var commands = new VerbContext(configOption, verboseOption, overrides, stdout, stderr);
         root.Subcommands.Add(Verbs.Run(commands));
         root.Subcommands.Add(Verbs.List(commands));
         root.Subcommands.Add(Verbs.Status(commands));
@@ -96,7 +102,7 @@ internal static class VelozCli
 }
 
 /// <summary>What every verb's action shares: how to build the agent and where to write.</summary>
-internal sealed class VerbContext(Option<string?> configOption, IReadOnlyList<string> overrides, TextWriter stdout, TextWriter stderr)
+internal sealed class VerbContext(Option<string?> configOption, Option<bool> verboseOption, IReadOnlyList<string> overrides, TextWriter stdout, TextWriter stderr)
 {
     public TextWriter Out { get; } = stdout;
     public TextWriter Error { get; } = stderr;
@@ -110,7 +116,7 @@ internal sealed class VerbContext(Option<string?> configOption, IReadOnlyList<st
         AgentContext? agent = null;
         try
         {
-            agent = AgentContext.Create(parse.GetValue(configOption), overrides, daemon);
+            agent = AgentContext.Create(parse.GetValue(configOption), overrides, daemon, parse.GetValue(verboseOption));
             return await body(agent);
         }
         catch (BackupConfigurationException ex)
@@ -147,5 +153,11 @@ internal sealed class VerbContext(Option<string?> configOption, IReadOnlyList<st
         }
     }
 
-    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+    private static string FirstLine(string message)
+    {
+        var line = message.Split('\n')[0].Trim();
+        // ArgumentException appends " (Parameter 'x')", which means nothing to an operator.
+        var parameter = line.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        return parameter > 0 ? line[..parameter] : line;
+    }
 }

@@ -91,11 +91,24 @@ internal static class Verbs
             var now = agent.Time.GetUtcNow();
             var kinds = new List<object>();
             var rows = new List<string[]>();
+            var storeErrors = new List<object>();
             foreach (var store in agent.Stores)
             {
                 foreach (var k in BackupKinds.All)
                 {
-                    var entries = await BackupCatalog.ListAsync(store, k, ct);
+                    IReadOnlyList<CatalogEntry> entries;
+                    try
+                    {
+                        entries = await BackupCatalog.ListAsync(store, k, ct);
+                    }
+                    catch (StoreException ex)
+                    {
+                        // One unusable store must not hide what the other holds: report it and go on.
+                        storeErrors.Add(new { target = store.Target, error = ex.Message });
+                        rows.Add(["*", store.Target, "-", "-", $"ERROR: {ex.Message}", "-"]);
+                        break;
+                    }
+
                     var newest = entries.FirstOrDefault(e => e.Time is not null) ?? (entries.Count > 0 ? entries[0] : null);
                     var age = newest?.Time is { } t ? now - t : (TimeSpan?)null;
                     var total = entries.Sum(e => e.Size);
@@ -117,6 +130,7 @@ internal static class Verbs
                     localRoot = agent.Local.Root,
                     s3 = agent.Options.S3.Enabled ? new { bucket = agent.Options.S3.Bucket } : null,
                     kinds,
+                    errors = storeErrors,
                     uploadBacklog = backlog is null ? null : new
                     {
                         artifacts = backlog.Artifacts, bytes = backlog.Bytes,
@@ -137,7 +151,7 @@ internal static class Verbs
                 await ctx.Out.WriteLineAsync("S3 replication: disabled (Backup:S3:Enabled is false)");
             }
 
-            return ExitCodes.Success;
+            return storeErrors.Count > 0 ? ExitCodes.Failed : ExitCodes.Success;
         }));
         return command;
     }

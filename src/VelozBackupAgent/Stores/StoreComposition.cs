@@ -1,16 +1,35 @@
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.S3;
 
 namespace VelozBackupAgent.Stores;
 
 /// <summary>Builds the stores from configuration in one place, so wrappers are composed once.</summary>
 public static class StoreComposition
 {
-    /// <summary>The S3 replica under <c>&lt;NodeName&gt;/&lt;kind&gt;/</c>; credentials from the AWS default chain.</summary>
-    public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory)
+    /// <summary>The store options for <c>Backup:S3</c>: keys under <c>&lt;NodeName&gt;/&lt;kind&gt;/</c>.</summary>
+    public static S3StoreOptions S3StoreOptionsFrom(BackupOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        throw new NotSupportedException("S3 store not merged yet");
+        return new S3StoreOptions
+        {
+            Bucket = options.S3.Bucket,
+            Prefix = options.NodeName,
+            ServiceUrl = options.S3.ServiceUrl?.ToString().TrimEnd('/'),
+            Region = options.S3.Region,
+            ForcePathStyle = options.S3.ForcePathStyle,
+            ChunkedUpload = options.S3.ChunkedUpload,
+            PartSizeBytes = options.S3.PartSizeMiB * 1024 * 1024,
+            MaxRetries = options.S3.MaxRetries,
+            VerifyEtag = options.S3.VerifyEtag,
+        };
+    }
+
+    /// <summary>The S3 replica; credentials from the AWS default chain (environment, profile, instance role).</summary>
+    public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        return new S3ArtifactStore(S3StoreOptionsFrom(options), loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider);
     }
 }

@@ -1,4 +1,4 @@
-using VelozBackupAgent.IntegrationTests.Support;
+using VelozBackupAgent.IntegrationTests.Infrastructure;
 
 namespace VelozBackupAgent.IntegrationTests.Cli;
 
@@ -109,5 +109,94 @@ public sealed class CliTests : IDisposable
             await ChildProcess.RunAsync("umount", [mount]);
             Directory.Delete(mount, recursive: true);
         }
+    }
+}
+
+/// <summary>The CLI's S3 failures: one line each, exit 1, nothing local harmed.</summary>
+public sealed class CliS3Tests(Stores.S3rverFixture fixture) : IClassFixture<Stores.S3rverFixture>, IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("veloz-cli-s3-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private Dictionary<string, string?> Env(string bucket, string? serviceUrl = null, string key = "S3RVER") => new()
+    {
+        ["Backup__LocalRoot"] = _root,
+        ["Backup__S3__Enabled"] = "true",
+        ["Backup__S3__Bucket"] = bucket,
+        ["Backup__S3__ServiceUrl"] = serviceUrl ?? fixture.Server.ServiceUrl,
+        ["Backup__S3__ForcePathStyle"] = "true",
+        ["Backup__S3__ChunkedUpload"] = "false",
+        ["Backup__S3__MaxRetries"] = "1",
+        ["AWS_ACCESS_KEY_ID"] = key,
+        ["AWS_SECRET_ACCESS_KEY"] = "S3RVER",
+        ["AWS_REGION"] = "us-east-1",
+        ["AWS_EC2_METADATA_DISABLED"] = "true",
+    };
+
+    private async Task<string> ImportAsync(Dictionary<string, string?> env)
+    {
+        var file = Path.Combine(_root, "veloz_20260214_020000.dump");
+        await File.WriteAllTextAsync(file, "dump bytes");
+        var r = await VelozBackupBinary.RunAsync(["import", "database", file], env);
+        r.ExitCode.Should().Be(0, "a local backup never depends on S3: " + r.StdErr);
+        File.Delete(file);
+        return Path.Combine(_root, "database", "veloz_20260214_020000.dump");
+    }
+
+    [Fact]
+    public async Task Replicate_copies_the_queue_and_list_shows_both_targets()
+    {
+        var bucket = "cli-" + Guid.NewGuid().ToString("N")[..10];
+        await fixture.Server.CreateBucketAsync(bucket);
+        var env = Env(bucket);
+        await ImportAsync(env);
+
+        var r = await VelozBackupBinary.RunAsync(["replicate"], env);
+        r.ExitCode.Should().Be(0, r.StdErr);
+        r.StdOut.Should().StartWith("replicated 1,");
+
+        var list = await VelozBackupBinary.RunAsync(["list", "database"], env);
+        list.StdOut.Should().Contain("local").And.Contain("s3");
+    }
+
+    [Fact]
+    public async Task A_missing_bucket_is_one_line_and_exit_1_and_the_local_artifact_stays_queued()
+    {
+        var env = Env("no-such-bucket-" + Guid.NewGuid().ToString("N")[..8]);
+        var artifact = await ImportAsync(env);
+
+        var r = await VelozBackupBinary.RunAsync(["replicate"], env);
+
+        r.ExitCode.Should().Be(1);
+        r.ErrorLines.Should().ContainSingle().Which.Should().Contain("does not exist");
+        File.Exists(artifact).Should().BeTrue();
+        (await VelozBackupBinary.RunAsync(["status", "--json"], env)).StdOut.Should().Contain("\"artifacts\": 1");
+    }
+
+    [Fact]
+    public async Task Unreachable_S3_is_one_line_and_exit_1()
+    {
+        var env = Env("veloz-backups", "http://127.0.0.1:1");
+        await ImportAsync(env);
+
+        var r = await VelozBackupBinary.RunAsync(["replicate"], env);
+
+        r.ExitCode.Should().Be(1);
+        r.ErrorLines.Should().ContainSingle().Which.Should().Contain("unreachable");
+    }
+
+    [Fact]
+    public async Task Wrong_credentials_are_one_line_and_exit_1()
+    {
+        var bucket = "cred-" + Guid.NewGuid().ToString("N")[..10];
+        await fixture.Server.CreateBucketAsync(bucket);
+        var env = Env(bucket, key: "WRONGKEY");
+        await ImportAsync(env);
+
+        var r = await VelozBackupBinary.RunAsync(["replicate", "--reconcile"], env);
+
+        r.ExitCode.Should().Be(1);
+        r.ErrorLines.Should().ContainSingle().Which.Should().MatchRegex("(?i)credentials|access");
     }
 }

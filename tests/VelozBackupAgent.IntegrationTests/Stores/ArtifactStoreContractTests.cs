@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using VelozBackupAgent.IntegrationTests.Support;
+using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.IntegrationTests.Stores;

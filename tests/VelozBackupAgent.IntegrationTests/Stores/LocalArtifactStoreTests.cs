@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using VelozBackupAgent.IntegrationTests.Support;
+using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Checksums;
 using VelozBackupAgent.Storage.Local;

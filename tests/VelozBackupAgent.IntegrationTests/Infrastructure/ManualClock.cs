@@ -1,4 +1,4 @@
-namespace VelozBackupAgent.IntegrationTests.Support;
+namespace VelozBackupAgent.IntegrationTests.Infrastructure;
 
 /// <summary>A clock the test moves by hand.</summary>
 public sealed class ManualClock(DateTimeOffset start) : TimeProvider

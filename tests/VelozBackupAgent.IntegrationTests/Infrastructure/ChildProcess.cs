@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace VelozBackupAgent.IntegrationTests.Support;
+namespace VelozBackupAgent.IntegrationTests.Infrastructure;
 
 /// <summary>The result of a child process run to completion.</summary>
 public sealed record ProcessResult(int ExitCode, string StdOut, string StdErr)

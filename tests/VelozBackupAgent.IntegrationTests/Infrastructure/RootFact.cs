@@ -1,4 +1,4 @@
-namespace VelozBackupAgent.IntegrationTests.Support;
+namespace VelozBackupAgent.IntegrationTests.Infrastructure;
 
 /// <summary>A test that needs root (e.g. to mount a tiny tmpfs for a real full disk). CI runs as root.</summary>
 public sealed class RootFactAttribute : FactAttribute

@@ -1,0 +1,104 @@
+namespace VelozBackupAgent.Storage.S3;
+
+/// <summary>
+/// Where and how <see cref="S3ArtifactStore"/> keeps artifacts (configuration section <c>Backup:S3</c>).
+/// Credentials are deliberately not here: they come from the AWS default chain (environment
+/// <c>AWS_ACCESS_KEY_ID</c>/<c>AWS_SECRET_ACCESS_KEY</c>, profile, instance role).
+/// </summary>
+public sealed class S3StoreOptions
+{
+    /// <summary>The smallest part S3 accepts in a multipart upload (except the last part): 5 MiB.</summary>
+    public const int MinPartSizeBytes = 5 * 1024 * 1024;
+
+    /// <summary>The largest part S3 accepts: 5 GiB (and a part is held in memory, so keep it far below).</summary>
+    public const long MaxPartSizeBytes = 5L * 1024 * 1024 * 1024;
+
+    /// <summary>The bucket. Required.</summary>
+    public string Bucket { get; set; } = "";
+
+    /// <summary>
+    /// Key prefix, normally the node name: artifacts are stored as <c>&lt;Prefix&gt;/&lt;kind&gt;/&lt;name&gt;</c>.
+    /// Required; no leading or trailing '/'.
+    /// </summary>
+    public string Prefix { get; set; } = "";
+
+    /// <summary>Endpoint of an S3-compatible store (e.g. <c>http://127.0.0.1:4569</c>); <c>null</c> (default) means AWS.</summary>
+    public string? ServiceUrl { get; set; }
+
+    /// <summary>AWS region, also used to sign requests to an S3-compatible store. Default <c>us-east-1</c>.</summary>
+    public string Region { get; set; } = "us-east-1";
+
+    /// <summary>Path-style addressing (<c>http://host/bucket/key</c>); most S3-compatible stores need it. Default <c>false</c>.</summary>
+    public bool ForcePathStyle { get; set; }
+
+    /// <summary>
+    /// Send uploads with <c>aws-chunked</c> signed payloads (the AWS SDK's default). Default <c>true</c>, right for AWS.
+    /// Must be <c>false</c> for s3rver and other S3-compatible stores over http that store the chunk framing as
+    /// object data; the store detects that after upload and refuses, so a wrong setting cannot go unnoticed.
+    /// </summary>
+    public bool ChunkedUpload { get; set; } = true;
+
+    /// <summary>
+    /// Size of each multipart part, and the threshold below which one PutObject is used. Default 16 MiB,
+    /// minimum 5 MiB. At most two parts are held in memory at a time.
+    /// </summary>
+    public int PartSizeBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Retries of a transient failure (network, 5xx, throttling) per request, with exponential backoff and jitter. Default 5.</summary>
+    public int MaxRetries { get; set; } = 5;
+
+    /// <summary>
+    /// Compare the ETag S3 returns for each part / single put with the MD5 of the bytes sent. Default <c>true</c>.
+    /// Turn off for buckets whose ETag is not an MD5 of the content (SSE-KMS or SSE-C encryption);
+    /// size and SHA-256 are verified regardless.
+    /// </summary>
+    public bool VerifyEtag { get; set; } = true;
+
+    /// <summary>First retry delay (doubles per attempt, with jitter). Internal so tests can make it small.</summary>
+    internal TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest delay between retries.</summary>
+    internal TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Objects up to this size get their checksum metadata by one server-side CopyObject; larger ones by a
+    /// multipart copy (S3 limits CopyObject to 5 GiB). Internal so tests can exercise the multipart copy.
+    /// </summary>
+    internal long MaxSingleCopyBytes { get; set; } = MaxPartSizeBytes;
+
+    /// <summary>Throws <see cref="ArgumentException"/> with a message naming the bad setting.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Bucket))
+        {
+            throw new ArgumentException("Backup:S3:Bucket is required", nameof(Bucket));
+        }
+
+        if (string.IsNullOrWhiteSpace(Prefix) || Prefix.StartsWith('/') || Prefix.EndsWith('/') || Prefix.Contains("//", StringComparison.Ordinal)
+            || !Prefix.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or '/'))
+        {
+            throw new ArgumentException(
+                $"Backup:S3 prefix '{Prefix}' must be a non-empty key prefix of letters, digits, '.', '-', '_' and inner '/'", nameof(Prefix));
+        }
+
+        if (ServiceUrl is not null && !Uri.TryCreate(ServiceUrl, UriKind.Absolute, out _))
+        {
+            throw new ArgumentException($"Backup:S3:ServiceUrl '{ServiceUrl}' is not an absolute URL", nameof(ServiceUrl));
+        }
+
+        if (string.IsNullOrWhiteSpace(Region))
+        {
+            throw new ArgumentException("Backup:S3:Region is required", nameof(Region));
+        }
+
+        if (PartSizeBytes < MinPartSizeBytes)
+        {
+            throw new ArgumentException($"Backup:S3:PartSizeBytes {PartSizeBytes} is below the S3 minimum of {MinPartSizeBytes} (5 MiB)", nameof(PartSizeBytes));
+        }
+
+        if (MaxRetries < 0)
+        {
+            throw new ArgumentException($"Backup:S3:MaxRetries {MaxRetries} must not be negative", nameof(MaxRetries));
+        }
+    }
+}
