@@ -1,0 +1,59 @@
+using System.Globalization;
+
+namespace VelozBackupAgent.Sources;
+
+/// <summary>
+/// One run per kind across processes: an exclusive lock (flock, through <see cref="FileShare.None"/>) on
+/// <c>&lt;state&gt;/locks/&lt;kind&gt;.lock</c>, held for the run. The daemon's scheduled job and a
+/// <c>veloz-backup backup</c> from a terminal therefore never write the same kind at once. The kernel drops
+/// the lock when the holder dies, so a crash never leaves a stale lock behind.
+/// </summary>
+public sealed class KindLock : IDisposable
+{
+    private readonly FileStream _file;
+
+    private KindLock(FileStream file) => _file = file;
+
+    /// <summary>Takes the lock, or returns null (and the holder's pid when known) when another run holds it.</summary>
+    public static KindLock? TryAcquire(string stateDirectory, string kind, out int? holderPid)
+    {
+        holderPid = null;
+        var directory = Path.Combine(stateDirectory, "locks");
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(directory);
+        }
+        else
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        var path = Path.Combine(directory, kind + ".lock");
+        try
+        {
+            var file = new FileStream(path, options);
+            file.SetLength(0);
+            var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
+            file.Write(pid);
+            file.Flush();
+            return new KindLock(file);
+        }
+        catch (IOException)
+        {
+            try
+            {
+                holderPid = int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : null;
+            }
+            catch (IOException)
+            {
+                // Unreadable while held: the pid is only a courtesy.
+            }
+
+            return null;
+        }
+    }
+
+    public void Dispose() => _file.Dispose();
+}
