@@ -4,6 +4,7 @@ using Serilog;
 using Serilog.Events;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
+using VelozBackupAgent.Sources;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Stores;
@@ -39,6 +40,7 @@ internal sealed class AgentContext : IAsyncDisposable
         }
 
         Repository = new BackupRepository(Local, Replicator);
+        Runner = new BackupRunner(BackupSources.Create(options, Repository, Time, LoggerFactory), options.StateDirectory, Time, LoggerFactory.CreateLogger<BackupRunner>());
     }
 
     public BackupOptions Options { get; }
@@ -51,6 +53,9 @@ internal sealed class AgentContext : IAsyncDisposable
     public UploadQueue Queue { get; }
     public Replicator? Replicator { get; }
     public BackupRepository Repository { get; }
+
+    /// <summary>Runs the enabled backup kinds (one at a time per kind, across processes too).</summary>
+    public BackupRunner Runner { get; }
 
     /// <summary>The stores a verb may read: local first, then the replica when configured.</summary>
     public IEnumerable<IArtifactStore> Stores => Remote is null ? [Local] : [Local, Remote];

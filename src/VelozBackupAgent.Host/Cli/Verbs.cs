@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Storage;
@@ -23,21 +22,70 @@ internal static class Verbs
 
     public static Command Run(VerbContext ctx)
     {
-        var command = new Command("run", "Run the agent as a daemon (the systemd service): replication now; schedules and the file watchers as they land.");
+        var command = new Command("run", "Run the agent as a daemon (the systemd service): scheduled backups of every enabled kind, file watchers, catch-up of missed runs at start-up, S3 replication.");
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: true, async agent =>
         {
-            var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-            builder.Services.AddSingleton(agent);
-            builder.Services.AddHostedService<Daemon.StartupService>();
-            if (agent.Replicator is not null)
-            {
-                builder.Services.AddHostedService<Daemon.ReplicationService>();
-            }
-
-            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
-            using var host = builder.Build();
+            using var host = Daemon.DaemonHost.Build(agent);
             await host.RunAsync(ct);
             return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    public static Command Backup(VerbContext ctx)
+    {
+        var kind = new Argument<string>("kind") { Description = "wal, config, database, secrets or all" };
+        var noUpload = new Option<bool>("--no-upload") { Description = "Only write the local store; leave the copies to S3 to the daemon's queue" };
+        var command = new Command("backup", "Back up one kind (or all) now, the same way the daemon's schedule does; then copy the new artifacts to S3 when it is enabled.") { kind, noUpload };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            var requested = parse.GetValue(kind)!;
+            var kinds = requested == "all"
+                ? agent.Runner.Sources.Select(s => s.Kind).ToList()
+                : KindsFrom(requested).ToList();
+            if (kinds.Count == 0)
+            {
+                throw new ArgumentException("every backup kind is disabled in the configuration (Backup:<Kind>:Enabled)");
+            }
+
+            foreach (var k in kinds.Where(k => !agent.Runner.Has(k)))
+            {
+                throw new ArgumentException($"backup kind {k} is disabled: set Backup:{char.ToUpperInvariant(k[0])}{k[1..]}:Enabled to true");
+            }
+
+            var results = new List<Sources.BackupRunResult>();
+            foreach (var k in kinds)
+            {
+                results.Add(await agent.Runner.RunAsync(k, Sources.BackupTrigger.Manual, ct));
+            }
+
+            ct.ThrowIfCancellationRequested();
+            var rows = results.Select(r => new[]
+            {
+                r.Kind, r.Outcome.ToString().ToLowerInvariant(),
+                r.Artifacts.Count switch { 0 => "-", 1 => r.Artifacts[0].Name, _ => $"{r.Artifacts.Count} artifacts" },
+                Format.Bytes(r.Bytes), r.Duration.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture) + " s",
+                r.Detail ?? "",
+            });
+            await Format.TableAsync(ctx.Out, ["KIND", "OUTCOME", "ARTIFACT", "SIZE", "TIME", "DETAIL"], rows);
+
+            foreach (var failed in results.Where(r => r.Outcome is Sources.BackupOutcome.Failed or Sources.BackupOutcome.Busy))
+            {
+                await ctx.Error.WriteLineAsync($"veloz-backup: backup {failed.Kind} {failed.Outcome.ToString().ToLowerInvariant()}: {failed.Detail}");
+            }
+
+            if (agent.Replicator is not null && !parse.GetValue(noUpload) && results.Any(r => r.Artifacts.Count > 0))
+            {
+                // The local backup is done and counts; S3 trouble is reported but does not fail it.
+                var pass = await agent.Replicator.DrainAsync(ct);
+                var line = string.Create(CultureInfo.InvariantCulture,
+                    $"S3: replicated {pass.Uploaded}, failed {pass.Failed}; backlog {pass.Backlog.Artifacts} artifacts, {Format.Bytes(pass.Backlog.Bytes)}");
+                await (pass.Failed > 0 ? ctx.Error : ctx.Out).WriteLineAsync(pass.Failed > 0
+                    ? $"veloz-backup: warning: {line} (queued; the daemon or `veloz-backup replicate` retries): {agent.Replicator.LastError}"
+                    : line);
+            }
+
+            return results.Any(r => r.Outcome is Sources.BackupOutcome.Failed or Sources.BackupOutcome.Busy) ? ExitCodes.Failed : ExitCodes.Success;
         }));
         return command;
     }

@@ -15,6 +15,12 @@ public sealed class BackupOptions
     /// <summary>The primary store, laid out as <c>&lt;LocalRoot&gt;/{wal,config,database,secrets}</c>. Default <c>/backup</c>.</summary>
     public string LocalRoot { get; set; } = "/backup";
 
+    /// <summary>
+    /// After a stop request, how long a running backup may go on to finish before it is aborted (an aborted
+    /// backup leaves no partial artifact). Default 20 s; systemd's TimeoutStopSec must be longer.
+    /// </summary>
+    public TimeSpan StopGrace { get; set; } = TimeSpan.FromSeconds(20);
+
     public WalOptions Wal { get; set; } = new();
     public ConfigBackupOptions Config { get; set; } = new();
     public DatabaseOptions Database { get; set; } = new();

@@ -40,6 +40,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         }
 
         CheckLocalRoot(o.LocalRoot, p);
+        CheckPositive($"{B}:{nameof(o.StopGrace)}", o.StopGrace, p);
 
         CheckKind($"{B}:{nameof(o.Wal)}", o.Wal, p);
         CheckAbsolute($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.Directory)}", o.Wal.Directory, p);

@@ -36,6 +36,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
     private readonly Task _errorPump;
     private readonly List<string> _errorLines = [];
     private Task? _inputPump;
+    private volatile bool _killedForPump;
 
     private ChildProcess(Process process, string displayName, ILogger logger)
     {
@@ -124,7 +125,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
             }
             catch
             {
-                Kill();
+                _killedForPump = Kill();
                 throw;
             }
             finally
@@ -146,7 +147,9 @@ public sealed partial class ChildProcess : IAsyncDisposable
     {
         await _process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
         await _errorPump.ConfigureAwait(false);
-        if (_process.ExitCode != 0)
+
+        // When we killed the child because its input broke, the input's error is the cause, not the kill.
+        if (_process.ExitCode != 0 && !_killedForPump)
         {
             throw new BackupSourceException($"{DisplayName} failed (exit code {_process.ExitCode}): {ErrorSummary()}");
         }
@@ -183,7 +186,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        Kill();
+        _ = Kill();
         try
         {
             await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
@@ -209,19 +212,23 @@ public sealed partial class ChildProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    private void Kill()
+    /// <summary>Kills the child if it still runs; true when it did.</summary>
+    private bool Kill()
     {
         try
         {
             if (!_process.HasExited)
             {
                 _process.Kill(entireProcessTree: true);
+                return true;
             }
         }
         catch (InvalidOperationException)
         {
             // Already exited.
         }
+
+        return false;
     }
 
     private async Task DrainErrorsAsync()

@@ -34,17 +34,15 @@ public sealed class KindLock : IDisposable
         try
         {
             var file = new FileStream(path, options);
-            file.SetLength(0);
-            var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
-            file.Write(pid);
-            file.Flush();
+            // The lock file itself cannot be read while locked, so the holder's pid goes beside it.
+            File.WriteAllText(path + ".pid", Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
             return new KindLock(file);
         }
         catch (IOException)
         {
             try
             {
-                holderPid = int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : null;
+                holderPid = int.TryParse(File.ReadAllText(path + ".pid").Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : null;
             }
             catch (IOException)
             {

