@@ -4,6 +4,7 @@ using Serilog;
 using Serilog.Events;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
+using VelozBackupAgent.Retention;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
@@ -40,6 +41,7 @@ internal sealed class AgentContext : IAsyncDisposable
         }
 
         Repository = new BackupRepository(Local, Replicator);
+        Pruner = new Pruner(options, Stores, WalManifests.ReadSegmentNamesAsync, Time, LoggerFactory.CreateLogger<Pruner>());
         Runner = new BackupRunner(BackupSources.Create(options, Repository, Time, LoggerFactory), options.StateDirectory, Time, LoggerFactory.CreateLogger<BackupRunner>());
     }
 
@@ -53,6 +55,9 @@ internal sealed class AgentContext : IAsyncDisposable
     public UploadQueue Queue { get; }
     public Replicator? Replicator { get; }
     public BackupRepository Repository { get; }
+
+    /// <summary>Applies retention to every kind in every store.</summary>
+    public Pruner Pruner { get; }
 
     /// <summary>Runs the enabled backup kinds (one at a time per kind, across processes too).</summary>
     public BackupRunner Runner { get; }

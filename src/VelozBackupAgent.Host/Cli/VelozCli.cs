@@ -49,6 +49,7 @@ internal static class VelozCli
         var commands = new VerbContext(configOption, verboseOption, overrides, stdout, stderr);
         root.Subcommands.Add(Verbs.Run(commands));
         root.Subcommands.Add(Verbs.Backup(commands));
+        root.Subcommands.Add(Verbs.Prune(commands));
         root.Subcommands.Add(Verbs.List(commands));
         root.Subcommands.Add(Verbs.Status(commands));
         root.Subcommands.Add(Verbs.Replicate(commands));

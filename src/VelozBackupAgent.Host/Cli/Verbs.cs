@@ -90,6 +90,36 @@ internal static class Verbs
         return command;
     }
 
+    public static Command Prune(VerbContext ctx)
+    {
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print exactly what would be deleted, delete nothing" };
+        var command = new Command("prune", "Apply each kind's Retention to the local store and S3: delete what is older, never the newest of a kind, never a WAL segment a kept manifest lists.") { dryRun };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            var report = await agent.Pruner.PruneAsync(parse.GetValue(dryRun), ct);
+            var verb = report.DryRun ? "would delete" : "deleted";
+            var rows = report.Deleted.Select(d => new[]
+            {
+                d.Kind, d.Target, d.Name, Format.Bytes(d.Size), d.Time?.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) ?? "-",
+            });
+            await Format.TableAsync(ctx.Out, ["KIND", "TARGET", "NAME", "SIZE", "TIME (UTC)"], rows);
+            await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"{verb} {report.Deleted.Count} artifacts, {Format.Bytes(report.Deleted.Sum(d => d.Size))}"));
+            foreach (var refusal in report.Refusals)
+            {
+                await ctx.Error.WriteLineAsync($"veloz-backup: prune: {refusal}");
+            }
+
+            foreach (var error in report.Errors)
+            {
+                await ctx.Error.WriteLineAsync($"veloz-backup: prune failed: {error}");
+            }
+
+            return report.Errors.Count > 0 ? ExitCodes.Failed : ExitCodes.Success;
+        }));
+        return command;
+    }
+
     public static Command List(VerbContext ctx)
     {
         var kind = new Argument<string?>("kind") { Description = "wal, config, database or secrets (default: all)", Arity = ArgumentArity.ZeroOrOne };

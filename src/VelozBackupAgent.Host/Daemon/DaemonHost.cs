@@ -32,6 +32,10 @@ internal static class DaemonHost
                         .UsingJobData(BackupJob.KindKey, schedule.Kind),
                     job => job.WithIdentity(schedule.Kind).DisallowConcurrentExecution().UsingJobData(BackupJob.KindKey, schedule.Kind));
             }
+
+            q.ScheduleJob<PruneJob>(
+                trigger => trigger.WithIdentity("prune").WithCronSchedule(agent.Options.PruneSchedule, cron => cron.InTimeZone(TimeZoneInfo.Local)),
+                job => job.WithIdentity("prune").DisallowConcurrentExecution());
         });
 
         // Jobs still running at stop get StopGrace to finish, then are aborted; Quartz waits for them.

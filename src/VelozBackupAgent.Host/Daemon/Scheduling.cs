@@ -58,6 +58,30 @@ internal sealed class BackupJob(BackupRunner runner, DaemonStopping stopping) : 
     }
 }
 
+/// <summary>The scheduled retention pass (Backup:PruneSchedule).</summary>
+[DisallowConcurrentExecution]
+internal sealed class PruneJob(AgentContext agent, DaemonStopping stopping) : IJob
+{
+    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (stopping.Stopping)
+        {
+            return;
+        }
+
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, context.CancellationToken, stopping.Abort);
+        try
+        {
+            await agent.Pruner.PruneAsync(dryRun: false, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        {
+            // Stopping; whatever was deleted is logged, the rest waits for the next pass.
+        }
+    }
+}
+
 /// <summary>
 /// At start-up, runs once every kind whose schedule fired while the agent was down (or that has no
 /// artifact at all), judged by the time in the newest artifact's name. Kinds run in parallel; the runner

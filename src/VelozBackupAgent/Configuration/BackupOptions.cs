@@ -21,6 +21,9 @@ public sealed class BackupOptions
     /// </summary>
     public TimeSpan StopGrace { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>Quartz cron expression of the retention pruner (each kind's <c>Retention</c>, local and S3). Default hourly at :15.</summary>
+    public string PruneSchedule { get; set; } = "0 15 * * * ?";
+
     public WalOptions Wal { get; set; } = new();
     public ConfigBackupOptions Config { get; set; } = new();
     public DatabaseOptions Database { get; set; } = new();

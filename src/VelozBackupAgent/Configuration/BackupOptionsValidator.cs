@@ -41,6 +41,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
 
         CheckLocalRoot(o.LocalRoot, p);
         CheckPositive($"{B}:{nameof(o.StopGrace)}", o.StopGrace, p);
+        CheckCron($"{B}:{nameof(o.PruneSchedule)}", o.PruneSchedule, p);
 
         CheckKind($"{B}:{nameof(o.Wal)}", o.Wal, p);
         CheckAbsolute($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.Directory)}", o.Wal.Directory, p);
@@ -132,16 +133,20 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
 
     private static void CheckKind(string key, KindOptions kind, List<string> p)
     {
+        CheckCron($"{key}:{nameof(kind.Schedule)}", kind.Schedule, p);
+        CheckPositive($"{key}:{nameof(kind.Retention)}", kind.Retention, p);
+    }
+
+    private static void CheckCron(string key, string? expression, List<string> p)
+    {
         try
         {
-            _ = new CronExpression(kind.Schedule ?? "");
+            _ = new CronExpression(expression ?? "");
         }
         catch (FormatException ex)
         {
-            p.Add($"{key}:{nameof(kind.Schedule)} is not a valid Quartz cron expression '{kind.Schedule}': {FirstLine(ex.Message)} (fields: second minute hour day-of-month month day-of-week, e.g. \"0 0/5 * * * ?\")");
+            p.Add($"{key} is not a valid Quartz cron expression '{expression}': {FirstLine(ex.Message)} (fields: second minute hour day-of-month month day-of-week, e.g. \"0 0/5 * * * ?\")");
         }
-
-        CheckPositive($"{key}:{nameof(kind.Retention)}", kind.Retention, p);
     }
 
     private static void CheckS3(S3Options s3, List<string> p)

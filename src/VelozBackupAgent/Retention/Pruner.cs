@@ -1,0 +1,162 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using VelozBackupAgent.Catalog;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Sources;
+using VelozBackupAgent.Storage;
+
+namespace VelozBackupAgent.Retention;
+
+/// <summary>One artifact retention deleted (or, in a dry run, would delete).</summary>
+public sealed record PruneAction(string Kind, string Target, string Name, long Size, DateTimeOffset? Time);
+
+/// <summary>What a prune did: deletions, refusals (nothing deleted for that kind and store, and why), errors.</summary>
+public sealed record PruneReport(bool DryRun, IReadOnlyList<PruneAction> Deleted, IReadOnlyList<string> Refusals, IReadOnlyList<string> Errors);
+
+/// <summary>
+/// Applies <see cref="RetentionPolicy"/> to every kind in every store (local and S3). Holds the kind's lock
+/// while it works, so it never deletes while a backup (or restore) of that kind runs; a kind whose lock is
+/// busy is skipped this time. Remembers when it last ran (<c>.state/last-prune</c>) to notice a clock that
+/// went backwards. Each deletion is logged and raised as <see cref="Deleted"/>.
+/// </summary>
+public sealed partial class Pruner
+{
+    private readonly BackupOptions _options;
+    private readonly IReadOnlyList<IArtifactStore> _stores;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Func<IArtifactStore, CatalogEntry, CancellationToken, Task<IReadOnlyCollection<string>?>> _manifestSegments;
+
+    /// <param name="options">Retention per kind and the state directory.</param>
+    /// <param name="stores">The local store and, when enabled, S3.</param>
+    /// <param name="manifestSegments">Reads the segment names a WAL manifest lists; null when it cannot be read.</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="logger">Where deletions and refusals are logged.</param>
+    public Pruner(
+        BackupOptions options,
+        IEnumerable<IArtifactStore> stores,
+        Func<IArtifactStore, CatalogEntry, CancellationToken, Task<IReadOnlyCollection<string>?>> manifestSegments,
+        TimeProvider? timeProvider = null,
+        ILogger<Pruner>? logger = null)
+    {
+        _options = options;
+        _stores = [.. stores];
+        _manifestSegments = manifestSegments;
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? NullLogger<Pruner>.Instance;
+    }
+
+    /// <summary>Raised for every artifact deleted (not in a dry run).</summary>
+    public event EventHandler<PruneAction>? Deleted;
+
+    private string LastPrunePath => Path.Combine(_options.StateDirectory, "last-prune");
+
+    public async Task<PruneReport> PruneAsync(bool dryRun, CancellationToken cancellationToken = default)
+    {
+        var now = _time.GetUtcNow();
+        var lastPrune = ReadLastPrune();
+        var deleted = new List<PruneAction>();
+        var refusals = new List<string>();
+        var errors = new List<string>();
+        foreach (var kind in BackupKinds.All)
+        {
+            var retention = RetentionOf(kind);
+            using var kindLock = KindLock.TryAcquire(_options.StateDirectory, kind, out var holder);
+            if (kindLock is null)
+            {
+                refusals.Add($"{kind}: skipped, a backup or restore of {kind} is running" + (holder is int pid ? $" (pid {pid})" : ""));
+                continue;
+            }
+
+            foreach (var store in _stores)
+            {
+                try
+                {
+                    var entries = await BackupCatalog.ListAsync(store, kind, cancellationToken).ConfigureAwait(false);
+                    var cache = new Dictionary<string, IReadOnlyCollection<string>?>(StringComparer.Ordinal);
+                    if (kind == BackupKinds.Wal)
+                    {
+                        foreach (var manifest in entries.Where(e => e.Name.StartsWith(Scheduling.BackupSchedule.WalManifestPrefix + "_", StringComparison.Ordinal)))
+                        {
+                            cache[manifest.Name] = await _manifestSegments(store, manifest, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+
+                    var decision = RetentionPolicy.Decide(entries, retention, now, lastPrune, m => cache.GetValueOrDefault(m.Name));
+                    if (decision.Refused is not null)
+                    {
+                        refusals.Add($"{kind}/{store.Target}: nothing deleted: {decision.Refused}");
+                        Log.Refused(_logger, kind, store.Target, decision.Refused);
+                        continue;
+                    }
+
+                    foreach (var entry in decision.Delete)
+                    {
+                        var action = new PruneAction(kind, store.Target, entry.Name, entry.Size, entry.Time);
+                        if (!dryRun)
+                        {
+                            await store.DeleteAsync(kind, entry.Name, cancellationToken).ConfigureAwait(false);
+                            Log.DeletedArtifact(_logger, kind, store.Target, entry.Name, entry.Size, retention.TotalDays);
+                            Deleted?.Invoke(this, action);
+                        }
+
+                        deleted.Add(action);
+                    }
+                }
+                catch (StoreException ex)
+                {
+                    errors.Add($"{kind}/{store.Target}: {ex.Message}");
+                    Log.Failed(_logger, kind, store.Target, ex.Message);
+                }
+            }
+        }
+
+        if (!dryRun && (lastPrune is null || now > lastPrune))
+        {
+            WriteLastPrune(now);
+        }
+
+        return new PruneReport(dryRun, deleted, refusals, errors);
+    }
+
+    private TimeSpan RetentionOf(string kind) => kind switch
+    {
+        BackupKinds.Wal => _options.Wal.Retention,
+        BackupKinds.Config => _options.Config.Retention,
+        BackupKinds.Database => _options.Database.Retention,
+        _ => _options.Secrets.Retention,
+    };
+
+    private DateTimeOffset? ReadLastPrune()
+    {
+        try
+        {
+            return DateTimeOffset.TryParse(File.ReadAllText(LastPrunePath).Trim(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private void WriteLastPrune(DateTimeOffset now)
+    {
+        Directory.CreateDirectory(_options.StateDirectory);
+        var temp = LastPrunePath + ".tmp";
+        File.WriteAllText(temp, now.ToString("O", CultureInfo.InvariantCulture) + "\n");
+        File.Move(temp, LastPrunePath, overwrite: true);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(5001, LogLevel.Information, "retention deleted {Kind}/{Name} from {Target} ({Bytes} bytes, older than {RetentionDays} days)")]
+        public static partial void DeletedArtifact(ILogger logger, string kind, string target, string name, long bytes, double retentionDays);
+
+        [LoggerMessage(5002, LogLevel.Warning, "retention refused to delete anything of {Kind} in {Target}: {Reason}")]
+        public static partial void Refused(ILogger logger, string kind, string target, string reason);
+
+        [LoggerMessage(5003, LogLevel.Error, "retention of {Kind} in {Target} failed: {Reason}")]
+        public static partial void Failed(ILogger logger, string kind, string target, string reason);
+    }
+}
