@@ -91,13 +91,21 @@ public sealed partial class DatabaseSource : IBackupSource
 
         var tablesWithData = 0;
         StoreResult stored;
-        await using (var dump = ChildProcess.Start(spec, _childLogger))
+        try
         {
+            await using var dump = ChildProcess.Start(spec, _childLogger);
             stored = await _repository.StoreAsync(Kind, name, dump.Output, new ArtifactWriteOptions
             {
-                Validate = async (artifact, token) => tablesWithData = await CheckReadableAsync(pgRestore, artifact.Name, token),
+                Validate = async (artifact, token) =>
+                    tablesWithData = await CheckReadableAsync(pgRestore, _repository.Local.PathOf(artifact.Kind, artifact.Name), InstallHint(), _childLogger, token),
                 OverlapBufferBytes = _options.S3OverlapBufferMiB * MiB,
             }, cancellationToken);
+        }
+        catch (BackupSourceException ex) when (_options.LockWaitTimeout > TimeSpan.Zero && ex.Message.Contains("due to statement timeout", StringComparison.Ordinal))
+        {
+            // pg_dump sets statement_timeout to 0 except around its LOCK TABLE statements: this is the lock wait.
+            throw new BackupSourceException(
+                $"{ex.Message} (a table stayed locked longer than Backup:Database:LockWaitTimeout, {_options.LockWaitTimeout:c}; pg_locks shows who holds it)", ex);
         }
 
         if (stored.Replica == ReplicaOutcome.Queued && stored.ReplicaDetail is { } why)
@@ -219,15 +227,16 @@ public sealed partial class DatabaseSource : IBackupSource
     }
 
     /// <summary>
-    /// <c>pg_restore --list</c> on the stored dump: a cheap proof that the archive's header and table of contents
-    /// are readable. Returns how many tables have data in it.
+    /// <c>pg_restore --list</c> on a stored dump: a cheap proof that the archive's header and table of contents
+    /// are readable (it does not read the data). Returns how many tables have data in it; throws
+    /// <see cref="BackupSourceException"/> when pg_restore cannot read it.
     /// </summary>
-    private async Task<int> CheckReadableAsync(string pgRestore, string name, CancellationToken cancellationToken)
+    internal static async Task<int> CheckReadableAsync(string pgRestore, string path, string? installHint, ILogger logger, CancellationToken cancellationToken)
     {
-        var path = _repository.Local.PathOf(Kind, name);
+        var name = Path.GetFileName(path);
         try
         {
-            await using var child = ChildProcess.Start(new ChildProcessSpec(pgRestore, ["--list", path], "pg_restore") { InstallHint = InstallHint() }, _childLogger);
+            await using var child = ChildProcess.Start(new ChildProcessSpec(pgRestore, ["--list", path], "pg_restore") { InstallHint = installHint }, logger);
             using var reader = new StreamReader(child.Output);
             var tables = 0;
             while (await reader.ReadLineAsync(cancellationToken) is { } line)
