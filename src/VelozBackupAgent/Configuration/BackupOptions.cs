@@ -76,14 +76,33 @@ public sealed class ConfigBackupOptions : KindOptions
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
 }
 
-/// <summary><c>Backup:Database</c>: the PostgreSQL database.</summary>
+/// <summary><c>Backup:Database</c>: the PostgreSQL database, dumped with <c>pg_dump -Fc</c>.</summary>
 public sealed class DatabaseOptions : KindOptions
 {
-    /// <summary>Npgsql-style connection string; a password here is handed to pg_dump through the environment only.</summary>
+    /// <summary>
+    /// Npgsql-style connection string. pg_dump gets it as libpq environment variables (PGHOST, PGPORT, …); a
+    /// password here is handed over through PGPASSWORD only, never on a command line. Without one, PGPASSWORD
+    /// or PGPASSFILE (or <c>~/.pgpass</c>) of the agent's environment is used. Default
+    /// <c>Host=localhost;Database=veloz;Username=veloz</c>.
+    /// </summary>
     public string ConnectionString { get; set; } = "Host=localhost;Database=veloz;Username=veloz";
 
-    /// <summary>Directory holding pg_dump and pg_restore; null finds them on PATH.</summary>
+    /// <summary>Directory holding pg_dump and pg_restore (e.g. <c>/usr/lib/postgresql/15/bin</c>); null finds them on PATH.</summary>
     public string? BinDirectory { get; set; }
+
+    /// <summary>
+    /// How long pg_dump waits for a table lock (held by a migration, say) before the run fails, rather than
+    /// hang unnoticed; <c>00:00:00</c> waits for ever. Default 5 minutes.
+    /// </summary>
+    public TimeSpan LockWaitTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// With S3 replication on, the dump is copied to S3 while it is written locally. This is how far (MiB)
+    /// that copy may fall behind the dump before it is abandoned and the upload queue copies the finished
+    /// dump instead; it is also the most memory the copy holds beyond its two multipart parts. 0 turns the
+    /// overlapped copy off. Default 64, at most 1024.
+    /// </summary>
+    public int S3OverlapBufferMiB { get; set; } = 64;
 
     public override string Schedule { get; set; } = "0 0 2 * * ?";
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);

@@ -62,15 +62,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckGlobs($"{B}:{nameof(o.Config)}:{nameof(o.Config.Exclude)}", o.Config.Exclude, p);
 
         CheckKind($"{B}:{nameof(o.Database)}", o.Database, p);
-        if (o.Database.Enabled && string.IsNullOrWhiteSpace(o.Database.ConnectionString))
-        {
-            p.Add($"{B}:{nameof(o.Database)}:{nameof(o.Database.ConnectionString)} is empty");
-        }
-
-        if (o.Database.BinDirectory is { Length: > 0 } bin && !Directory.Exists(bin))
-        {
-            p.Add($"{B}:{nameof(o.Database)}:{nameof(o.Database.BinDirectory)} does not exist: {bin}");
-        }
+        CheckDatabase(o.Database, p);
 
         CheckKind($"{B}:{nameof(o.Secrets)}", o.Secrets, p);
         CheckAbsolute($"{B}:{nameof(o.Secrets)}:{nameof(o.Secrets.Directory)}", o.Secrets.Directory, p);
@@ -146,6 +138,38 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         catch (FormatException ex)
         {
             p.Add($"{key} is not a valid Quartz cron expression '{expression}': {FirstLine(ex.Message)} (fields: second minute hour day-of-month month day-of-week, e.g. \"0 0/5 * * * ?\")");
+        }
+    }
+
+    private static void CheckDatabase(DatabaseOptions db, List<string> p)
+    {
+        const string Key = $"{BackupOptions.SectionName}:{nameof(BackupOptions.Database)}";
+        if (db.Enabled)
+        {
+            try
+            {
+                // The same parse the source does; its messages name the key and never echo the string (it may hold a password).
+                _ = Sources.Database.PgConnectionInfo.Parse(db.ConnectionString, Environment.GetEnvironmentVariable);
+            }
+            catch (Sources.BackupSourceException ex)
+            {
+                p.Add(ex.Message);
+            }
+        }
+
+        if (db.BinDirectory is { Length: > 0 } bin && !Directory.Exists(bin))
+        {
+            p.Add($"{Key}:{nameof(db.BinDirectory)} does not exist: {bin}");
+        }
+
+        if (db.LockWaitTimeout < TimeSpan.Zero)
+        {
+            p.Add($"{Key}:{nameof(db.LockWaitTimeout)} must be a duration such as 00:05:00, or 00:00:00 to wait for ever: {db.LockWaitTimeout}");
+        }
+
+        if (db.S3OverlapBufferMiB is < 0 or > 1024)
+        {
+            p.Add($"{Key}:{nameof(db.S3OverlapBufferMiB)} must be between 0 (off) and 1024: {db.S3OverlapBufferMiB}");
         }
     }
 

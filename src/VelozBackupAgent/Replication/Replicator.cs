@@ -52,6 +52,9 @@ public sealed class Replicator : IDisposable
     /// <summary>The replica's label (<c>s3</c>).</summary>
     public string Target => _remote.Target;
 
+    /// <summary>The replica store, for a copy made while an artifact is written (<see cref="BackupRepository"/>).</summary>
+    public IArtifactStore Remote => _remote;
+
     /// <summary>The backlog as of the last enqueue or pass.</summary>
     public ReplicationBacklog Backlog
     {
@@ -76,6 +79,13 @@ public sealed class Replicator : IDisposable
         _queue.Enqueue(kind, name);
         RefreshBacklog();
         Wake();
+    }
+
+    /// <summary>Records an artifact that reached the replica without the queue (copied while it was written).</summary>
+    internal void Delivered(string kind, string name, long bytes, double seconds)
+    {
+        ReplicationLog.Uploaded(_logger, kind, name, _remote.Target, bytes, seconds);
+        LastUploadAt = _time.GetUtcNow();
     }
 
     /// <summary>Recomputes the backlog from the queue on disk (other processes may have queued too).</summary>
