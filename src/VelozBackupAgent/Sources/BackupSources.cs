@@ -11,9 +11,11 @@ public static class BackupSources
     {
         ArgumentNullException.ThrowIfNull(options);
         var sources = new List<IBackupSource>();
-        _ = repository;
-        _ = time;
-        _ = loggerFactory;
+        if (options.Database.Enabled)
+        {
+            sources.Add(new Database.DatabaseSource(options, repository, time, loggerFactory));
+        }
+
         return sources;
     }
 }
