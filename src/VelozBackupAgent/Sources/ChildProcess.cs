@@ -36,6 +36,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
     private readonly Task _errorPump;
     private readonly List<string> _errorLines = [];
     private Task? _inputPump;
+    private volatile bool _killedForFailedPump;
 
     private ChildProcess(Process process, string displayName, ILogger logger)
     {
@@ -124,6 +125,9 @@ public sealed partial class ChildProcess : IAsyncDisposable
             }
             catch
             {
+                // When the child is still running, the pump's failure is the reason it stops: that, not the
+                // kill's exit code, is what EnsureSucceededAsync reports.
+                _killedForFailedPump = !HasExited();
                 Kill();
                 throw;
             }
@@ -146,11 +150,21 @@ public sealed partial class ChildProcess : IAsyncDisposable
     {
         await _process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
         await _errorPump.ConfigureAwait(false);
+        if (_killedForFailedPump)
+        {
+            await AwaitInputPumpAsync().ConfigureAwait(false);
+        }
+
         if (_process.ExitCode != 0)
         {
             throw new BackupSourceException($"{DisplayName} failed (exit code {_process.ExitCode}): {ErrorSummary()}");
         }
 
+        await AwaitInputPumpAsync().ConfigureAwait(false);
+    }
+
+    private async Task AwaitInputPumpAsync()
+    {
         if (_inputPump is not null)
         {
             try
@@ -207,6 +221,18 @@ public sealed partial class ChildProcess : IAsyncDisposable
         }
 
         _process.Dispose();
+    }
+
+    private bool HasExited()
+    {
+        try
+        {
+            return _process.HasExited;
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
+        }
     }
 
     private void Kill()
