@@ -77,8 +77,12 @@ public sealed class SourceWorkspace : IDisposable
         return System.IO.Directory.Exists(dir) ? [.. System.IO.Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal)!] : [];
     }
 
-    /// <summary>Only the artifacts (no sidecars), oldest name first.</summary>
-    public string[] Artifacts(string kind) => [.. StoredFiles(kind).Where(f => !f.EndsWith(".sha256", StringComparison.Ordinal))];
+    /// <summary>Only complete artifacts (those with their sidecar; no temporary files), in ordinal name order.</summary>
+    public string[] Artifacts(string kind)
+    {
+        var files = StoredFiles(kind);
+        return [.. files.Where(f => !f.StartsWith('.') && !f.EndsWith(".sha256", StringComparison.Ordinal) && files.Contains(f + ".sha256"))];
+    }
 
     public string PathOf(string kind, string name) => Path.Combine(BackupRoot, kind, name);
 
