@@ -61,18 +61,27 @@ public sealed class WalOptions : KindOptions
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
 }
 
-/// <summary><c>Backup:Config</c>: VeloZ configuration files.</summary>
+/// <summary><c>Backup:Config</c>: VeloZ configuration files, archived as <c>config_YYYYMMDD_HHMMSS.tar.gz</c>.</summary>
 public sealed class ConfigBackupOptions : KindOptions
 {
+    /// <summary>The directory the globs are relative to; archive paths are relative to it too. Default <c>/etc/veloz</c>.</summary>
     public string Root { get; set; } = "/etc/veloz";
 
-    /// <summary>Globs relative to <see cref="Root"/>. Empty in code: appsettings.json supplies the seeds' list.</summary>
+    /// <summary>
+    /// Globs relative to <see cref="Root"/> (case-sensitive, <c>/</c>-separated, <c>**</c> for any depth).
+    /// Empty in code: appsettings.json supplies the seeds' list (config.yaml, strategies/*.yaml, risk_limits.yaml, .env).
+    /// </summary>
     public IList<string> Include { get; } = [];
 
-    /// <summary>Globs relative to <see cref="Root"/> never archived; <c>*.secret</c> is excluded whatever this says.</summary>
+    /// <summary>
+    /// Globs relative to <see cref="Root"/> never archived. Whatever this says, <c>*.secret</c> files and
+    /// everything inside <see cref="SecretsOptions.Directory"/> are never archived by this kind.
+    /// </summary>
     public IList<string> Exclude { get; } = [];
 
+    /// <summary>Scheduled full run; changes are also picked up by a file watcher. Default every 6 hours.</summary>
     public override string Schedule { get; set; } = "0 0 0/6 * * ?";
+
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
 }
 
@@ -108,18 +117,27 @@ public sealed class DatabaseOptions : KindOptions
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
 }
 
-/// <summary><c>Backup:Secrets</c>: the secrets directory, GPG-encrypted.</summary>
+/// <summary><c>Backup:Secrets</c>: the secrets directory, GPG-encrypted as <c>secrets_YYYYMMDD_HHMMSS.tar.gz.gpg</c>.</summary>
 public sealed class SecretsOptions : KindOptions
 {
+    /// <summary>The directory backed up (recursively). Default <c>/etc/veloz/secrets</c>.</summary>
     public string Directory { get; set; } = "/etc/veloz/secrets";
 
-    /// <summary>GPG recipients (key ids, fingerprints or e-mail addresses); empty in code, the secrets job refuses to run without one.</summary>
+    /// <summary>
+    /// GPG recipients (fingerprints, key ids or e-mail addresses); every one must resolve to exactly one public
+    /// key usable for encryption. Empty in code: the secrets job refuses to run without one.
+    /// </summary>
     public IList<string> Recipients { get; } = [];
 
     /// <summary>GNUPGHOME for gpg; null uses gpg's default for the agent's user.</summary>
     public string? GnupgHome { get; set; }
 
+    /// <summary>The gpg binary: a bare name looked up on PATH, or an absolute path. Default <c>gpg</c>.</summary>
+    public string GpgPath { get; set; } = "gpg";
+
+    /// <summary>Scheduled full run; changes are also picked up by a file watcher. Default daily at 02:30.</summary>
     public override string Schedule { get; set; } = "0 30 2 * * ?";
+
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
 }
 

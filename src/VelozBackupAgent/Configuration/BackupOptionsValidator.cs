@@ -66,6 +66,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
 
         CheckKind($"{B}:{nameof(o.Secrets)}", o.Secrets, p);
         CheckAbsolute($"{B}:{nameof(o.Secrets)}:{nameof(o.Secrets.Directory)}", o.Secrets.Directory, p);
+        CheckSecrets(o.Secrets, p);
 
         CheckS3(o.S3, p);
         CheckPositive($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.ReconcileInterval)}", o.Replication.ReconcileInterval, p);
@@ -170,6 +171,31 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         if (db.S3OverlapBufferMiB is < 0 or > 1024)
         {
             p.Add($"{Key}:{nameof(db.S3OverlapBufferMiB)} must be between 0 (off) and 1024: {db.S3OverlapBufferMiB}");
+        }
+    }
+
+    private static void CheckSecrets(SecretsOptions secrets, List<string> p)
+    {
+        const string Key = $"{BackupOptions.SectionName}:{nameof(BackupOptions.Secrets)}";
+
+        // An empty recipient list is refused by the secrets job itself, with its own line: failing start-up
+        // here would stop every other kind's backups too.
+        for (var i = 0; i < secrets.Recipients.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(secrets.Recipients[i]))
+            {
+                p.Add($"{Key}:{nameof(secrets.Recipients)}:{i} is blank: name a key by fingerprint, key id or e-mail address");
+            }
+        }
+
+        if (secrets.GnupgHome is { } home && home.Length > 0 && !Path.IsPathFullyQualified(home))
+        {
+            p.Add($"{Key}:{nameof(secrets.GnupgHome)} must be an absolute path: '{home}'");
+        }
+
+        if (string.IsNullOrWhiteSpace(secrets.GpgPath) || (secrets.GpgPath.Contains('/', StringComparison.Ordinal) && !Path.IsPathFullyQualified(secrets.GpgPath)))
+        {
+            p.Add($"{Key}:{nameof(secrets.GpgPath)} must be a program name such as 'gpg' or an absolute path: '{secrets.GpgPath}'");
         }
     }
 

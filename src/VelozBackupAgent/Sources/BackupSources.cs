@@ -11,6 +11,16 @@ public static class BackupSources
     {
         ArgumentNullException.ThrowIfNull(options);
         var sources = new List<IBackupSource>();
+        if (options.Secrets.Enabled)
+        {
+            sources.Add(new Secrets.SecretsSource(options, repository, time, loggerFactory));
+        }
+
+        if (options.Config.Enabled)
+        {
+            sources.Add(new Config.ConfigSource(options, repository, time, loggerFactory));
+        }
+
         if (options.Database.Enabled)
         {
             sources.Add(new Database.DatabaseSource(options, repository, time, loggerFactory));

@@ -36,7 +36,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
     private readonly Task _errorPump;
     private readonly List<string> _errorLines = [];
     private Task? _inputPump;
-    private volatile bool _killedForPump;
+    private volatile bool _killedForFailedPump;
 
     private ChildProcess(Process process, string displayName, ILogger logger)
     {
@@ -125,7 +125,10 @@ public sealed partial class ChildProcess : IAsyncDisposable
             }
             catch
             {
-                _killedForPump = Kill();
+                // When the child is still running, the pump's failure is the reason it stops: that, not the
+                // kill's exit code, is what EnsureSucceededAsync reports.
+                _killedForFailedPump = !HasExited();
+                Kill();
                 throw;
             }
             finally
@@ -147,13 +150,21 @@ public sealed partial class ChildProcess : IAsyncDisposable
     {
         await _process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
         await _errorPump.ConfigureAwait(false);
+        if (_killedForFailedPump)
+        {
+            await AwaitInputPumpAsync().ConfigureAwait(false);
+        }
 
-        // When we killed the child because its input broke, the input's error is the cause, not the kill.
-        if (_process.ExitCode != 0 && !_killedForPump)
+        if (_process.ExitCode != 0)
         {
             throw new BackupSourceException($"{DisplayName} failed (exit code {_process.ExitCode}): {ErrorSummary()}");
         }
 
+        await AwaitInputPumpAsync().ConfigureAwait(false);
+    }
+
+    private async Task AwaitInputPumpAsync()
+    {
         if (_inputPump is not null)
         {
             try
@@ -186,7 +197,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _ = Kill();
+        Kill();
         try
         {
             await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
@@ -212,23 +223,31 @@ public sealed partial class ChildProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    /// <summary>Kills the child if it still runs; true when it did.</summary>
-    private bool Kill()
+    private bool HasExited()
+    {
+        try
+        {
+            return _process.HasExited;
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
+        }
+    }
+
+    private void Kill()
     {
         try
         {
             if (!_process.HasExited)
             {
                 _process.Kill(entireProcessTree: true);
-                return true;
             }
         }
         catch (InvalidOperationException)
         {
             // Already exited.
         }
-
-        return false;
     }
 
     private async Task DrainErrorsAsync()

@@ -1,0 +1,210 @@
+using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Catalog;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Replication;
+using VelozBackupAgent.Sources.Archives;
+using VelozBackupAgent.Storage;
+
+namespace VelozBackupAgent.Sources.Config;
+
+/// <summary>
+/// The configuration kind: the files under <c>Backup:Config:Root</c> matched by <c>Include</c>/<c>Exclude</c>
+/// (never <c>*.secret</c>, never the secrets directory) as one streamed <c>config_YYYYMMDD_HHMMSS.tar.gz</c>
+/// with paths relative to the root, so <c>tar -xzf config_….tar.gz -C /etc/veloz</c> restores it.
+/// Scheduled, missed and manual runs always write an archive; a change-triggered run writes only when the
+/// tree differs (paths, types, bytes, permission bits, owners, link targets) from the newest stored archive,
+/// read back and compared entry by entry. Comparing with the archive itself, not a remembered hash, stays
+/// right across restarts, after retention pruned the newest one, and when a stored archive no longer matches
+/// its checksum (it then counts as different and a fresh one is written).
+/// </summary>
+public sealed partial class ConfigSource : IWatchableSource
+{
+    private const string Prefix = "config";
+    private const string Suffix = ".tar.gz";
+    private const int Attempts = 3;
+
+    private readonly BackupOptions _options;
+    private readonly BackupRepository _repository;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public ConfigSource(BackupOptions options, BackupRepository repository, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(repository);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _options = options;
+        _repository = repository;
+        _time = time;
+        _logger = loggerFactory.CreateLogger<ConfigSource>();
+    }
+
+    /// <inheritdoc />
+    public string Kind => BackupKinds.Config;
+
+    /// <inheritdoc />
+    public async Task<BackupOutput> RunAsync(BackupTrigger trigger, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var plan = Scan();
+            try
+            {
+                string? reason = null;
+                if (trigger == BackupTrigger.Change)
+                {
+                    var (same, difference) = await CompareWithNewestAsync(plan, cancellationToken).ConfigureAwait(false);
+                    if (same is not null)
+                    {
+                        return BackupOutput.Nothing($"unchanged since {same}");
+                    }
+
+                    reason = difference;
+                }
+
+                var name = await ArtifactNameAllocator.AllocateAsync(_repository.Local, Kind, Prefix, Suffix, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+                var owners = OwnerNames.Load();
+                ArtifactInfo info;
+                await using (var archive = ProducerStream.Start((stream, ct) => TarGzArchive.WriteAsync(stream, plan.Entries, owners, ct), cancellationToken))
+                {
+                    info = await _repository.StoreAsync(Kind, name, archive, cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+
+                return new BackupOutput([info], Detail(plan, reason));
+            }
+            catch (SourceChangedException ex) when (attempt < Attempts)
+            {
+                Log.Retrying(_logger, ex.Message, attempt);
+            }
+            catch (SourceChangedException ex)
+            {
+                throw new BackupSourceException($"{ex.Message} on {Attempts} attempts in a row; the next run tries again", ex);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public Task WatchAsync(Func<CancellationToken, Task> changed, CancellationToken cancellationToken)
+    {
+        var selection = Selection();
+        var watcher = new DebouncedWatcher(selection.Root, _time, _logger)
+        {
+            IncludeSubdirectories = true,
+            Relevant = selection.IsRelevant,
+        };
+        return watcher.RunAsync(changed, cancellationToken);
+    }
+
+    private ConfigSelection Selection() =>
+        new(_options.Config.Root, _options.Config.Include, _options.Config.Exclude, _options.Secrets.Directory);
+
+    /// <summary>Lists what the archive will contain; every problem is one line naming the key or path.</summary>
+    private ConfigPlan Scan()
+    {
+        const string RootKey = $"{BackupOptions.SectionName}:{nameof(BackupOptions.Config)}:{nameof(ConfigBackupOptions.Root)}";
+        var root = _options.Config.Root;
+        if (!Directory.Exists(root))
+        {
+            throw new BackupSourceException(File.Exists(root) ? $"{RootKey} is not a directory: {root}" : $"{RootKey} does not exist: {root}");
+        }
+
+        var selection = Selection();
+
+        // The same directory reached by another path (a bind mount, a differently spelt setting) is still secrets.
+        FileStatus? secrets = selection.SecretsDirectory is { } s ? SafeStat(s) : null;
+        var walked = SourceTree.Walk(root, e => selection.Keep(e) && !(e.Kind == FileKind.Directory && secrets is { } d && e.Status.SameInode(d)));
+        var plan = selection.Plan(walked);
+        if (plan.FileCount == 0)
+        {
+            throw new BackupSourceException(
+                $"{BackupOptions.SectionName}:{nameof(BackupOptions.Config)}:{nameof(ConfigBackupOptions.Include)} matched no file under {selection.Root} ({selection.Describe()}): refusing to store an empty configuration backup");
+        }
+
+        foreach (var glob in plan.UnmatchedIncludes)
+        {
+            Log.IncludeMatchedNothing(_logger, glob, selection.Root);
+        }
+
+        foreach (var link in plan.LinksNotContained)
+        {
+            Log.LinkTargetNotContained(_logger, link);
+        }
+
+        foreach (var special in plan.SkippedSpecial)
+        {
+            Log.SpecialFileSkipped(_logger, special);
+        }
+
+        return plan;
+    }
+
+    private static FileStatus? SafeStat(string path)
+    {
+        try
+        {
+            return FileStatus.TryStat(path, followLinks: true);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>(name of the newest archive when it holds exactly this tree, else null; what differs, if known).</summary>
+    private async Task<(string? Same, string? Difference)> CompareWithNewestAsync(ConfigPlan plan, CancellationToken cancellationToken)
+    {
+        var newest = (await BackupCatalog.ListAsync(_repository.Local, Kind, cancellationToken).ConfigureAwait(false))
+            .FirstOrDefault(e => e.Time is not null && e.Name.StartsWith(Prefix + "_", StringComparison.Ordinal) && e.Name.EndsWith(Suffix, StringComparison.Ordinal));
+        if (newest is null)
+        {
+            return (null, "no earlier configuration backup");
+        }
+
+        try
+        {
+            await using var stored = await _repository.Local.OpenReadAsync(Kind, newest.Name, cancellationToken).ConfigureAwait(false);
+            var difference = await TarGzArchive.FirstDifferenceAsync(stored, plan.Entries, cancellationToken).ConfigureAwait(false);
+            return difference is null ? (newest.Name, null) : (null, difference);
+        }
+        catch (Exception ex) when (ex is StoreException or IOException or InvalidDataException or FormatException)
+        {
+            Log.NewestUnreadable(_logger, newest.Name, ex.Message);
+            return (null, $"{newest.Name} could not be read back");
+        }
+    }
+
+    private static string Detail(ConfigPlan plan, string? reason)
+    {
+        var detail = $"{plan.FileCount} file(s)";
+        if (reason is not null)
+        {
+            detail += $"; {reason}";
+        }
+
+        if (plan.UnmatchedIncludes.Count > 0)
+        {
+            detail += $"; nothing matched {string.Join(", ", plan.UnmatchedIncludes)}";
+        }
+
+        return detail;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(4301, LogLevel.Warning, "config: Include glob {Glob} matched no file under {Root}")]
+        public static partial void IncludeMatchedNothing(ILogger logger, string glob, string root);
+
+        [LoggerMessage(4302, LogLevel.Warning, "config: symbolic link {Link} is stored as a link; its target is not in the backup (outside the root or not included)")]
+        public static partial void LinkTargetNotContained(ILogger logger, string link);
+
+        [LoggerMessage(4303, LogLevel.Warning, "config: {Path} is a FIFO, socket or device; not archived")]
+        public static partial void SpecialFileSkipped(ILogger logger, string path);
+
+        [LoggerMessage(4304, LogLevel.Warning, "config: the newest backup {Name} cannot be read back ({Reason}); writing a new one")]
+        public static partial void NewestUnreadable(ILogger logger, string name, string reason);
+
+        [LoggerMessage(4305, LogLevel.Information, "config: {Reason} (attempt {Attempt}); archiving again from a fresh listing")]
+        public static partial void Retrying(ILogger logger, string reason, int attempt);
+    }
+}
