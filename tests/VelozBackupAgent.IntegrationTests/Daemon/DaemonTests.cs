@@ -29,7 +29,7 @@ public sealed class DaemonTests : IDisposable
         var r = await VelozBackupBinary.RunAsync(Args(database, "backup", "database"));
 
         r.ExitCode.Should().Be(0, r.StdErr);
-        r.StdOut.Should().MatchRegex(@"database\s+succeeded\s+" + database.Name.Replace('_', '-') + @"_\d{8}_\d{6}\.dump");
+        r.StdOut.Should().MatchRegex(@"database\s+succeeded\s+" + database.Name.Replace("_", "[-_]", StringComparison.Ordinal) + @"_\d{8}_\d{6}\.dump");
         Directory.GetFiles(Path.Combine(_root, "database"), "*.dump").Should().ContainSingle();
     }
 
