@@ -54,9 +54,22 @@ public abstract class KindOptions
 /// <summary><c>Backup:Wal</c>: the order write-ahead log.</summary>
 public sealed class WalOptions : KindOptions
 {
+    /// <summary>The WAL directory VeloZ writes. Default <c>/var/lib/veloz/wal</c>.</summary>
     public string Directory { get; set; } = "/var/lib/veloz/wal";
+
+    /// <summary>File-name glob of sealed segments (stored once each, under their own name). Default <c>orders_*.wal</c>.</summary>
     public string SegmentPattern { get; set; } = "orders_*.wal";
+
+    /// <summary>The file VeloZ appends to; snapshotted as <c>orders_current_YYYYMMDD_HHMMSS.wal</c>. Default <c>orders_current.wal</c>.</summary>
     public string ActiveFile { get; set; } = "orders_current.wal";
+
+    /// <summary>
+    /// How long a file must go unwritten (by its modification time) before it is read, so a segment still being
+    /// written or copied in is never stored half-done; the watcher also snapshots the active file only once its
+    /// writes have paused this long. Between 0 and 10 minutes. Default 2 s.
+    /// </summary>
+    public TimeSpan SettleTime { get; set; } = TimeSpan.FromSeconds(2);
+
     public override string Schedule { get; set; } = "0 0/5 * * * ?";
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
 }

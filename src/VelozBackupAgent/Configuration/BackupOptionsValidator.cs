@@ -46,9 +46,20 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckKind($"{B}:{nameof(o.Wal)}", o.Wal, p);
         CheckAbsolute($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.Directory)}", o.Wal.Directory, p);
         CheckPlainFileName($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.ActiveFile)}", o.Wal.ActiveFile, p);
+        if (!string.IsNullOrWhiteSpace(o.Wal.ActiveFile) && o.Wal.ActiveFile.IndexOfAny(['/', '\\']) < 0 && o.Wal.ActiveFile is not ("." or "..")
+            && !ActiveFileRegex().IsMatch(o.Wal.ActiveFile))
+        {
+            // Its snapshots are stored as <stem>_YYYYMMDD_HHMMSS<ext>, which must be a valid artifact name.
+            p.Add($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.ActiveFile)} must be letters, digits, '.', '-' and '_' only, not starting with '.': '{o.Wal.ActiveFile}'");
+        }
         if (string.IsNullOrWhiteSpace(o.Wal.SegmentPattern) || o.Wal.SegmentPattern.Contains('/', StringComparison.Ordinal))
         {
             p.Add($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.SegmentPattern)} must be a file-name glob such as 'orders_*.wal': '{o.Wal.SegmentPattern}'");
+        }
+
+        if (o.Wal.SettleTime < TimeSpan.Zero || o.Wal.SettleTime > TimeSpan.FromMinutes(10))
+        {
+            p.Add($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.SettleTime)} must be between 00:00:00 and 00:10:00: {o.Wal.SettleTime}");
         }
 
         CheckKind($"{B}:{nameof(o.Config)}", o.Config, p);
@@ -346,4 +357,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
 
     [GeneratedRegex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     private static partial Regex BucketRegex();
+
+    [GeneratedRegex("^[A-Za-z0-9_-][A-Za-z0-9._-]{0,150}$")]
+    private static partial Regex ActiveFileRegex();
 }

@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging;
+
+namespace VelozBackupAgent.Sources.Wal;
+
+/// <summary>The WAL source's log lines (event ids 4401–4419).</summary>
+internal static partial class WalLog
+{
+    [LoggerMessage(4401, LogLevel.Error, "ALARM: WAL segment {Segment} changed after it was stored: the backup holds {StoredSize} bytes (sha256 {StoredSha256}), the source now has {SourceSize} bytes (sha256 {SourceSha256}); the stored copy is kept and was not overwritten")]
+    public static partial void Conflict(ILogger logger, string segment, long storedSize, string storedSha256, long sourceSize, string sourceSha256);
+
+    [LoggerMessage(4402, LogLevel.Information, "WAL segment {Segment} matches its stored copy again; the conflict is over")]
+    public static partial void ConflictResolved(ILogger logger, string segment);
+
+    [LoggerMessage(4403, LogLevel.Error, "WAL segment {Path} cannot be read and is not backed up: {Reason}; the other segments still are")]
+    public static partial void Unreadable(ILogger logger, string path, string reason);
+
+    [LoggerMessage(4404, LogLevel.Information, "WAL index {Path} does not exist yet; known segments are recognised from the stored checksums, nothing stored is re-read")]
+    public static partial void IndexMissing(ILogger logger, string path);
+
+    [LoggerMessage(4405, LogLevel.Warning, "WAL index {Path} is not usable ({Problem}); rebuilding it from the stored checksums, nothing stored is re-read")]
+    public static partial void IndexCorrupt(ILogger logger, string path, string problem);
+
+    [LoggerMessage(4406, LogLevel.Warning, "WAL index {Path} could not be saved ({Reason}); the next run rebuilds what it lacks from the stored checksums")]
+    public static partial void IndexSaveFailed(ILogger logger, string path, string reason);
+
+    [LoggerMessage(4407, LogLevel.Warning, "active WAL file {Path} shrank from {OldSize} to {NewSize} bytes (rotated or truncated); snapshotting its new content, earlier snapshots are kept")]
+    public static partial void ActiveShrank(ILogger logger, string path, long oldSize, long newSize);
+
+    [LoggerMessage(4408, LogLevel.Warning, "active WAL file could not be snapshotted: {Reason}")]
+    public static partial void ActiveSnapshotFailed(ILogger logger, string reason);
+
+    [LoggerMessage(4409, LogLevel.Debug, "WAL segment {Segment} is still being written: {Reason}")]
+    public static partial void StillChanging(ILogger logger, string segment, string reason);
+
+    [LoggerMessage(4410, LogLevel.Warning, "WAL segment {Segment} is recorded as stored but missing from the local store; storing it again")]
+    public static partial void StoredCopyMissing(ILogger logger, string segment);
+
+    [LoggerMessage(4411, LogLevel.Error, "the checksum sidecar of stored WAL segment {Segment} is damaged ({Reason}); the stored copy is kept and not overwritten, run verify")]
+    public static partial void StoredSidecarDamaged(ILogger logger, string segment, string reason);
+
+    [LoggerMessage(4412, LogLevel.Error, "WAL watcher: the change-triggered run failed")]
+    public static partial void ChangeRunFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(4413, LogLevel.Debug, "WAL watcher: cannot list {Directory}: {Reason}")]
+    public static partial void PlanFailed(ILogger logger, string directory, string reason);
+}

@@ -1,0 +1,199 @@
+using System.IO.Enumeration;
+using VelozBackupAgent.Catalog;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Storage;
+
+namespace VelozBackupAgent.Sources.Wal;
+
+/// <summary>Which names in the WAL directory are sealed segments, which is the active file, and how its snapshots and the manifests are named.</summary>
+internal sealed class WalNaming
+{
+    public const string ManifestPrefix = "wal-manifest";
+    public const string ManifestSuffix = ".json";
+
+    private readonly string _pattern;
+
+    public WalNaming(WalOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _pattern = options.SegmentPattern;
+        ActiveFile = options.ActiveFile;
+        var extension = Path.GetExtension(ActiveFile);
+        ActiveSuffix = extension.Length > 1 ? extension : ".wal";
+        ActiveStem = extension.Length > 1 ? ActiveFile[..^extension.Length] : ActiveFile.TrimEnd('.');
+    }
+
+    /// <summary>The active file's name, e.g. <c>orders_current.wal</c>.</summary>
+    public string ActiveFile { get; }
+
+    /// <summary>Snapshot names are <c>&lt;ActiveStem&gt;_YYYYMMDD_HHMMSS&lt;ActiveSuffix&gt;</c>: <c>orders_current</c>…<c>.wal</c>.</summary>
+    public string ActiveStem { get; }
+
+    public string ActiveSuffix { get; }
+
+    /// <summary>
+    /// A sealed segment: matches the pattern, is not the active file, and is not named like one of our own
+    /// snapshots or manifests (a snapshot copied back into the directory must not pass for a segment and
+    /// collide with the stored snapshot of that name).
+    /// </summary>
+    public bool IsSegment(string name) =>
+        FileSystemName.MatchesSimpleExpression(_pattern, name, ignoreCase: false)
+        && !string.Equals(name, ActiveFile, StringComparison.Ordinal)
+        && !IsSnapshot(name) && !IsManifest(name);
+
+    public bool IsSnapshot(string name) =>
+        ArtifactName.TryParse(name, out var prefix, out _, out _, out var suffix)
+        && string.Equals(prefix, ActiveStem, StringComparison.Ordinal) && string.Equals(suffix, ActiveSuffix, StringComparison.Ordinal);
+
+    public static bool IsManifest(string name) =>
+        ArtifactName.TryParse(name, out var prefix, out _, out _, out var suffix)
+        && string.Equals(prefix, ManifestPrefix, StringComparison.Ordinal) && string.Equals(suffix, ManifestSuffix, StringComparison.Ordinal);
+
+    /// <summary>Whether a change to this name concerns the WAL backup (the watcher ignores everything else).</summary>
+    public bool IsWatched(string name) => string.Equals(name, ActiveFile, StringComparison.Ordinal) || IsSegment(name);
+
+    /// <summary>Whether the store accepts this name (letters, digits, '.', '-', '_'); a segment that fails is reported, never skipped silently.</summary>
+    public static bool IsStorable(string name)
+    {
+        try
+        {
+            ArtifactNames.ValidateName(name);
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>
+/// Decides when a file has settled, i.e. is no longer being written: its mtime is at least the settle time
+/// old, or (for an mtime that cannot be trusted, e.g. in the future after a clock step) its size and mtime
+/// stayed the same across observations at least the settle time apart on the monotonic clock. Thread-safe:
+/// the runs and the watcher share one.
+/// </summary>
+internal sealed class SettleTracker
+{
+    /// <summary>A recheck is never scheduled sooner than this, so a confused clock cannot make a busy loop.</summary>
+    private static readonly TimeSpan MinRecheck = TimeSpan.FromMilliseconds(50);
+
+    private readonly TimeSpan _settle;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<string, (WalFileState State, long Timestamp)> _seen = new(StringComparer.Ordinal);
+
+    public SettleTracker(TimeSpan settle, TimeProvider time)
+    {
+        _settle = settle;
+        _time = time;
+    }
+
+    public TimeSpan SettleTime => _settle;
+
+    public bool IsSettled(string name, WalFileState state, DateTimeOffset now)
+    {
+        if (_settle <= TimeSpan.Zero || now - state.Mtime >= _settle)
+        {
+            Forget(name);
+            return true;
+        }
+
+        lock (_seen)
+        {
+            if (_seen.TryGetValue(name, out var seen) && seen.State == state)
+            {
+                return _time.GetElapsedTime(seen.Timestamp) >= _settle;
+            }
+
+            _seen[name] = (state, _time.GetTimestamp());
+            return false;
+        }
+    }
+
+    /// <summary>When to look again at a file that has not settled: when its settle time is up, at most one settle time from now.</summary>
+    public DateTimeOffset RecheckAt(WalFileState state, DateTimeOffset now)
+    {
+        var due = state.Mtime + _settle;
+        var latest = now + _settle;
+        var earliest = now + MinRecheck;
+        return due > latest ? latest : due < earliest ? earliest : due;
+    }
+
+    public void Forget(string name)
+    {
+        lock (_seen)
+        {
+            _seen.Remove(name);
+        }
+    }
+
+    /// <summary>Drops observations of files that are no longer there.</summary>
+    public void Retain(IReadOnlySet<string> present)
+    {
+        lock (_seen)
+        {
+            foreach (var name in _seen.Keys.Where(n => !present.Contains(n)).ToList())
+            {
+                _seen.Remove(name);
+            }
+        }
+    }
+}
+
+/// <summary>A file in the WAL directory as listed.</summary>
+internal readonly record struct WalListedFile(string Name, WalFileState State);
+
+/// <summary>What the last run left known: each segment's state (stored, in conflict, or unreadable) and the active file's state at its last snapshot.</summary>
+internal sealed record WalKnownState(IReadOnlyDictionary<string, WalFileState> Segments, WalFileState? Active)
+{
+    public static WalKnownState Empty { get; } = new(new Dictionary<string, WalFileState>(), null);
+}
+
+/// <summary>Whether a change-triggered run has work now, and when to look again for files still settling.</summary>
+internal readonly record struct WalPlan(bool Work, DateTimeOffset? RecheckAt);
+
+/// <summary>
+/// Decides, from a directory listing alone (no reads), whether a change-triggered run is worth starting: a
+/// segment the last run did not know in this state and that has settled, or an active file that changed
+/// since its last snapshot and whose writes have paused. The watcher asks this before every run, so an
+/// engine appending to its active file all day does not cause a backup run per write.
+/// </summary>
+internal static class WalPlanner
+{
+    public static WalPlan Plan(IEnumerable<WalListedFile> segments, WalListedFile? active, WalKnownState known, SettleTracker settle, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(segments);
+        ArgumentNullException.ThrowIfNull(known);
+        ArgumentNullException.ThrowIfNull(settle);
+        DateTimeOffset? recheck = null;
+        foreach (var file in segments)
+        {
+            if (known.Segments.TryGetValue(file.Name, out var state) && state == file.State)
+            {
+                continue;
+            }
+
+            if (settle.IsSettled(file.Name, file.State, now))
+            {
+                return new WalPlan(true, null);
+            }
+
+            recheck = Earliest(recheck, settle.RecheckAt(file.State, now));
+        }
+
+        if (active is { } a && known.Active != a.State)
+        {
+            if (settle.IsSettled(a.Name, a.State, now))
+            {
+                return new WalPlan(true, null);
+            }
+
+            recheck = Earliest(recheck, settle.RecheckAt(a.State, now));
+        }
+
+        return new WalPlan(false, recheck);
+    }
+
+    public static DateTimeOffset? Earliest(DateTimeOffset? a, DateTimeOffset? b) =>
+        a is null ? b : b is null ? a : a < b ? a : b;
+}

@@ -1,0 +1,1051 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Catalog;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Replication;
+using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Checksums;
+
+namespace VelozBackupAgent.Sources.Wal;
+
+/// <summary>What the WAL source knows beyond one run's result, for metrics and <c>status</c>.</summary>
+/// <param name="ConflictsDetected">How many times a stored segment was found changed in the source since the agent started (a counter).</param>
+/// <param name="Conflicts">Segments whose source differs from the stored copy now (the stored copy is kept).</param>
+/// <param name="Unreadable">Segments that could not be read at the last attempt, so are not backed up.</param>
+/// <param name="Settling">Segments seen at the last run but not stored yet because they were still being written.</param>
+/// <param name="SegmentsStored">Segments this process stored.</param>
+/// <param name="SourceBytesRead">Bytes this process read from the WAL directory (copies, comparisons, snapshots).</param>
+/// <param name="SourceFilesOpened">Files this process opened in the WAL directory.</param>
+/// <param name="LastManifest">The newest manifest this process wrote.</param>
+public sealed record WalStatus(
+    long ConflictsDetected,
+    IReadOnlyList<string> Conflicts,
+    IReadOnlyList<string> Unreadable,
+    IReadOnlyList<string> Settling,
+    long SegmentsStored,
+    long SourceBytesRead,
+    long SourceFilesOpened,
+    string? LastManifest);
+
+/// <summary>
+/// The order WAL (<c>Backup:Wal</c>). Sealed segments (<c>orders_&lt;16 digits&gt;.wal</c>) are immutable: each is
+/// stored once under its own name, after it has settled (not written for <see cref="WalOptions.SettleTime"/>),
+/// and never overwritten; a stored segment whose source later differs is an alarm (logged at error, counted,
+/// listed in the run's detail, the manifest and <see cref="Status"/>), not a reason to stop. The active file
+/// VeloZ appends to is stored as prefix snapshots <c>orders_current_YYYYMMDD_HHMMSS.wal</c>, each exactly the
+/// first N bytes where N was its length when opened, only when it changed. The watcher ships segments seconds
+/// after they appear (<see cref="BackupTrigger.Change"/>: segments and, once writes pause, the active file);
+/// scheduled runs are the safety net (full scan, anything missing from the store shipped again, active
+/// snapshot) and write <c>wal-manifest_YYYYMMDD_HHMMSS.json</c>, listing what the directory held, so it can be
+/// restored as it was at any sync. Nothing is ever deleted here: a deletion in the source only drops the
+/// segment from later manifests.
+/// </summary>
+/// <remarks>
+/// Cheap at scale: <c>&lt;state&gt;/wal-index.json</c> remembers each segment's size, mtime and checksum, trusted
+/// while size and mtime match, so a sync with nothing new lists the directory and reads no file. Without it
+/// (first run, lost or corrupt index, a crash before it was saved) a segment already in the store is
+/// recognised from its sidecar when the stored copy is newer than the source's mtime; stored data is never
+/// re-read. Only a segment that changed after it was stored is read again, to tell a touch from a conflict.
+/// </remarks>
+[SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "The SemaphoreSlim's wait handle is never used, so it holds nothing to dispose; the source lives as long as the agent.")]
+public sealed class WalSource : IWatchableSource
+{
+    private const string IndexFileName = "wal-index.json";
+
+    /// <summary>Events are gathered this long after the last one (a seal is a rename plus the first write to the new active file).</summary>
+    private static readonly TimeSpan WatchQuiet = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>An active file appended to without pause still gets looked at this often (a listing, no reads).</summary>
+    private static readonly TimeSpan WatchMaxDelay = TimeSpan.FromSeconds(1);
+
+    /// <summary>Least time between two change-triggered runs, whatever happens.</summary>
+    private static readonly TimeSpan MinRunSpacing = TimeSpan.FromMilliseconds(500);
+
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    /// <summary>A change-triggered run writes the index at most this often; scheduled runs always do. A lost update only costs a sidecar read.</summary>
+    private static readonly TimeSpan ChangeRunIndexSaveInterval = TimeSpan.FromSeconds(30);
+
+    private static readonly EnumerationOptions ListOptions = new()
+    {
+        RecurseSubdirectories = false,
+        MatchType = MatchType.Simple,
+        MatchCasing = MatchCasing.CaseSensitive,
+        IgnoreInaccessible = false,
+    };
+
+    private readonly string _directory;
+    private readonly string _nodeName;
+    private readonly WalNaming _naming;
+    private readonly BackupRepository _repository;
+    private readonly TimeProvider _time;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly WalIndexFile _indexFile;
+    private readonly SettleTracker _settle;
+    private readonly WalReadCounter _reads = new();
+    private readonly SemaphoreSlim _runGate = new(1, 1);
+    private readonly Channel<bool> _replan = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    // Run state: only touched inside a run (under _runGate).
+    private readonly Dictionary<string, (WalFileState State, string Reason)> _unreadable = new(StringComparer.Ordinal);
+    private WalIndex? _index;
+    private long _savedVersion = -1;
+    private long _lastSaveTimestamp;
+    private long _unreadableVersion;
+    private long _publishedIndexVersion = -1;
+    private long _publishedUnreadableVersion = -1;
+    private WalFileState? _activeFailedState;
+
+    // Shared with the watcher and readers of Status.
+    private WalKnownState _known = WalKnownState.Empty;
+    private WalStatus _status = new(0, [], [], [], 0, 0, 0, null);
+    private long _runsInProgress;
+    private long _runsCompleted;
+    private long _changeFailures;
+    private long _conflictsDetected;
+    private long _segmentsStored;
+    private string? _lastManifest;
+
+    public WalSource(BackupOptions options, BackupRepository repository, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(repository);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _directory = Path.GetFullPath(options.Wal.Directory);
+        _nodeName = options.NodeName;
+        _naming = new WalNaming(options.Wal);
+        _repository = repository;
+        _time = time;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<WalSource>();
+        _indexFile = new WalIndexFile(Path.Combine(options.StateDirectory, IndexFileName));
+        _settle = new SettleTracker(options.Wal.SettleTime, time);
+    }
+
+    public string Kind => BackupKinds.Wal;
+
+    /// <summary>Conflicts, unreadable and settling segments as of the last run, and this process's counters.</summary>
+    public WalStatus Status => Volatile.Read(ref _status) with
+    {
+        ConflictsDetected = Interlocked.Read(ref _conflictsDetected),
+        SegmentsStored = Interlocked.Read(ref _segmentsStored),
+        SourceBytesRead = _reads.Bytes,
+        SourceFilesOpened = _reads.Opens,
+        LastManifest = Volatile.Read(ref _lastManifest),
+    };
+
+    public async Task<BackupOutput> RunAsync(BackupTrigger trigger, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _runsInProgress);
+        try
+        {
+            await _runGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var output = await RunCoreAsync(new Run(trigger), cancellationToken).ConfigureAwait(false);
+                if (trigger == BackupTrigger.Change)
+                {
+                    Interlocked.Exchange(ref _changeFailures, 0);
+                }
+
+                return output;
+            }
+            catch when (trigger == BackupTrigger.Change)
+            {
+                Interlocked.Increment(ref _changeFailures);
+                throw;
+            }
+            finally
+            {
+                _runGate.Release();
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _runsInProgress);
+            Interlocked.Increment(ref _runsCompleted);
+            _replan.Writer.TryWrite(true);
+        }
+    }
+
+    public async Task WatchAsync(Func<CancellationToken, Task> changed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(changed);
+        var watcher = new DebouncedWatcher(_directory, _time, _loggerFactory.CreateLogger<DebouncedWatcher>())
+        {
+            Relevant = path => _naming.IsWatched(Path.GetFileName(path)),
+            Quiet = WatchQuiet,
+            MaxDelay = WatchMaxDelay,
+        };
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var watching = watcher.RunAsync(_ =>
+        {
+            _replan.Writer.TryWrite(true);
+            return Task.CompletedTask;
+        }, stop.Token);
+        try
+        {
+            await DispatchAsync(changed, watching, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await watching.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped with us.
+            }
+
+            await SaveIndexOnStopAsync().ConfigureAwait(false);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ one run
+
+    private async Task<BackupOutput> RunCoreAsync(Run run, CancellationToken cancellationToken)
+    {
+        var listing = ListSegments();
+        var index = await LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // A scheduled run also checks the store itself (one directory listing): a stored copy that went
+            // missing is stored again instead of being trusted from the index.
+            var stored = run.Full ? ListStoredNames() : null;
+            await ProcessAsync(listing, index, stored, run, cancellationToken).ConfigureAwait(false);
+            if (run.Full && run.Settling.Count > 0)
+            {
+                await RetrySettlingAsync(index, stored, run, cancellationToken).ConfigureAwait(false);
+            }
+
+            run.Processed = true;
+            await SnapshotActiveAsync(index, run, cancellationToken).ConfigureAwait(false);
+            if (run.Full)
+            {
+                Prune(index, listing);
+                await WriteManifestAsync(run, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            SaveIndex(index, force: run.Full);
+            Publish(index, run);
+        }
+
+        if (run.Full && (run.Unreadable.Count > 0 || run.ActiveUnreadable))
+        {
+            throw new BackupSourceException(UnreadableLine(run));
+        }
+
+        return new BackupOutput(run.Artifacts, Describe(run));
+    }
+
+    private List<WalListedFile> ListSegments()
+    {
+        var segments = new List<WalListedFile>();
+        try
+        {
+            foreach (var file in new DirectoryInfo(_directory).EnumerateFiles("*", ListOptions))
+            {
+                if (!_naming.IsSegment(file.Name))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    segments.Add(new WalListedFile(file.Name, WalFileState.Of(file)));
+                }
+                catch (FileNotFoundException)
+                {
+                    // Deleted or renamed between the listing and the stat.
+                }
+            }
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw new BackupSourceException($"Backup:Wal:Directory does not exist: {_directory}");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new BackupSourceException($"Backup:Wal:Directory cannot be read: {_directory} ({ex.Message})", ex);
+        }
+
+        // Oldest first (the numbers are zero-padded): an interrupted run has stored the oldest segments.
+        segments.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return segments;
+    }
+
+    private async Task ProcessAsync(IEnumerable<WalListedFile> files, WalIndex index, HashSet<string>? stored, Run run, CancellationToken cancellationToken)
+    {
+        foreach (var (name, state) in files)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var path = Path.Combine(_directory, name);
+            if (!WalNaming.IsStorable(name))
+            {
+                MarkUnreadable(run, name, state, path, "its name cannot be stored (letters, digits, '.', '-' and '_' only)");
+                continue;
+            }
+
+            index.Segments.TryGetValue(name, out var entry);
+            if (entry is not null && entry.State == state)
+            {
+                if (entry.IsConflict)
+                {
+                    run.Conflicts[name] = entry;
+                    continue;
+                }
+
+                if (stored is null || stored.Contains(name))
+                {
+                    run.Ok[name] = entry;
+                    continue;
+                }
+
+                WalLog.StoredCopyMissing(_logger, name);
+                index.Remove(name);
+                entry = null;
+            }
+
+            // A change-triggered run does not retry an unreadable file that has not changed (permissions fixed
+            // by chmod do not change the mtime: the scheduled run retries every time).
+            if (!run.Full && _unreadable.TryGetValue(name, out var bad) && bad.State == state)
+            {
+                run.Unreadable[name] = bad;
+                continue;
+            }
+
+            if (!_settle.IsSettled(name, state, _time.GetUtcNow()))
+            {
+                run.Settling[name] = state;
+                continue;
+            }
+
+            try
+            {
+                await ExamineAsync(name, path, state, entry, index, run, cancellationToken).ConfigureAwait(false);
+            }
+            catch (WalFileChangedException ex)
+            {
+                WalLog.StillChanging(_logger, name, ex.Message);
+                run.Settling[name] = state;
+            }
+            catch (WalFileReadException ex) when (ex.Vanished)
+            {
+                // Deleted or renamed away since it was listed: nothing to back up, and nothing to delete here.
+            }
+            catch (WalFileReadException ex)
+            {
+                MarkUnreadable(run, name, state, path, ex.InnerException?.Message ?? ex.Message);
+            }
+        }
+    }
+
+    private async Task ExamineAsync(string name, string path, WalFileState state, WalIndexEntry? entry, WalIndex index, Run run, CancellationToken cancellationToken)
+    {
+        ArtifactInfo? stored;
+        try
+        {
+            stored = await _repository.Local.StatAsync(Kind, name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArtifactIntegrityException ex)
+        {
+            // The stored copy's sidecar is damaged: it is neither trusted nor overwritten; verify reports it.
+            WalLog.StoredSidecarDamaged(_logger, name, ex.Message);
+            var size = new FileInfo(_repository.Local.PathOf(Kind, name)).Length;
+            Conflict(name, state, null, new WalStoredCopy(size, null), index, run, log: false);
+            return;
+        }
+
+        if (stored is null)
+        {
+            await ShipAsync(name, path, state, entry, index, run, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await CompareAsync(name, path, state, entry, stored, index, run, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task ShipAsync(string name, string path, WalFileState state, WalIndexEntry? entry, WalIndex index, Run run, CancellationToken cancellationToken)
+    {
+        ArtifactInfo info;
+        var content = WalFile.OpenSegment(path, state, _reads);
+        await using (content.ConfigureAwait(false))
+        {
+            try
+            {
+                info = await _repository.StoreAsync(Kind, name, content, null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ArtifactConflictException)
+            {
+                // Another writer stored this name since we looked: judge what is there now.
+                var now = await _repository.Local.StatAsync(Kind, name, cancellationToken).ConfigureAwait(false);
+                if (now is null)
+                {
+                    throw;
+                }
+
+                await CompareAsync(name, path, state, entry, now, index, run, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        Ok(name, new WalIndexEntry(state.Size, state.MtimeTicks, info.Sha256), index, run);
+        run.Artifacts.Add(info);
+        run.Stored++;
+        Interlocked.Increment(ref _segmentsStored);
+    }
+
+    private async Task CompareAsync(string name, string path, WalFileState state, WalIndexEntry? entry, ArtifactInfo stored, WalIndex index, Run run, CancellationToken cancellationToken)
+    {
+        var copy = new WalStoredCopy(stored.Size, stored.Sha256);
+        if (stored.Size != state.Size)
+        {
+            Conflict(name, state, null, copy, index, run, log: true);
+            return;
+        }
+
+        if (entry is null && StoredCopyIsNewer(name, state))
+        {
+            // Nothing recorded about this segment (first run, lost index, a crash before the index was saved),
+            // and the stored copy was written after the source was last modified: it holds these very bytes,
+            // so its sidecar is trusted and neither side is read.
+            Ok(name, new WalIndexEntry(state.Size, state.MtimeTicks, stored.Sha256), index, run);
+            return;
+        }
+
+        string sha;
+        var content = WalFile.OpenSegment(path, state, _reads);
+        await using (content.ConfigureAwait(false))
+        {
+            sha = await WalFile.Sha256Async(content, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (string.Equals(sha, stored.Sha256, StringComparison.Ordinal))
+        {
+            Ok(name, new WalIndexEntry(state.Size, state.MtimeTicks, sha), index, run);
+        }
+        else
+        {
+            Conflict(name, state, sha, copy, index, run, log: true);
+        }
+    }
+
+    private bool StoredCopyIsNewer(string name, WalFileState state)
+    {
+        var copy = new FileInfo(_repository.Local.PathOf(Kind, name));
+        return copy.Exists && copy.LastWriteTimeUtc.Ticks > state.MtimeTicks;
+    }
+
+    private void Ok(string name, WalIndexEntry entry, WalIndex index, Run run)
+    {
+        if (index.Segments.TryGetValue(name, out var old) && old.IsConflict)
+        {
+            WalLog.ConflictResolved(_logger, name);
+        }
+
+        index.Set(name, entry);
+        run.Ok[name] = entry;
+        ClearUnreadable(name);
+    }
+
+    private void Conflict(string name, WalFileState state, string? sourceSha, WalStoredCopy stored, WalIndex index, Run run, bool log)
+    {
+        var entry = new WalIndexEntry(state.Size, state.MtimeTicks, sourceSha, stored);
+        index.Set(name, entry);
+        run.Conflicts[name] = entry;
+        ClearUnreadable(name);
+        Interlocked.Increment(ref _conflictsDetected);
+        if (log)
+        {
+            WalLog.Conflict(_logger, name, stored.Size, stored.Sha256 ?? "unknown", state.Size, sourceSha ?? "not computed, the sizes differ");
+        }
+    }
+
+    private void MarkUnreadable(Run run, string name, WalFileState state, string path, string reason)
+    {
+        // Logged once per file state, not at every run.
+        if (!_unreadable.TryGetValue(name, out var old) || old.State != state || old.Reason != reason)
+        {
+            WalLog.Unreadable(_logger, path, reason);
+            _unreadable[name] = (state, reason);
+            _unreadableVersion++;
+        }
+
+        run.Unreadable[name] = (state, reason);
+    }
+
+    private void ClearUnreadable(string name)
+    {
+        if (_unreadable.Remove(name))
+        {
+            _unreadableVersion++;
+        }
+    }
+
+    /// <summary>A scheduled run waits (at most one settle time) for segments still being written, so its manifest can list them.</summary>
+    private async Task RetrySettlingAsync(WalIndex index, HashSet<string>? stored, Run run, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var until = run.Settling.Values.Select(s => _settle.RecheckAt(s, now)).Max();
+        await Task.Delay(until - now, _time, cancellationToken).ConfigureAwait(false);
+
+        var again = new List<WalListedFile>();
+        foreach (var name in run.Settling.Keys.Order(StringComparer.Ordinal))
+        {
+            var file = new FileInfo(Path.Combine(_directory, name));
+            try
+            {
+                if (file.Exists)
+                {
+                    again.Add(new WalListedFile(name, WalFileState.Of(file)));
+                }
+            }
+            catch (FileNotFoundException)
+            {
+                // Gone meanwhile.
+            }
+        }
+
+        run.Settling.Clear();
+        await ProcessAsync(again, index, stored, run, cancellationToken).ConfigureAwait(false);
+    }
+
+    // ------------------------------------------------------------------------------------ active file
+
+    private async Task SnapshotActiveAsync(WalIndex index, Run run, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(_directory, _naming.ActiveFile);
+        WalFileState state;
+        try
+        {
+            var file = new FileInfo(path);
+            if (!file.Exists)
+            {
+                // No active file: VeloZ is stopped, or between sealing a segment and its next write.
+                _activeFailedState = null;
+                return;
+            }
+
+            state = WalFileState.Of(file);
+        }
+        catch (FileNotFoundException)
+        {
+            return;
+        }
+
+        var last = index.Active;
+        if (last is not null && last.State == state)
+        {
+            run.Active = last;
+            return;
+        }
+
+        if (!run.Full)
+        {
+            // The watcher snapshots the active file only once its writes pause; under continuous appends the
+            // scheduled run takes the snapshot. A failure in this very state is retried by the scheduled run.
+            if (_activeFailedState == state || !_settle.IsSettled(_naming.ActiveFile, state, _time.GetUtcNow()))
+            {
+                return;
+            }
+        }
+
+        try
+        {
+            using var handle = WalFile.OpenRead(path, _reads);
+
+            // N is the length of the inode we hold, now; VeloZ keeps appending, the snapshot is exactly N bytes.
+            var opened = WalFile.StateOf(handle, path);
+            if (last is not null && opened.Size == last.Size)
+            {
+                // Same length as the last snapshot but another mtime (touched, rewritten in place, or the index was
+                // rebuilt): compare the bytes before storing a duplicate.
+                string sha;
+                using (var probe = new WalReadStream(handle, path, opened.Size, _reads, ownsHandle: false))
+                {
+                    sha = await WalFile.Sha256Async(probe, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (string.Equals(sha, last.Sha256, StringComparison.Ordinal))
+                {
+                    var same = last with { Mtime = opened.MtimeTicks };
+                    index.SetActive(same);
+                    run.Active = same;
+                    _activeFailedState = null;
+                    return;
+                }
+            }
+
+            if (last is not null && opened.Size < last.Size)
+            {
+                WalLog.ActiveShrank(_logger, path, last.Size, opened.Size);
+            }
+
+            var name = await ArtifactNameAllocator.AllocateAsync(_repository.Local, Kind, _naming.ActiveStem, _naming.ActiveSuffix, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            ArtifactInfo snapshot;
+            using (var content = new WalReadStream(handle, path, opened.Size, _reads, ownsHandle: false))
+            {
+                snapshot = await _repository.StoreAsync(Kind, name, content, null, cancellationToken).ConfigureAwait(false);
+            }
+
+            var entry = new WalActiveEntry(name, snapshot.Size, opened.MtimeTicks, snapshot.Sha256!);
+            index.SetActive(entry);
+            run.Active = entry;
+            run.ActiveSnapshot = snapshot;
+            run.Artifacts.Add(snapshot);
+            _activeFailedState = null;
+        }
+        catch (WalFileReadException ex) when (ex.Vanished)
+        {
+            // Renamed away (sealed) between the stat and the open: the segment and the new active file are next.
+        }
+        catch (WalFileChangedException ex)
+        {
+            // Truncated while it was read: nothing was stored; its new content is taken next time.
+            run.ActiveProblem = ex.Message;
+            WalLog.ActiveSnapshotFailed(_logger, ex.Message);
+            _activeFailedState = state;
+        }
+        catch (WalFileReadException ex)
+        {
+            run.ActiveProblem = ex.Message;
+            run.ActiveUnreadable = true;
+            WalLog.ActiveSnapshotFailed(_logger, ex.Message);
+            _activeFailedState = state;
+        }
+    }
+
+    // --------------------------------------------------------------------------------------- manifest
+
+    private async Task WriteManifestAsync(Run run, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var manifest = new WalManifest(
+            WalManifest.FormatName,
+            1,
+            _nodeName,
+            now,
+            run.Trigger.ToString(),
+            _directory,
+            run.Active is { } a ? new WalManifestActive(_naming.ActiveFile, a.Artifact, a.Size, a.Sha256) : null,
+            [.. run.Ok.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestSegment(p.Key, p.Value.Size, p.Value.Sha256!))],
+            [.. run.Settling.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestPending(p.Key, p.Value.Size))],
+            [.. run.Conflicts.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestConflict(p.Key, p.Value.Stored!.Size, p.Value.Stored.Sha256, p.Value.Size, p.Value.Sha256))],
+            [.. run.Unreadable.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestUnreadable(p.Key, p.Value.Reason))]);
+
+        var name = await ArtifactNameAllocator.AllocateAsync(_repository.Local, Kind, WalNaming.ManifestPrefix, WalNaming.ManifestSuffix, now, cancellationToken).ConfigureAwait(false);
+        var content = ProducerStream.Start(manifest.WriteAsync, cancellationToken);
+        await using (content.ConfigureAwait(false))
+        {
+            run.Manifest = await _repository.StoreAsync(Kind, name, content, null, cancellationToken).ConfigureAwait(false);
+        }
+
+        run.Artifacts.Add(run.Manifest);
+        Volatile.Write(ref _lastManifest, name);
+    }
+
+    // ------------------------------------------------------------------------------------------ index
+
+    private async Task<WalIndex> LoadIndexAsync(CancellationToken cancellationToken)
+    {
+        if (_index is not null && !_indexFile.ChangedSinceLastIo())
+        {
+            return _index;
+        }
+
+        var (loaded, problem) = _indexFile.Load(_directory);
+        if (loaded is null)
+        {
+            if (problem is null)
+            {
+                WalLog.IndexMissing(_logger, _indexFile.Path);
+            }
+            else
+            {
+                WalLog.IndexCorrupt(_logger, _indexFile.Path, problem);
+            }
+
+            // Segments are recognised lazily from their sidecars (see CompareAsync); the active file's last
+            // snapshot is the newest one in the store.
+            loaded = new WalIndex(_directory);
+            loaded.SetActive(await NewestSnapshotAsync(cancellationToken).ConfigureAwait(false));
+            loaded.Touch();
+            _savedVersion = -1;
+        }
+        else
+        {
+            _savedVersion = loaded.Version;
+        }
+
+        _index = loaded;
+        _publishedIndexVersion = -1;
+        return loaded;
+    }
+
+    private async Task<WalActiveEntry?> NewestSnapshotAsync(CancellationToken cancellationToken)
+    {
+        var directory = Path.Combine(_repository.Local.Root, Kind);
+        if (!Directory.Exists(directory))
+        {
+            return null;
+        }
+
+        string? newest = null;
+        (DateTimeOffset Time, int Sequence) newestKey = default;
+        foreach (var path in Directory.EnumerateFiles(directory))
+        {
+            var name = Path.GetFileName(path);
+            if (name.StartsWith('.') || !_naming.IsSnapshot(name) || !ArtifactName.TryParse(name, out _, out var time, out var sequence, out _))
+            {
+                continue;
+            }
+
+            if (newest is null || (time, sequence).CompareTo(newestKey) > 0)
+            {
+                (newest, newestKey) = (name, (time, sequence));
+            }
+        }
+
+        if (newest is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            var info = await _repository.Local.StatAsync(Kind, newest, cancellationToken).ConfigureAwait(false);
+            return info?.Sha256 is { } sha ? new WalActiveEntry(newest, info.Size, 0, sha) : null;
+        }
+        catch (ArtifactIntegrityException)
+        {
+            return null;
+        }
+    }
+
+    private HashSet<string> ListStoredNames()
+    {
+        var directory = Path.Combine(_repository.Local.Root, Kind);
+        var all = new HashSet<string>(StringComparer.Ordinal);
+        if (Directory.Exists(directory))
+        {
+            foreach (var path in Directory.EnumerateFiles(directory))
+            {
+                all.Add(Path.GetFileName(path));
+            }
+        }
+
+        // A complete artifact has its sidecar; a data file without one is crash debris.
+        return [.. all.Where(n => !n.EndsWith(Sha256Sidecar.Suffix, StringComparison.Ordinal) && all.Contains(Sha256Sidecar.SidecarName(n)))];
+    }
+
+    private void Prune(WalIndex index, List<WalListedFile> listing)
+    {
+        var present = listing.Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var name in index.Segments.Keys.Where(n => !present.Contains(n)).ToList())
+        {
+            // Deleted from the source: forgotten here, kept in the store and in earlier manifests.
+            index.Remove(name);
+        }
+
+        foreach (var name in _unreadable.Keys.Where(n => !present.Contains(n)).ToList())
+        {
+            ClearUnreadable(name);
+        }
+
+        present.Add(_naming.ActiveFile);
+        _settle.Retain(present);
+    }
+
+    private void SaveIndex(WalIndex index, bool force)
+    {
+        if (index.Version == _savedVersion)
+        {
+            return;
+        }
+
+        if (!force && _lastSaveTimestamp != 0 && _time.GetElapsedTime(_lastSaveTimestamp) < ChangeRunIndexSaveInterval)
+        {
+            return;
+        }
+
+        try
+        {
+            _indexFile.Save(index);
+            _savedVersion = index.Version;
+            _lastSaveTimestamp = _time.GetTimestamp();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The index is a cache: the backup stands without it.
+            WalLog.IndexSaveFailed(_logger, _indexFile.Path, ex.Message);
+        }
+    }
+
+    private async Task SaveIndexOnStopAsync()
+    {
+        if (!await _runGate.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        try
+        {
+            if (_index is not null)
+            {
+                SaveIndex(_index, force: true);
+            }
+        }
+        finally
+        {
+            _runGate.Release();
+        }
+    }
+
+    /// <summary>Hands the watcher what this run left known, and readers of <see cref="Status"/> what it found.</summary>
+    private void Publish(WalIndex index, Run run)
+    {
+        var known = Volatile.Read(ref _known);
+        var segments = known.Segments;
+        if (index.Version != _publishedIndexVersion || _unreadableVersion != _publishedUnreadableVersion)
+        {
+            var fresh = new Dictionary<string, WalFileState>(index.Segments.Count + _unreadable.Count, StringComparer.Ordinal);
+            foreach (var (name, entry) in index.Segments)
+            {
+                fresh[name] = entry.State;
+            }
+
+            foreach (var (name, (state, _)) in _unreadable)
+            {
+                fresh[name] = state;
+            }
+
+            segments = fresh;
+            _publishedIndexVersion = index.Version;
+            _publishedUnreadableVersion = _unreadableVersion;
+        }
+
+        Volatile.Write(ref _known, new WalKnownState(segments, _activeFailedState ?? index.Active?.State));
+        if (run.Processed)
+        {
+            Volatile.Write(ref _status, _status with
+            {
+                Conflicts = [.. run.Conflicts.Keys.Order(StringComparer.Ordinal)],
+                Unreadable = [.. run.Unreadable.Keys.Order(StringComparer.Ordinal)],
+                Settling = [.. run.Settling.Keys.Order(StringComparer.Ordinal)],
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------- watcher
+
+    private async Task DispatchAsync(Func<CancellationToken, Task> changed, Task watching, CancellationToken cancellationToken)
+    {
+        DateTimeOffset? due = null;
+        var notBefore = DateTimeOffset.MinValue;
+        var skipped = 0;
+        while (true)
+        {
+            await WaitAsync(due, watching, cancellationToken).ConfigureAwait(false);
+            if (watching.IsCompleted)
+            {
+                await watching.ConfigureAwait(false); // rethrows why the watcher stopped
+                return;
+            }
+
+            _replan.Reader.TryRead(out _);
+            var now = _time.GetUtcNow();
+            var plan = PlanChange(now);
+            due = plan.RecheckAt;
+            if (!plan.Work || Interlocked.Read(ref _runsInProgress) > 0)
+            {
+                // Nothing settled to do, or a run is under way: it signals when it ends, and we look again.
+                continue;
+            }
+
+            if (now < notBefore)
+            {
+                due = WalPlanner.Earliest(due, notBefore);
+                continue;
+            }
+
+            var before = Interlocked.Read(ref _runsCompleted);
+            try
+            {
+                await changed(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                WalLog.ChangeRunFailed(_logger, ex);
+            }
+
+            now = _time.GetUtcNow();
+            if (Interlocked.Read(ref _runsCompleted) != before)
+            {
+                skipped = 0;
+                var failures = (int)Math.Min(Interlocked.Read(ref _changeFailures), 16);
+                notBefore = now + (failures > 0 ? Backoff(failures) : MinRunSpacing);
+            }
+            else
+            {
+                // No run happened here (another process holds the kind's lock, or the run was queued): look
+                // again later rather than lose the change.
+                notBefore = now + Backoff(++skipped);
+                due = WalPlanner.Earliest(due, notBefore);
+            }
+        }
+    }
+
+    private async Task WaitAsync(DateTimeOffset? due, Task watching, CancellationToken cancellationToken)
+    {
+        using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var signalled = _replan.Reader.WaitToReadAsync(wake.Token).AsTask();
+        var delay = due is { } d ? d - _time.GetUtcNow() : Timeout.InfiniteTimeSpan;
+        var timer = Task.Delay(delay < TimeSpan.Zero && delay != Timeout.InfiniteTimeSpan ? TimeSpan.Zero : delay, _time, wake.Token);
+        await Task.WhenAny(signalled, timer, watching).ConfigureAwait(false);
+        await wake.CancelAsync().ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private WalPlan PlanChange(DateTimeOffset now)
+    {
+        List<WalListedFile> segments;
+        WalListedFile? active = null;
+        try
+        {
+            if (!Directory.Exists(_directory))
+            {
+                return default;
+            }
+
+            segments = ListSegments();
+            var file = new FileInfo(Path.Combine(_directory, _naming.ActiveFile));
+            if (file.Exists)
+            {
+                active = new WalListedFile(_naming.ActiveFile, WalFileState.Of(file));
+            }
+        }
+        catch (Exception ex) when (ex is BackupSourceException or IOException or UnauthorizedAccessException)
+        {
+            // The scheduled run reports it with the key to fix.
+            WalLog.PlanFailed(_logger, _directory, ex.Message);
+            return default;
+        }
+
+        return WalPlanner.Plan(segments, active, Volatile.Read(ref _known), _settle, now);
+    }
+
+    private static TimeSpan Backoff(int attempt)
+    {
+        var seconds = Math.Pow(2, Math.Max(0, attempt - 1));
+        return seconds >= MaxBackoff.TotalSeconds ? MaxBackoff : TimeSpan.FromSeconds(seconds);
+    }
+
+    // ---------------------------------------------------------------------------------------- wording
+
+    private string Describe(Run run)
+    {
+        var parts = new List<string>();
+        if (run.Stored > 0)
+        {
+            parts.Add(Count(run.Stored, "new segment"));
+        }
+
+        if (run.ActiveSnapshot is { } snapshot)
+        {
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"{_naming.ActiveFile} snapshot {snapshot.Name} ({snapshot.Size} bytes)"));
+        }
+
+        if (run.Manifest is { } manifest)
+        {
+            parts.Add($"manifest {manifest.Name} lists {Count(run.Ok.Count, "segment")}");
+        }
+
+        if (run.Settling.Count > 0)
+        {
+            parts.Add($"{Count(run.Settling.Count, "segment")} still being written: {Names(run.Settling.Keys)}");
+        }
+
+        if (run.Conflicts.Count > 0)
+        {
+            parts.Add($"ALARM: {Count(run.Conflicts.Count, "stored segment")} changed in the source, stored copies kept: {Names(run.Conflicts.Keys)}");
+        }
+
+        if (run.Unreadable.Count > 0)
+        {
+            var (name, (_, reason)) = run.Unreadable.OrderBy(p => p.Key, StringComparer.Ordinal).First();
+            parts.Add($"{Count(run.Unreadable.Count, "segment")} unreadable, not backed up: {name} ({reason}){More(run.Unreadable.Count)}");
+        }
+
+        if (run.ActiveProblem is { } problem)
+        {
+            parts.Add($"{_naming.ActiveFile} not snapshotted: {problem}");
+        }
+
+        return parts.Count == 0 ? "nothing new" : string.Join("; ", parts);
+    }
+
+    private string UnreadableLine(Run run)
+    {
+        var parts = new List<string>();
+        if (run.Unreadable.Count > 0)
+        {
+            var (name, (_, reason)) = run.Unreadable.OrderBy(p => p.Key, StringComparer.Ordinal).First();
+            parts.Add($"Backup:Wal:Directory: {Count(run.Unreadable.Count, "WAL segment")} cannot be read and {(run.Unreadable.Count == 1 ? "is" : "are")} not backed up: {Path.Combine(_directory, name)} ({reason}){More(run.Unreadable.Count)}");
+        }
+
+        if (run.ActiveUnreadable)
+        {
+            parts.Add($"Backup:Wal:ActiveFile cannot be read: {run.ActiveProblem}");
+        }
+
+        var rest = run.Manifest is { } m ? $"everything else was stored (manifest {m.Name})" : "everything else was stored";
+        return $"{string.Join("; ", parts)}; {rest}";
+    }
+
+    private static string Count(int n, string noun) => string.Create(CultureInfo.InvariantCulture, $"{n} {noun}{(n == 1 ? "" : "s")}");
+
+    private static string More(int n) => n > 1 ? string.Create(CultureInfo.InvariantCulture, $" and {n - 1} more") : "";
+
+    private static string Names(IEnumerable<string> names)
+    {
+        var sorted = names.Order(StringComparer.Ordinal).ToList();
+        return sorted.Count <= 3 ? string.Join(", ", sorted) : $"{string.Join(", ", sorted.Take(3))}{More(sorted.Count - 2)}";
+    }
+
+    /// <summary>What one run saw and did.</summary>
+    private sealed class Run(BackupTrigger trigger)
+    {
+        public BackupTrigger Trigger { get; } = trigger;
+
+        /// <summary>Scheduled, missed or manual: full scan, store check, manifest. Change: new segments and a settled active file only.</summary>
+        public bool Full => Trigger != BackupTrigger.Change;
+
+        public List<ArtifactInfo> Artifacts { get; } = [];
+        public Dictionary<string, WalIndexEntry> Ok { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, WalIndexEntry> Conflicts { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, WalFileState> Settling { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, (WalFileState State, string Reason)> Unreadable { get; } = new(StringComparer.Ordinal);
+        public int Stored { get; set; }
+        public bool Processed { get; set; }
+
+        /// <summary>The snapshot that holds the active file as it is now (taken by this run or unchanged since).</summary>
+        public WalActiveEntry? Active { get; set; }
+
+        public ArtifactInfo? ActiveSnapshot { get; set; }
+        public string? ActiveProblem { get; set; }
+        public bool ActiveUnreadable { get; set; }
+        public ArtifactInfo? Manifest { get; set; }
+    }
+}
