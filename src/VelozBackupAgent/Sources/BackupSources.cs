@@ -26,6 +26,11 @@ public static class BackupSources
             sources.Add(new Database.DatabaseSource(options, repository, time, loggerFactory));
         }
 
+        if (options.Wal.Enabled)
+        {
+            sources.Add(new Wal.WalSource(options, repository, time, loggerFactory));
+        }
+
         return sources;
     }
 }

@@ -381,7 +381,7 @@ public sealed class WalSource : IWatchableSource
         {
             try
             {
-                info = await _repository.StoreAsync(Kind, name, content, null, cancellationToken).ConfigureAwait(false);
+                info = await _repository.StoreAsync(Kind, name, content, expectedSha256: null, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             catch (ArtifactConflictException)
             {
@@ -593,7 +593,7 @@ public sealed class WalSource : IWatchableSource
             ArtifactInfo snapshot;
             using (var content = new WalReadStream(handle, path, opened.Size, _reads, ownsHandle: false))
             {
-                snapshot = await _repository.StoreAsync(Kind, name, content, null, cancellationToken).ConfigureAwait(false);
+                snapshot = await _repository.StoreAsync(Kind, name, content, expectedSha256: null, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
 
             var entry = new WalActiveEntry(name, snapshot.Size, opened.MtimeTicks, snapshot.Sha256!);
@@ -645,7 +645,7 @@ public sealed class WalSource : IWatchableSource
         var content = ProducerStream.Start(manifest.WriteAsync, cancellationToken);
         await using (content.ConfigureAwait(false))
         {
-            run.Manifest = await _repository.StoreAsync(Kind, name, content, null, cancellationToken).ConfigureAwait(false);
+            run.Manifest = await _repository.StoreAsync(Kind, name, content, expectedSha256: null, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
 
         run.Artifacts.Add(run.Manifest);
