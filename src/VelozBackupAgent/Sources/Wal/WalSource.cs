@@ -496,7 +496,9 @@ public sealed class WalSource : IWatchableSource
     {
         var now = _time.GetUtcNow();
         var until = run.Settling.Values.Select(s => _settle.RecheckAt(s, now)).Max();
-        await Task.Delay(until - now, _time, cancellationToken).ConfigureAwait(false);
+
+        // A little past the moment: timers round to milliseconds and may fire a hair early.
+        await Task.Delay(until - now + TimeSpan.FromMilliseconds(100), _time, cancellationToken).ConfigureAwait(false);
 
         var again = new List<WalListedFile>();
         foreach (var name in run.Settling.Keys.Order(StringComparer.Ordinal))
