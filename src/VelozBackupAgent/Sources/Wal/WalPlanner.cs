@@ -41,12 +41,15 @@ internal sealed class WalNaming
         && !string.Equals(name, ActiveFile, StringComparison.Ordinal)
         && !IsSnapshot(name) && !IsManifest(name);
 
+    // The prefix test first: listings of many thousands of segments run these for every name.
     public bool IsSnapshot(string name) =>
-        ArtifactName.TryParse(name, out var prefix, out _, out _, out var suffix)
+        name.StartsWith(ActiveStem, StringComparison.Ordinal)
+        && ArtifactName.TryParse(name, out var prefix, out _, out _, out var suffix)
         && string.Equals(prefix, ActiveStem, StringComparison.Ordinal) && string.Equals(suffix, ActiveSuffix, StringComparison.Ordinal);
 
     public static bool IsManifest(string name) =>
-        ArtifactName.TryParse(name, out var prefix, out _, out _, out var suffix)
+        name.StartsWith(ManifestPrefix, StringComparison.Ordinal)
+        && ArtifactName.TryParse(name, out var prefix, out _, out _, out var suffix)
         && string.Equals(prefix, ManifestPrefix, StringComparison.Ordinal) && string.Equals(suffix, ManifestSuffix, StringComparison.Ordinal);
 
     /// <summary>Whether a change to this name concerns the WAL backup (the watcher ignores everything else).</summary>

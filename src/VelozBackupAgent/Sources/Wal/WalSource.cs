@@ -211,6 +211,7 @@ public sealed class WalSource : IWatchableSource
 
     private async Task<BackupOutput> RunCoreAsync(Run run, CancellationToken cancellationToken)
     {
+        run.ListedAt = _time.GetUtcNow();
         var listing = ListSegments();
         var index = await LoadIndexAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -495,7 +496,9 @@ public sealed class WalSource : IWatchableSource
     {
         var now = _time.GetUtcNow();
         var until = run.Settling.Values.Select(s => _settle.RecheckAt(s, now)).Max();
-        await Task.Delay(until - now, _time, cancellationToken).ConfigureAwait(false);
+
+        // A little past the moment: timers round to milliseconds and may fire a hair early.
+        await Task.Delay(until - now + TimeSpan.FromMilliseconds(100), _time, cancellationToken).ConfigureAwait(false);
 
         var again = new List<WalListedFile>();
         foreach (var name in run.Settling.Keys.Order(StringComparer.Ordinal))
@@ -627,7 +630,8 @@ public sealed class WalSource : IWatchableSource
 
     private async Task WriteManifestAsync(Run run, CancellationToken cancellationToken)
     {
-        var now = _time.GetUtcNow();
+        // Named and dated by the instant the directory was listed: "the WAL directory as it was then".
+        var now = run.ListedAt;
         var manifest = new WalManifest(
             WalManifest.FormatName,
             1,
@@ -683,6 +687,15 @@ public sealed class WalSource : IWatchableSource
         else
         {
             _savedVersion = loaded.Version;
+
+            // A snapshot taken after the index was last saved (a crash, or a change-triggered run whose save was
+            // deferred) is the one to compare with, or the next run would store the same bytes again.
+            if (await NewestSnapshotAsync(cancellationToken).ConfigureAwait(false) is { } newest
+                && !string.Equals(newest.Artifact, loaded.Active?.Artifact, StringComparison.Ordinal)
+                && (loaded.Active is null || IsNewerSnapshot(newest.Artifact, loaded.Active.Artifact)))
+            {
+                loaded.SetActive(newest);
+            }
         }
 
         _index = loaded;
@@ -729,6 +742,10 @@ public sealed class WalSource : IWatchableSource
             return null;
         }
     }
+
+    private static bool IsNewerSnapshot(string candidate, string than) =>
+        ArtifactName.TryParse(candidate, out _, out var t1, out var s1, out _)
+        && (!ArtifactName.TryParse(than, out _, out var t2, out var s2, out _) || (t1, s1).CompareTo((t2, s2)) > 0);
 
     private HashSet<string> ListStoredNames()
     {
@@ -1039,6 +1056,9 @@ public sealed class WalSource : IWatchableSource
         public Dictionary<string, (WalFileState State, string Reason)> Unreadable { get; } = new(StringComparer.Ordinal);
         public int Stored { get; set; }
         public bool Processed { get; set; }
+
+        /// <summary>When the directory was listed: the manifest's time.</summary>
+        public DateTimeOffset ListedAt { get; set; }
 
         /// <summary>The snapshot that holds the active file as it is now (taken by this run or unchanged since).</summary>
         public WalActiveEntry? Active { get; set; }
