@@ -150,9 +150,21 @@ public sealed partial class ChildProcess : IAsyncDisposable
     {
         await _process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
         await _errorPump.ConfigureAwait(false);
-        if (_killedForFailedPump)
+        // The pump's own failure is why the child was killed, and what the operator needs to read; a broken
+        // pipe, though, means the child went first, and its exit code and stderr say why.
+        if (_killedForFailedPump && _inputPump is not null)
         {
-            await AwaitInputPumpAsync().ConfigureAwait(false);
+            try
+            {
+                await _inputPump.ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+            }
+            catch (Exception ex) when (ex is not BackupSourceException and not OperationCanceledException)
+            {
+                throw new BackupSourceException($"feeding {DisplayName} failed: {ex.Message}", ex);
+            }
         }
 
         if (_process.ExitCode != 0)
