@@ -97,7 +97,10 @@ public sealed partial class DatabaseSource : IBackupSource
             stored = await _repository.StoreAsync(Kind, name, dump.Output, new ArtifactWriteOptions
             {
                 Validate = async (artifact, token) =>
-                    tablesWithData = await CheckReadableAsync(pgRestore, _repository.Local.PathOf(artifact.Kind, artifact.Name), InstallHint(), _childLogger, token),
+                {
+                    tablesWithData = await CheckReadableAsync(pgRestore, _repository.Local.PathOf(artifact.Kind, artifact.Name), InstallHint(), _childLogger, token);
+                    Log.StoredLocally(_logger, artifact.Name, artifact.Size, tablesWithData);
+                },
                 OverlapBufferBytes = _options.S3OverlapBufferMiB * MiB,
             }, cancellationToken);
         }
@@ -283,6 +286,9 @@ public sealed partial class DatabaseSource : IBackupSource
     {
         [LoggerMessage(4401, LogLevel.Information, "{Database}: PostgreSQL {ServerVersion}, {SizeBytes} bytes; dumping with pg_dump {PgDumpVersion}")]
         public static partial void Connected(ILogger logger, string database, string serverVersion, long sizeBytes, string pgDumpVersion);
+
+        [LoggerMessage(4403, LogLevel.Debug, "{Name}: stored locally ({Bytes} bytes) and readable by pg_restore ({Tables} tables with data)")]
+        public static partial void StoredLocally(ILogger logger, string name, long bytes, int tables);
 
         [LoggerMessage(4402, LogLevel.Warning, "{Name}: the S3 copy made during the dump was given up, the upload queue copies it instead: {Reason}")]
         public static partial void OverlapGivenUp(ILogger logger, string name, string reason);
