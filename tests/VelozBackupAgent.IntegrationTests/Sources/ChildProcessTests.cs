@@ -71,7 +71,7 @@ public sealed class ChildProcessTests : IDisposable
         child.PumpInput(async (stdin, ct) =>
         {
             await stdin.WriteAsync(new byte[64 * 1024], ct);
-            throw new IOException("tar: secrets/api.key: permission denied");
+            throw new UnauthorizedAccessException("tar: secrets/api.key: permission denied");
         }, CancellationToken.None);
 
         var write = () => store.WriteAsync("secrets", "s.gpg", child.Output);
