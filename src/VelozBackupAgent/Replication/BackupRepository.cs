@@ -293,14 +293,8 @@ public sealed class BackupRepository
                 _ => $"the copy made during the write failed: {_failure.Message.Split('\n')[0].Trim()}",
             };
 
-        private sealed class CountingStream(Stream inner, OverlappedUpload owner) : Stream
+        private sealed class CountingStream(Stream inner, OverlappedUpload owner) : ReadOnlyStream
         {
-            public override bool CanRead => true;
-            public override bool CanSeek => false;
-            public override bool CanWrite => false;
-            public override long Length => throw new NotSupportedException();
-            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
             public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
 
             public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
@@ -308,14 +302,6 @@ public sealed class BackupRepository
 
             public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
                 ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-            public override void Flush()
-            {
-            }
-
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-            public override void SetLength(long value) => throw new NotSupportedException();
-            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
             protected override void Dispose(bool disposing)
             {
@@ -336,14 +322,8 @@ public sealed class BackupRepository
     }
 
     /// <summary>Passes reads through and offers every chunk read to the overlapped upload.</summary>
-    private sealed class TeeStream(Stream source, OverlappedUpload overlap) : Stream
+    private sealed class TeeStream(Stream source, OverlappedUpload overlap) : ReadOnlyStream
     {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
@@ -362,14 +342,6 @@ public sealed class BackupRepository
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Sources;
 
@@ -307,15 +308,9 @@ public sealed partial class ChildProcess : IAsyncDisposable
         return null;
     }
 
-    private sealed class ChildOutputStream(ChildProcess owner, Stream inner) : Stream
+    private sealed class ChildOutputStream(ChildProcess owner, Stream inner) : ReadOnlyStream
     {
         private bool _checked;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
@@ -352,14 +347,6 @@ public sealed partial class ChildProcess : IAsyncDisposable
                 _checked = true;
             }
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static partial class Log

@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Sources;
 
@@ -37,16 +38,10 @@ public static class ProducerStream
         return new ReadSide(pipe.Reader, cts, producer);
     }
 
-    private sealed class ReadSide(PipeReader reader, CancellationTokenSource cts, Task producer) : Stream
+    private sealed class ReadSide(PipeReader reader, CancellationTokenSource cts, Task producer) : ReadOnlyStream
     {
         private readonly Stream _inner = reader.AsStream(leaveOpen: true);
         private bool _disposed;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
         public override int Read(Span<byte> buffer) => _inner.Read(buffer);
@@ -56,14 +51,6 @@ public static class ProducerStream
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
             _inner.ReadAsync(buffer, cancellationToken);
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         public override async ValueTask DisposeAsync()
         {
