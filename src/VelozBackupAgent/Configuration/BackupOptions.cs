@@ -24,6 +24,12 @@ public sealed class BackupOptions
     /// <summary>Quartz cron expression of the retention pruner (each kind's <c>Retention</c>, local and S3). Default hourly at :15.</summary>
     public string PruneSchedule { get; set; } = "0 15 * * * ?";
 
+    /// <summary>
+    /// Slack added to every kind's <see cref="KindOptions.FreshnessObjective"/> before it counts as stale, so the
+    /// seconds a scheduled run takes do not flap <c>/health</c>. Default 1 minute.
+    /// </summary>
+    public TimeSpan FreshnessGrace { get; set; } = TimeSpan.FromMinutes(1);
+
     public WalOptions Wal { get; set; } = new();
     public ConfigBackupOptions Config { get; set; } = new();
     public DatabaseOptions Database { get; set; } = new();
@@ -31,8 +37,19 @@ public sealed class BackupOptions
     public S3Options S3 { get; set; } = new();
     public ReplicationOptions Replication { get; set; } = new();
     public RestoreOptions Restore { get; set; } = new();
+    public VerifyOptions Verify { get; set; } = new();
     public HttpOptions Http { get; set; } = new();
     public LogOptions Log { get; set; } = new();
+
+    /// <summary>The settings of one kind (<see cref="BackupKinds"/>).</summary>
+    public KindOptions Kind(string kind) => kind switch
+    {
+        BackupKinds.Wal => Wal,
+        BackupKinds.Config => Config,
+        BackupKinds.Database => Database,
+        BackupKinds.Secrets => Secrets,
+        _ => throw new ArgumentException($"unknown kind '{kind}': use one of {string.Join(", ", BackupKinds.All)}", nameof(kind)),
+    };
 
     /// <summary>Where the agent keeps its own state (upload queue, indexes): <c>&lt;LocalRoot&gt;/.state</c>.</summary>
     public string StateDirectory => Path.Combine(LocalRoot, ".state");
@@ -49,6 +66,12 @@ public abstract class KindOptions
 
     /// <summary>How long artifacts are kept (the newest is always kept).</summary>
     public abstract TimeSpan Retention { get; set; }
+
+    /// <summary>
+    /// How old the newest successful backup of the kind may be (the seeds' verification checklist): past it,
+    /// plus <see cref="BackupOptions.FreshnessGrace"/>, <c>/health</c> and <c>verify</c> report the kind stale.
+    /// </summary>
+    public abstract TimeSpan FreshnessObjective { get; set; }
 }
 
 /// <summary><c>Backup:Wal</c>: the order write-ahead log.</summary>
@@ -72,6 +95,9 @@ public sealed class WalOptions : KindOptions
 
     public override string Schedule { get; set; } = "0 0/5 * * * ?";
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Default 5 minutes (the runbook's RPO for the order WAL).</summary>
+    public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromMinutes(5);
 }
 
 /// <summary><c>Backup:Config</c>: VeloZ configuration files, archived as <c>config_YYYYMMDD_HHMMSS.tar.gz</c>.</summary>
@@ -96,6 +122,9 @@ public sealed class ConfigBackupOptions : KindOptions
     public override string Schedule { get; set; } = "0 0 0/6 * * ?";
 
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Default 6 hours.</summary>
+    public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(6);
 }
 
 /// <summary><c>Backup:Database</c>: the PostgreSQL database, dumped with <c>pg_dump -Fc</c>.</summary>
@@ -128,6 +157,9 @@ public sealed class DatabaseOptions : KindOptions
 
     public override string Schedule { get; set; } = "0 0 2 * * ?";
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Default 24 hours.</summary>
+    public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(24);
 }
 
 /// <summary><c>Backup:Secrets</c>: the secrets directory, GPG-encrypted as <c>secrets_YYYYMMDD_HHMMSS.tar.gz.gpg</c>.</summary>
@@ -150,6 +182,9 @@ public sealed class SecretsOptions : KindOptions
 
     /// <summary>Scheduled full run; changes are also picked up by a file watcher. Default daily at 02:30.</summary>
     public override string Schedule { get; set; } = "0 30 2 * * ?";
+
+    /// <summary>Default 24 hours.</summary>
+    public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(24);
 
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
 }
@@ -199,6 +234,25 @@ public sealed class RestoreOptions
     public string StartCommand { get; set; } = "systemctl start veloz";
     public Uri HealthUrl { get; set; } = new("http://localhost:8080/health");
     public TimeSpan HealthTimeout { get; set; } = TimeSpan.FromMinutes(2);
+}
+
+/// <summary><c>Backup:Verify</c>: the restore drill and the runbook's recovery time objectives.</summary>
+public sealed class VerifyOptions
+{
+    /// <summary>Whether the daemon runs the restore drill (<c>verify --test-restore</c>) on <see cref="DrillSchedule"/>. Default true.</summary>
+    public bool DrillEnabled { get; set; } = true;
+
+    /// <summary>Quartz cron of the restore drill. Default monthly: 04:00 on the 1st.</summary>
+    public string DrillSchedule { get; set; } = "0 0 4 1 * ?";
+
+    /// <summary>RTO of a single node failure (runbook): the WAL test restore must fit in it. Default 5 minutes.</summary>
+    public TimeSpan RtoSingleNode { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>RTO of database corruption (runbook): the database test restore must fit in it. Default 30 minutes.</summary>
+    public TimeSpan RtoDatabase { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>RTO of a complete site failure (runbook): the whole test restore must fit in it. Default 4 hours.</summary>
+    public TimeSpan RtoSiteFailure { get; set; } = TimeSpan.FromHours(4);
 }
 
 /// <summary><c>Backup:Http</c>: the metrics and health listener.</summary>

@@ -42,6 +42,15 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckLocalRoot(o.LocalRoot, p);
         CheckPositive($"{B}:{nameof(o.StopGrace)}", o.StopGrace, p);
         CheckCron($"{B}:{nameof(o.PruneSchedule)}", o.PruneSchedule, p);
+        if (o.FreshnessGrace < TimeSpan.Zero)
+        {
+            p.Add($"{B}:{nameof(o.FreshnessGrace)} must not be negative: {o.FreshnessGrace}");
+        }
+
+        CheckCron($"{B}:{nameof(o.Verify)}:{nameof(o.Verify.DrillSchedule)}", o.Verify.DrillSchedule, p);
+        CheckPositive($"{B}:{nameof(o.Verify)}:{nameof(o.Verify.RtoSingleNode)}", o.Verify.RtoSingleNode, p);
+        CheckPositive($"{B}:{nameof(o.Verify)}:{nameof(o.Verify.RtoDatabase)}", o.Verify.RtoDatabase, p);
+        CheckPositive($"{B}:{nameof(o.Verify)}:{nameof(o.Verify.RtoSiteFailure)}", o.Verify.RtoSiteFailure, p);
 
         CheckKind($"{B}:{nameof(o.Wal)}", o.Wal, p);
         CheckAbsolute($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.Directory)}", o.Wal.Directory, p);
@@ -139,6 +148,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
     {
         CheckCron($"{key}:{nameof(kind.Schedule)}", kind.Schedule, p);
         CheckPositive($"{key}:{nameof(kind.Retention)}", kind.Retention, p);
+        CheckPositive($"{key}:{nameof(kind.FreshnessObjective)}", kind.FreshnessObjective, p);
     }
 
     private static void CheckCron(string key, string? expression, List<string> p)
