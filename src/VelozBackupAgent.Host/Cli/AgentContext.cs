@@ -4,6 +4,7 @@ using Serilog;
 using Serilog.Events;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
+using VelozBackupAgent.Restore;
 using VelozBackupAgent.Retention;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Storage;
@@ -23,6 +24,7 @@ internal sealed class AgentContext : IAsyncDisposable
     public const string SystemConfigPath = "/etc/veloz-backup/appsettings.json";
 
     private readonly Serilog.Core.Logger _serilog;
+    private readonly List<IArtifactStore> _extraStores = [];
 
     private AgentContext(BackupOptions options, IConfiguration configuration, Serilog.Core.Logger serilog, string? configPath)
     {
@@ -61,6 +63,21 @@ internal sealed class AgentContext : IAsyncDisposable
 
     /// <summary>Runs the enabled backup kinds (one at a time per kind, across processes too).</summary>
     public BackupRunner Runner { get; }
+
+    /// <summary>
+    /// The restore procedures, reading from the local store, the configured S3 replica, or any other
+    /// <c>s3://bucket/node</c> with Backup:S3's endpoint settings.
+    /// </summary>
+    public Restorer CreateRestorer(IProgress<TransferProgress>? progress = null)
+    {
+        var sources = new RestoreSources(Options, Local, Remote, (bucket, prefix) =>
+        {
+            var store = StoreComposition.CreateS3(Options, LoggerFactory, bucket, prefix, Time);
+            _extraStores.Add(store);
+            return store;
+        }, progress);
+        return new Restorer(Options, sources, Time, LoggerFactory);
+    }
 
     /// <summary>The stores a verb may read: local first, then the replica when configured.</summary>
     public IEnumerable<IArtifactStore> Stores => Remote is null ? [Local] : [Local, Remote];
@@ -156,6 +173,11 @@ internal sealed class AgentContext : IAsyncDisposable
     {
         Replicator?.Dispose();
         (Remote as IDisposable)?.Dispose();
+        foreach (var store in _extraStores)
+        {
+            (store as IDisposable)?.Dispose();
+        }
+
         LoggerFactory.Dispose();
         await _serilog.DisposeAsync();
     }

@@ -54,6 +54,7 @@ internal static class VelozCli
         root.Subcommands.Add(Verbs.Status(commands));
         root.Subcommands.Add(Verbs.Replicate(commands));
         root.Subcommands.Add(Verbs.Import(commands));
+        root.Subcommands.Add(RestoreVerbs.Restore(commands));
 
         var parse = root.Parse(verbArgs);
         if (parse.Errors.Count > 0)
@@ -135,6 +136,16 @@ internal sealed class VerbContext(Option<string?> configOption, Option<bool> ver
         {
             await Error.WriteLineAsync("veloz-backup: interrupted");
             return ExitCodes.Interrupted;
+        }
+        catch (Restore.RestoreException ex)
+        {
+            await Error.WriteLineAsync($"veloz-backup: {FirstLine(ex.Message)}");
+            return ExitCodes.Failed;
+        }
+        catch (Sources.BackupSourceException ex)
+        {
+            await Error.WriteLineAsync($"veloz-backup: {FirstLine(ex.Message)}");
+            return ExitCodes.Failed;
         }
         catch (StoreException ex)
         {

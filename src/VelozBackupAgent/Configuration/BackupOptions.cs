@@ -234,6 +234,15 @@ public sealed class RestoreOptions
     public string StartCommand { get; set; } = "systemctl start veloz";
     public Uri HealthUrl { get; set; } = new("http://localhost:8080/health");
     public TimeSpan HealthTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Owner (<c>user</c> or <c>user:group</c>) given to restored secrets and WAL files when the agent runs as root,
+    /// e.g. <c>veloz:veloz</c>; null keeps the owners the archive recorded (WAL: the WAL directory's owner).
+    /// </summary>
+    public string? Owner { get; set; }
+
+    /// <summary>pg_restore parallel jobs for database restores (1 to 32). Default 2.</summary>
+    public int Jobs { get; set; } = 2;
 }
 
 /// <summary><c>Backup:Verify</c>: the restore drill and the runbook's recovery time objectives.</summary>

@@ -97,6 +97,15 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         }
 
         CheckPositive($"{B}:{nameof(o.Restore)}:{nameof(o.Restore.HealthTimeout)}", o.Restore.HealthTimeout, p);
+        if (o.Restore.Jobs is < 1 or > 32)
+        {
+            p.Add($"{B}:{nameof(o.Restore)}:{nameof(o.Restore.Jobs)} must be between 1 and 32: {o.Restore.Jobs}");
+        }
+
+        if (o.Restore.Owner is { } owner && !OwnerRegex().IsMatch(owner))
+        {
+            p.Add($"{B}:{nameof(o.Restore)}:{nameof(o.Restore.Owner)} must be 'user' or 'user:group': '{owner}'");
+        }
         if (!o.Restore.HealthUrl.IsAbsoluteUri || o.Restore.HealthUrl.Scheme is not ("http" or "https"))
         {
             p.Add($"{B}:{nameof(o.Restore)}:{nameof(o.Restore.HealthUrl)} must be an absolute http(s) URL: {o.Restore.HealthUrl}");
@@ -364,6 +373,9 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
 
     [GeneratedRegex("^[A-Za-z0-9._-]{1,63}$")]
     private static partial Regex NodeNameRegex();
+
+    [GeneratedRegex(@"^[a-z_][a-z0-9_.-]*[$]?(:[a-z_][a-z0-9_.-]*[$]?)?$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex OwnerRegex();
 
     [GeneratedRegex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     private static partial Regex BucketRegex();

@@ -26,6 +26,16 @@ public static class StoreComposition
         };
     }
 
+    /// <summary>An S3 store for another bucket or node prefix (a restore from <c>s3://bucket/node</c>), with the endpoint settings of Backup:S3.</summary>
+    public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory, string bucket, string prefix, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        var storeOptions = S3StoreOptionsFrom(options);
+        storeOptions.Bucket = bucket;
+        storeOptions.Prefix = prefix;
+        return new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider);
+    }
+
     /// <summary>The S3 replica; credentials from the AWS default chain (environment, profile, instance role).</summary>
     public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory, TimeProvider? timeProvider = null)
     {

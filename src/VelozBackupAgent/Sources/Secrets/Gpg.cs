@@ -77,6 +77,10 @@ internal sealed class Gpg
         return ChildProcess.Start(Spec(arguments) with { RedirectInput = true }, _logger);
     }
 
+    /// <summary>Starts <c>gpg --decrypt</c> (stdin: the artifact, stdout: the tar.gz) with the configured keyring.</summary>
+    public ChildProcess StartDecryption() =>
+        ChildProcess.Start(Spec(["--batch", "--no-tty", "--quiet", "--decrypt"]) with { RedirectInput = true }, _logger);
+
     private async Task<GpgKey> ResolveAsync(string recipient, CancellationToken cancellationToken)
     {
         string listing;

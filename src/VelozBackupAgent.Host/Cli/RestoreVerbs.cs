@@ -1,0 +1,242 @@
+using System.CommandLine;
+using System.Globalization;
+using VelozBackupAgent.Restore;
+
+namespace VelozBackupAgent.Host.Cli;
+
+/// <summary><c>restore wal|config|database|secrets|full</c>: the runbook's procedures.</summary>
+internal static class RestoreVerbs
+{
+    public static Command Restore(VerbContext ctx)
+    {
+        var command = new Command("restore",
+            "Restore an artifact the way the disaster-recovery runbook does: verify its checksum first, prepare everything beside the live copy, " +
+            "then stop VeloZ (Backup:Restore:StopCommand), switch over, start it and wait for Backup:Restore:HealthUrl.");
+        command.Subcommands.Add(Kind(ctx, BackupKinds.Wal,
+            "Rebuild the WAL directory exactly as a sync's manifest recorded it (the newest, or the newest at or before --at, e.g. just before an accidental deletion). " +
+            "The directory is assembled and verified beside the target and swapped in; the one it replaces is kept as <dir>.pre-restore-<time>."));
+        command.Subcommands.Add(Kind(ctx, BackupKinds.Config, "Extract a configuration archive into Backup:Config:Root (or --target), keeping modes (and owners when run as root)."));
+        command.Subcommands.Add(Kind(ctx, BackupKinds.Database,
+            "pg_restore a dump into a scratch database, then swap it in for the configured database (--yes) or keep it side by side (--into NAME). Reports tables and rows."));
+        command.Subcommands.Add(Kind(ctx, BackupKinds.Secrets, "gpg --decrypt with the agent's keyring and extract into Backup:Secrets:Directory (or --target): files 0600, owner Backup:Restore:Owner."));
+        command.Subcommands.Add(Full(ctx));
+        return command;
+    }
+
+    private static Command Kind(VerbContext ctx, string kind, string description)
+    {
+        var source = new Argument<string?>("source")
+        {
+            Description = "latest (default), a local artifact file (its .sha256 sidecar beside it), or s3://BUCKET/NODE/" + kind + "/NAME",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var at = new Option<string?>("--at") { Description = "With latest: the newest artifact at or before this time (ISO 8601; UTC unless an offset is given), e.g. 2026-11-23T09:55:00Z" };
+        var from = new Option<string?>("--from") { Description = "With latest: the store to take it from, local or s3 (default: local, then S3 when the local store has none)" };
+        from.AcceptOnlyFromAmong("local", "s3");
+        var noService = new Option<bool>("--no-service") { Description = "Do not run the stop/start commands nor wait for the health URL" };
+        var command = new Command(kind, description) { source, at, from, noService };
+
+        Option<string?>? target = null;
+        Option<string?>? into = null;
+        Option<bool>? yes = null;
+        Option<int?>? jobs = null;
+        Option<bool>? keepOld = null;
+        if (kind == BackupKinds.Database)
+        {
+            into = new Option<string?>("--into") { Description = "Restore side by side into this database (VeloZ keeps running; no stop/start)" };
+            yes = new Option<bool>("--yes") { Description = "Replace the existing database (it is swapped out only after pg_restore succeeded, then dropped)" };
+            jobs = new Option<int?>("--jobs", "-j") { Description = "pg_restore parallel jobs (default Backup:Restore:Jobs)" };
+            keepOld = new Option<bool>("--keep-old") { Description = "Keep the replaced database as <name>_pre_restore_<time> instead of dropping it" };
+            command.Options.Add(into);
+            command.Options.Add(yes);
+            command.Options.Add(jobs);
+            command.Options.Add(keepOld);
+        }
+        else
+        {
+            target = new Option<string?>("--target") { Description = "Restore into this directory instead of the configured one (VeloZ keeps running; no stop/start)" };
+            command.Options.Add(target);
+        }
+
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            var sideBySide = (target is not null && parse.GetValue(target) is not null) || (into is not null && parse.GetValue(into) is not null);
+            DatabaseRestoreRequest? database = null;
+            if (kind == BackupKinds.Database)
+            {
+                var j = parse.GetValue(jobs!) ?? agent.Options.Restore.Jobs;
+                if (j is < 1 or > 32)
+                {
+                    throw new ArgumentException("--jobs must be between 1 and 32");
+                }
+
+                database = new DatabaseRestoreRequest(parse.GetValue(into!), parse.GetValue(yes!), j, parse.GetValue(keepOld!));
+                if (database.Into is null && !database.Replace)
+                {
+                    throw new ArgumentException($"restore database replaces the configured database: pass --yes to confirm, or --into NAME to restore side by side");
+                }
+            }
+
+            var request = new RestoreRequest(kind, parse.GetValue(source), ParseTime(parse.GetValue(at)), parse.GetValue(from),
+                target is null ? null : parse.GetValue(target), database, ManageService: !parse.GetValue(noService) && !sideBySide);
+            using var progress = new ProgressPrinter(ctx.Error);
+            var restorer = agent.CreateRestorer(progress);
+            restorer.Step += progress.Line;
+            var report = await restorer.RestoreAsync(request, ct);
+            progress.Done();
+            await PrintAsync(ctx, report, $"RTO ({KindScenario(kind)})");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command Full(VerbContext ctx)
+    {
+        var yes = new Option<bool>("--yes") { Description = "Confirm: this replaces the secrets, configuration, database and WAL directory of this host" };
+        var source = new Option<string?>("--source") { Description = "s3://BUCKET[/NODE] to restore from (default: the local store, and Backup:S3 for whatever it lacks)" };
+        var noService = new Option<bool>("--no-service") { Description = "Do not run the stop/start commands nor wait for the health URL" };
+        var command = new Command("full",
+            "The site-failure path: the newest secrets, configuration, database and WAL, in that order, from S3 when the local store is gone; " +
+            "then start VeloZ and wait for its health URL. Prints each step's time and the total against the runbook's RTO.") { yes, source, noService };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            if (!parse.GetValue(yes))
+            {
+                throw new ArgumentException("restore full replaces the secrets, configuration, database and WAL of this host: pass --yes to confirm");
+            }
+
+            using var progress = new ProgressPrinter(ctx.Error);
+            var restorer = agent.CreateRestorer(progress);
+            restorer.Step += progress.Line;
+            var report = await restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct);
+            progress.Done();
+            await PrintAsync(ctx, report, "RTO (complete site failure)");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static async Task PrintAsync(VerbContext ctx, RestoreReport report, string objective)
+    {
+        var rows = report.Results.Select(r => new[]
+        {
+            r.Kind, r.Artifact, Seconds(r.Prepare), Seconds(r.Commit), r.Summary,
+        });
+        await Format.TableAsync(ctx.Out, ["KIND", "ARTIFACT", "PREPARE", "SWITCH", "RESTORED"], rows);
+        if (report.Results.FirstOrDefault(r => r.Details is IReadOnlyList<RestoredTable>) is { Details: IReadOnlyList<RestoredTable> tables })
+        {
+            foreach (var t in tables)
+            {
+                await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {t.Name}: {t.Rows} rows"));
+            }
+        }
+
+        foreach (var s in report.Skipped)
+        {
+            await ctx.Out.WriteLineAsync($"skipped {s}");
+        }
+
+        foreach (var w in report.Results.SelectMany(r => r.Warnings.Select(w => $"{r.Kind}: {w}")))
+        {
+            await ctx.Error.WriteLineAsync($"veloz-backup: warning: {w}");
+        }
+
+        if (report.Service is { } service)
+        {
+            await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"VeloZ stopped, restarted and healthy after {Seconds(service.HealthyAfter ?? TimeSpan.Zero)}; downtime {Seconds(service.Downtime)}"));
+        }
+        else
+        {
+            await ctx.Out.WriteLineAsync("VeloZ service not touched (--no-service or a side-by-side restore)");
+        }
+
+        var within = report.Total <= report.Objective ? "within" : "OVER";
+        await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"total {Seconds(report.Total)}: {within} the {objective} of {report.Objective:c}"));
+    }
+
+    private static string KindScenario(string kind) => kind switch
+    {
+        BackupKinds.Wal => "single node failure",
+        BackupKinds.Database => "database corruption",
+        _ => "complete site failure",
+    };
+
+    private static string Seconds(TimeSpan t) => string.Create(CultureInfo.InvariantCulture, $"{t.TotalSeconds:0.0} s");
+
+    /// <summary>ISO 8601 (or <c>yyyy-MM-dd HH:mm[:ss]</c>); UTC unless an offset is given.</summary>
+    internal static DateTimeOffset? ParseTime(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t)
+            ? t
+            : throw new ArgumentException($"--at: not a time: '{text}' (use ISO 8601, e.g. 2026-11-23T09:55:00Z)");
+    }
+}
+
+/// <summary>
+/// Step lines and byte progress of a restore on stderr: a live percentage on a terminal, plain lines (one per
+/// step) when redirected, so logs stay readable.
+/// </summary>
+internal sealed class ProgressPrinter(TextWriter error) : IProgress<TransferProgress>, IDisposable
+{
+    private readonly bool _terminal = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
+    private readonly Lock _gate = new();
+    private long _lastTick;
+    private bool _pending;
+
+    public void Line(string line)
+    {
+        lock (_gate)
+        {
+            ClearPending();
+            error.WriteLine("-> " + line);
+        }
+    }
+
+    public void Report(TransferProgress value)
+    {
+        if (!_terminal || value.Total is not > 0)
+        {
+            return;
+        }
+
+        var now = Environment.TickCount64;
+        lock (_gate)
+        {
+            if (now - _lastTick < 250 && value.Done < value.Total)
+            {
+                return;
+            }
+
+            _lastTick = now;
+            error.Write(string.Create(CultureInfo.InvariantCulture,
+                $"\r   {value.Step}: {100.0 * value.Done / value.Total.Value,5:0.0}% ({Format.Bytes(value.Done)} of {Format.Bytes(value.Total.Value)})   "));
+            _pending = true;
+        }
+    }
+
+    public void Done()
+    {
+        lock (_gate)
+        {
+            ClearPending();
+        }
+    }
+
+    public void Dispose() => Done();
+
+    private void ClearPending()
+    {
+        if (_pending)
+        {
+            error.WriteLine();
+            _pending = false;
+        }
+    }
+}

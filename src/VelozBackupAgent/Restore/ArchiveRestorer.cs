@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.IO.Compression;
+using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Sources;
+using VelozBackupAgent.Sources.Secrets;
+
+namespace VelozBackupAgent.Restore;
+
+/// <summary>
+/// Restores <c>config_*.tar.gz</c> and <c>secrets_*.tar.gz.gpg</c>: the verified artifact is decrypted (secrets:
+/// <c>gpg --decrypt</c> with the agent's keyring, streamed, never a plaintext archive on disk), gunzipped and
+/// extracted by <see cref="SafeTarExtractor"/> into a staging directory inside the target, then moved into place.
+/// Configuration keeps the archive's modes (and owners when run as root, like <c>tar -xpf</c>); secrets become
+/// 0600 files in 0700 directories, owned by <c>Backup:Restore:Owner</c> when set.
+/// </summary>
+public sealed partial class ArchiveRestorer
+{
+    private readonly BackupOptions _options;
+    private readonly ILogger _logger;
+
+    public ArchiveRestorer(BackupOptions options, ILogger logger)
+    {
+        _options = options;
+        _logger = logger;
+    }
+
+    /// <summary>Extracts a configuration archive beside <paramref name="target"/> (default Backup:Config:Root), ready to move into place.</summary>
+    public async Task<IPreparedRestore> PrepareConfigAsync(StagedArtifact archive, string? target, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        var directory = target ?? _options.Config.Root;
+        var clock = Stopwatch.StartNew();
+        var input = new FileStream(archive.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        await using (input.ConfigureAwait(false))
+        {
+            var tree = await ExtractAsync(input, directory, new TarExtractOptions { PreserveOwners = true }, archive.Source.Name, cancellationToken).ConfigureAwait(false);
+            return new PreparedArchive(this, BackupKinds.Config, archive.Source.Name, directory, tree, null, clock.Elapsed);
+        }
+    }
+
+    /// <summary>Decrypts and extracts a secrets archive beside <paramref name="target"/> (default Backup:Secrets:Directory), ready to move into place.</summary>
+    public async Task<IPreparedRestore> PrepareSecretsAsync(StagedArtifact archive, string? target, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        var directory = target ?? _options.Secrets.Directory;
+        var owner = await ResolveOwnerAsync(_options.Restore.Owner, _logger, cancellationToken).ConfigureAwait(false);
+        var clock = Stopwatch.StartNew();
+        var options = new TarExtractOptions
+        {
+            PreserveOwners = true,
+            FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+            ImpliedDirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+            Owner = owner,
+        };
+        var tree = await DecryptAndExtractAsync(archive, directory, options, cancellationToken).ConfigureAwait(false);
+        return new PreparedArchive(this, BackupKinds.Secrets, archive.Source.Name, directory, tree, owner, clock.Elapsed);
+    }
+
+    private sealed class PreparedArchive(ArchiveRestorer restorer, string kind, string artifact, string directory, StagedTree tree, (int Uid, int Gid)? owner, TimeSpan prepared) : IPreparedRestore
+    {
+        public string Kind => kind;
+
+        public string Artifact => artifact;
+
+        public Task<RestoreResult> CommitAsync(CancellationToken cancellationToken)
+        {
+            var clock = Stopwatch.StartNew();
+            tree.Commit();
+            if (kind == BackupKinds.Secrets && !OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                if (owner is { } o)
+                {
+                    Native.LChown(directory, o.Uid, o.Gid);
+                }
+            }
+
+            var files = tree.Entries.Count(e => e.Type == System.Formats.Tar.TarEntryType.RegularFile);
+            var target = Path.GetFullPath(directory);
+            Log.Restored(restorer._logger, kind, artifact, target, files, tree.FileBytes);
+            return Task.FromResult(new RestoreResult(kind, artifact, target,
+                string.Create(CultureInfo.InvariantCulture, $"{target}: {files} files, {tree.FileBytes} bytes"), prepared, clock.Elapsed, []));
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            tree.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>
+    /// Decrypts a secrets archive into a staging directory inside <paramref name="directory"/> without moving
+    /// anything into place; the caller compares and disposes (the test restore of verify).
+    /// </summary>
+    public async Task<StagedTree> DecryptAndExtractAsync(StagedArtifact archive, string directory, TarExtractOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        var gpg = new Gpg(_options.Secrets, _logger);
+        await using var child = gpg.StartDecryption();
+        var path = archive.Path;
+        child.PumpInput(async (stdin, token) =>
+        {
+            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            await using (file.ConfigureAwait(false))
+            {
+                await file.CopyToAsync(stdin, token).ConfigureAwait(false);
+            }
+        }, cancellationToken);
+        try
+        {
+            return await ExtractAsync(child.Output, directory, options, archive.Source.Name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupSourceException ex)
+        {
+            throw new RestoreException($"gpg cannot decrypt {archive.Source.Name} with {gpg.Keyring}: {ex.Message}; import the private key of one of its recipients (gpg --import) or set Backup:Secrets:GnupgHome", ex);
+        }
+    }
+
+    /// <summary>Extracts a configuration archive into a staging directory inside <paramref name="directory"/>, not moved into place.</summary>
+    public static async Task<StagedTree> ExtractConfigAsync(StagedArtifact archive, string directory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        var input = new FileStream(archive.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        await using (input.ConfigureAwait(false))
+        {
+            return await ExtractAsync(input, directory, new TarExtractOptions(), archive.Source.Name, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<StagedTree> ExtractAsync(Stream compressed, string directory, TarExtractOptions options, string label, CancellationToken cancellationToken)
+    {
+        var gzip = new GZipStream(compressed, CompressionMode.Decompress, leaveOpen: true);
+        await using (gzip.ConfigureAwait(false))
+        {
+            try
+            {
+                var tree = await SafeTarExtractor.ExtractAsync(gzip, directory, options, label, cancellationToken).ConfigureAwait(false);
+                // Read to the end, so a failing producer (gpg) reports and trailing garbage is noticed.
+                await gzip.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+                return tree;
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new RestoreIntegrityException($"{label}: not a readable gzip archive: {ex.Message}", ex);
+            }
+        }
+    }
+
+    /// <summary>Resolves <c>user[:group]</c> to numeric ids with <c>getent</c> (so NSS users work too); null when not set or not root.</summary>
+    internal static async Task<(int Uid, int Gid)?> ResolveOwnerAsync(string? owner, ILogger logger, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(owner) || !Native.IsRoot)
+        {
+            return null;
+        }
+
+        var parts = owner.Split(':', 2);
+        var passwd = await GetentAsync("passwd", parts[0], logger, cancellationToken).ConfigureAwait(false)
+            ?? throw new RestoreException($"Backup:Restore:Owner: no such user '{parts[0]}'");
+        var fields = passwd.Split(':');
+        var uid = int.Parse(fields[2], CultureInfo.InvariantCulture);
+        var gid = int.Parse(fields[3], CultureInfo.InvariantCulture);
+        if (parts.Length == 2)
+        {
+            var group = await GetentAsync("group", parts[1], logger, cancellationToken).ConfigureAwait(false)
+                ?? throw new RestoreException($"Backup:Restore:Owner: no such group '{parts[1]}'");
+            gid = int.Parse(group.Split(':')[2], CultureInfo.InvariantCulture);
+        }
+
+        return (uid, gid);
+    }
+
+    private static async Task<string?> GetentAsync(string database, string key, ILogger logger, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var child = ChildProcess.Start(new ChildProcessSpec("getent", [database, key], "getent"), logger);
+            var line = (await child.ReadAllTextAsync(cancellationToken).ConfigureAwait(false)).Trim();
+            return line.Length == 0 ? null : line.Split('\n')[0];
+        }
+        catch (BackupSourceException)
+        {
+            return null;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(8201, LogLevel.Information, "restored {Kind} from {Artifact} into {Target}: {Files} files, {Bytes} bytes")]
+        public static partial void Restored(ILogger logger, string kind, string artifact, string target, int files, long bytes);
+    }
+}
