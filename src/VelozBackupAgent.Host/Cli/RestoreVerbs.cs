@@ -79,7 +79,7 @@ internal static class RestoreVerbs
 
             var request = new RestoreRequest(kind, parse.GetValue(source), ParseTime(parse.GetValue(at)), parse.GetValue(from),
                 target is null ? null : parse.GetValue(target), database, ManageService: !parse.GetValue(noService) && !sideBySide);
-            using var progress = new ProgressPrinter(ctx.Error);
+            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
             var restorer = agent.CreateRestorer(progress);
             restorer.Step += progress.Line;
             var report = await restorer.RestoreAsync(request, ct);
@@ -105,7 +105,7 @@ internal static class RestoreVerbs
                 throw new ArgumentException("restore full replaces the secrets, configuration, database and WAL of this host: pass --yes to confirm");
             }
 
-            using var progress = new ProgressPrinter(ctx.Error);
+            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
             var restorer = agent.CreateRestorer(progress);
             restorer.Step += progress.Line;
             var report = await restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct);
@@ -180,10 +180,10 @@ internal static class RestoreVerbs
 }
 
 /// <summary>
-/// Step lines and byte progress of a restore on stderr: a live percentage on a terminal, plain lines (one per
-/// step) when redirected, so logs stay readable.
+/// Step lines of a restore on stdout, and a live byte percentage on stderr when it is a terminal (never in a
+/// redirected log), so stderr keeps exactly the one line that explains a failure.
 /// </summary>
-internal sealed class ProgressPrinter(TextWriter error) : IProgress<TransferProgress>, IDisposable
+internal sealed class ProgressPrinter(TextWriter output, TextWriter error) : IProgress<TransferProgress>, IDisposable
 {
     private readonly bool _terminal = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
     private readonly Lock _gate = new();
@@ -195,7 +195,7 @@ internal sealed class ProgressPrinter(TextWriter error) : IProgress<TransferProg
         lock (_gate)
         {
             ClearPending();
-            error.WriteLine("-> " + line);
+            output.WriteLine("-> " + line);
         }
     }
 

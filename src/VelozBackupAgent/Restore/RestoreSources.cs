@@ -221,7 +221,7 @@ public sealed class RestoreSources
         }
         catch (ArtifactIntegrityException ex)
         {
-            throw new RestoreIntegrityException($"{artifact.Label}: {ex.Message}; refusing to restore from it", ex);
+            throw new RestoreIntegrityException(ex.Message.Contains(artifact.Name, StringComparison.Ordinal) ? $"{ex.Message}; refusing to restore from it" : $"{artifact.Label}: {ex.Message}; refusing to restore from it", ex);
         }
     }
 

@@ -232,7 +232,7 @@ public sealed partial class WalRestorer
         }
         catch (ArtifactIntegrityException ex)
         {
-            throw new RestoreIntegrityException($"{store.Target} wal/{item.Artifact}: {ex.Message}; nothing was restored", ex);
+            throw new RestoreIntegrityException($"{ex.Message}; nothing was restored", ex);
         }
 
         var actual = Convert.ToHexStringLower(hash.GetHashAndReset());

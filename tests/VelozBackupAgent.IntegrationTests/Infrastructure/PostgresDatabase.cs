@@ -33,6 +33,9 @@ public sealed class PostgresDatabase : IAsyncDisposable
         return new PostgresDatabase(admin, name);
     }
 
+    /// <summary>An existing database beside <paramref name="sibling"/> (e.g. one a restore created), dropped on dispose.</summary>
+    public static PostgresDatabase Attach(PostgresDatabase sibling, string name) => new(sibling._adminConnectionString, name);
+
     /// <summary>Runs SQL in this database.</summary>
     public async Task ExecuteAsync(string sql)
     {
