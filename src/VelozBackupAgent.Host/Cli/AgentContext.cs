@@ -79,6 +79,10 @@ internal sealed class AgentContext : IAsyncDisposable
         return new Restorer(Options, sources, Time, LoggerFactory);
     }
 
+    /// <summary>The verification checklist over this agent's stores.</summary>
+    public Verification.Verifier CreateVerifier() =>
+        new(Options, Local, Remote, Replicator, CreateRestorer(), Time, LoggerFactory.CreateLogger<Verification.Verifier>());
+
     /// <summary>The stores a verb may read: local first, then the replica when configured.</summary>
     public IEnumerable<IArtifactStore> Stores => Remote is null ? [Local] : [Local, Remote];
 

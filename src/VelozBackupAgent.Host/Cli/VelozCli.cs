@@ -55,6 +55,7 @@ internal static class VelozCli
         root.Subcommands.Add(Verbs.Replicate(commands));
         root.Subcommands.Add(Verbs.Import(commands));
         root.Subcommands.Add(RestoreVerbs.Restore(commands));
+        root.Subcommands.Add(VerifyVerb.Verify(commands));
 
         var parse = root.Parse(verbArgs);
         if (parse.Errors.Count > 0)

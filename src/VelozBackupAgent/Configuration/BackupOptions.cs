@@ -262,6 +262,13 @@ public sealed class VerifyOptions
 
     /// <summary>RTO of a complete site failure (runbook): the whole test restore must fit in it. Default 4 hours.</summary>
     public TimeSpan RtoSiteFailure { get; set; } = TimeSpan.FromHours(4);
+
+    /// <summary>
+    /// How far the S3 copy may lag behind the local store before <c>verify</c> fails "S3 copy current": the oldest
+    /// queued upload, and the newest local artifact of each kind missing in S3. Default 1 hour (the runbook's
+    /// RPO for a region failure).
+    /// </summary>
+    public TimeSpan S3MaxLag { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary><c>Backup:Http</c>: the metrics and health listener.</summary>

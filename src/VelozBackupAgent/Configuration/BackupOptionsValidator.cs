@@ -51,6 +51,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckPositive($"{B}:{nameof(o.Verify)}:{nameof(o.Verify.RtoSingleNode)}", o.Verify.RtoSingleNode, p);
         CheckPositive($"{B}:{nameof(o.Verify)}:{nameof(o.Verify.RtoDatabase)}", o.Verify.RtoDatabase, p);
         CheckPositive($"{B}:{nameof(o.Verify)}:{nameof(o.Verify.RtoSiteFailure)}", o.Verify.RtoSiteFailure, p);
+        CheckPositive($"{B}:{nameof(o.Verify)}:{nameof(o.Verify.S3MaxLag)}", o.Verify.S3MaxLag, p);
 
         CheckKind($"{B}:{nameof(o.Wal)}", o.Wal, p);
         CheckAbsolute($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.Directory)}", o.Wal.Directory, p);

@@ -8,6 +8,13 @@ using VelozBackupAgent.Sources.Secrets;
 
 namespace VelozBackupAgent.Restore;
 
+/// <summary>How an archive compares with the live directory it was taken from.</summary>
+/// <param name="Files">Regular files in the archive.</param>
+/// <param name="Bytes">Their bytes.</param>
+/// <param name="Differ">Files whose live content differs now (changed since the backup).</param>
+/// <param name="Missing">Files the live directory no longer has.</param>
+public sealed record ArchiveComparison(int Files, long Bytes, IReadOnlyList<string> Differ, IReadOnlyList<string> Missing);
+
 /// <summary>
 /// Restores <c>config_*.tar.gz</c> and <c>secrets_*.tar.gz.gpg</c>: the verified artifact is decrypted (secrets:
 /// <c>gpg --decrypt</c> with the agent's keyring, streamed, never a plaintext archive on disk), gunzipped and
@@ -129,6 +136,97 @@ public sealed partial class ArchiveRestorer
         {
             return await ExtractAsync(input, directory, new TarExtractOptions(), archive.Source.Name, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Decrypts a secrets archive and compares every file with <paramref name="liveDirectory"/> by SHA-256, in a
+    /// stream: no plaintext touches the disk. Hostile entry names are refused as in a restore.
+    /// </summary>
+    public async Task<ArchiveComparison> CompareSecretsAsync(StagedArtifact archive, string liveDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        var gpg = new Gpg(_options.Secrets, _logger);
+        await using var child = gpg.StartDecryption();
+        var path = archive.Path;
+        child.PumpInput(async (stdin, token) =>
+        {
+            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            await using (file.ConfigureAwait(false))
+            {
+                await file.CopyToAsync(stdin, token).ConfigureAwait(false);
+            }
+        }, cancellationToken);
+        try
+        {
+            var gzip = new GZipStream(child.Output, CompressionMode.Decompress, leaveOpen: true);
+            await using (gzip.ConfigureAwait(false))
+            {
+                var reader = new System.Formats.Tar.TarReader(gzip, leaveOpen: true);
+                await using (reader.ConfigureAwait(false))
+                {
+                    int files = 0;
+                    long bytes = 0;
+                    var differ = new List<string>();
+                    var missing = new List<string>();
+                    while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+                    {
+                        var name = SafeTarExtractor.NormalizeName(entry.Name, archive.Source.Name);
+                        if (entry.EntryType is not (System.Formats.Tar.TarEntryType.RegularFile or System.Formats.Tar.TarEntryType.V7RegularFile) || entry.DataStream is null)
+                        {
+                            continue;
+                        }
+
+                        files++;
+                        bytes += entry.Length;
+                        var archived = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(entry.DataStream, cancellationToken).ConfigureAwait(false));
+                        var live = Path.Combine(liveDirectory, name);
+                        if (!File.Exists(live))
+                        {
+                            missing.Add(name);
+                        }
+                        else if (await RestoreSources.HashFileAsync(live, cancellationToken).ConfigureAwait(false) != archived)
+                        {
+                            differ.Add(name);
+                        }
+                    }
+
+                    await gzip.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+                    return new ArchiveComparison(files, bytes, differ, missing);
+                }
+            }
+        }
+        catch (BackupSourceException ex)
+        {
+            throw new RestoreException($"gpg cannot decrypt {archive.Source.Name} with {gpg.Keyring}: {ex.Message}; import the private key of one of its recipients (gpg --import) or set Backup:Secrets:GnupgHome", ex);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new RestoreIntegrityException($"{archive.Source.Name}: not a readable archive after decryption: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Compares the files of a staged tree with <paramref name="liveDirectory"/> by SHA-256.</summary>
+    public static async Task<ArchiveComparison> CompareAsync(StagedTree tree, string liveDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tree);
+        var differ = new List<string>();
+        var missing = new List<string>();
+        var files = tree.Entries.Where(e => e.Type == System.Formats.Tar.TarEntryType.RegularFile).ToList();
+        foreach (var entry in files)
+        {
+            var live = Path.Combine(liveDirectory, entry.Path);
+            if (!File.Exists(live))
+            {
+                missing.Add(entry.Path);
+            }
+            else if (await RestoreSources.HashFileAsync(live, cancellationToken).ConfigureAwait(false)
+                     != await RestoreSources.HashFileAsync(tree.StagedFile(entry.Path), cancellationToken).ConfigureAwait(false))
+            {
+                differ.Add(entry.Path);
+            }
+        }
+
+        return new ArchiveComparison(files.Count, files.Sum(f => f.Size), differ, missing);
     }
 
     private static async Task<StagedTree> ExtractAsync(Stream compressed, string directory, TarExtractOptions options, string label, CancellationToken cancellationToken)

@@ -188,6 +188,9 @@ public sealed class StagedTree : IDisposable
     /// <summary>The staging directory (inside the target).</summary>
     public string StagingDirectory => _staging;
 
+    /// <summary>Where a staged entry is until committed.</summary>
+    public string StagedFile(string relative) => StagedPath(relative);
+
     /// <summary>Regular files and their sizes.</summary>
     public long FileBytes => _entries.Where(e => e.Type is TarEntryType.RegularFile).Sum(e => e.Size);
 

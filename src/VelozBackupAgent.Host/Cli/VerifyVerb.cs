@@ -1,0 +1,92 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using VelozBackupAgent.Verification;
+
+namespace VelozBackupAgent.Host.Cli;
+
+/// <summary><c>verify</c>: the seeds' Backup Verification Checklist as a report with an exit code.</summary>
+internal static class VerifyVerb
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public static Command Verify(VerbContext ctx)
+    {
+        var testRestore = new Option<bool>("--test-restore", "-t") { Description = "Also restore every kind into scratch locations (a scratch database, a temp directory; secrets compared in memory) and time it against the RTOs" };
+        var readData = new Option<bool>("--read-data") { Description = "Also download and re-hash every S3 copy (local copies are always re-hashed)" };
+        var report = new Option<string?>("--report", "-r") { Description = "Also write the report to this file (mode 0600)" };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var command = new Command("verify",
+            "Run the backup verification checklist: freshness of each kind against its objective, the S3 copy, every checksum, " +
+            "a test restore (--test-restore), PITR (skipped: phase 2) and recovery time against the RTOs. Exit 0 when nothing fails, 3 when a check fails.")
+        {
+            testRestore, readData, report, json,
+        };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            var verifier = agent.CreateVerifier();
+            var result = await verifier.RunAsync(new VerifyRequest(parse.GetValue(testRestore), parse.GetValue(readData)), ct);
+            var text = parse.GetValue(json) ? ToJson(result, agent.Options.NodeName) : ToText(result, agent.Options.NodeName);
+            await ctx.Out.WriteAsync(text);
+            if (parse.GetValue(report) is { } file)
+            {
+                WriteReport(file, text);
+            }
+
+            if (!result.Passed)
+            {
+                var failed = result.Checks.Where(c => c.Status == CheckStatus.Fail).Select(c => c.Item);
+                await ctx.Error.WriteLineAsync($"veloz-backup: verify failed: {string.Join(", ", failed)}");
+            }
+
+            return result.Passed ? ExitCodes.Success : ExitCodes.VerifyFailed;
+        }));
+        return command;
+    }
+
+    internal static string ToText(VerifyReport report, string node)
+    {
+        var b = new StringBuilder();
+        b.Append(CultureInfo.InvariantCulture, $"VelozBackupAgent backup verification, node {node}, {Format.IsoUtc(report.Time)}\n");
+        foreach (var c in report.Checks)
+        {
+            b.Append(CultureInfo.InvariantCulture, $"{c.Status.ToString().ToUpperInvariant(),-4}  {c.Item}: {c.Detail}\n");
+        }
+
+        var pass = report.Checks.Count(c => c.Status == CheckStatus.Pass);
+        var fail = report.Checks.Count(c => c.Status == CheckStatus.Fail);
+        var skip = report.Checks.Count(c => c.Status == CheckStatus.Skip);
+        b.Append(CultureInfo.InvariantCulture, $"result: {(report.Passed ? "PASS" : "FAIL")} ({pass} passed, {fail} failed, {skip} skipped)\n");
+        return b.ToString();
+    }
+
+    private static string ToJson(VerifyReport report, string node) =>
+        JsonSerializer.Serialize(new
+        {
+            node,
+            time = Format.IsoUtc(report.Time),
+            passed = report.Passed,
+            checks = report.Checks.Select(c => new { item = c.Item, status = c.Status, detail = c.Detail }),
+            testRestore = report.TestRestore,
+        }, Json) + "\n";
+
+    private static void WriteReport(string path, string text)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var writer = new StreamWriter(path, Encoding.UTF8, options);
+        writer.Write(text);
+    }
+}

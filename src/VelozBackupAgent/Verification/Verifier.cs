@@ -1,0 +1,395 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Catalog;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Replication;
+using VelozBackupAgent.Restore;
+using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Local;
+
+namespace VelozBackupAgent.Verification;
+
+/// <summary>PASS, FAIL or SKIP (not applicable, or not asked for).</summary>
+public enum CheckStatus
+{
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// <summary>One line of the seeds' Backup Verification Checklist.</summary>
+/// <param name="Item">The checklist item, e.g. <c>Database backup within 24h</c>.</param>
+/// <param name="Status">PASS, FAIL or SKIP.</param>
+/// <param name="Detail">The figure behind it.</param>
+public sealed record CheckResult(string Item, CheckStatus Status, string Detail);
+
+/// <summary>The whole checklist.</summary>
+/// <param name="Time">When it ran.</param>
+/// <param name="Checks">One per item, in the checklist's order.</param>
+/// <param name="TestRestore">The test restore's outcome, when one ran.</param>
+public sealed record VerifyReport(DateTimeOffset Time, IReadOnlyList<CheckResult> Checks, RestoreTestResult? TestRestore)
+{
+    public bool Passed => Checks.All(c => c.Status != CheckStatus.Fail);
+}
+
+/// <summary>What <c>verify</c> is asked to do.</summary>
+/// <param name="TestRestore">Restore every kind into scratch locations and check it (and time it against the RTOs).</param>
+/// <param name="ReadData">Re-hash the bytes of every S3 copy too (the local copies are always re-hashed).</param>
+public sealed record VerifyRequest(bool TestRestore, bool ReadData);
+
+/// <summary>
+/// The runbook's Backup Verification Checklist as code: freshness of each kind against its objective, the S3 copy,
+/// every checksum, a real test restore of each kind into scratch locations (never the live system), PITR (SKIP:
+/// phase 2) and the measured recovery times against the RTOs. Every figure comes from the stores themselves.
+/// </summary>
+public sealed partial class Verifier
+{
+    private readonly BackupOptions _options;
+    private readonly LocalArtifactStore _local;
+    private readonly IArtifactStore? _remote;
+    private readonly Replicator? _replicator;
+    private readonly Restorer _restorer;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public Verifier(BackupOptions options, LocalArtifactStore local, IArtifactStore? remote, Replicator? replicator, Restorer restorer, TimeProvider time, ILogger logger)
+    {
+        _options = options;
+        _local = local;
+        _remote = remote;
+        _replicator = replicator;
+        _restorer = restorer;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Called with the kind of every checksum mismatch found (the metrics count them).</summary>
+    public event Action<string>? IntegrityError;
+
+    /// <summary>Runs the checklist; with <see cref="VerifyRequest.TestRestore"/> records the outcome in <c>.state/restore-test.json</c>.</summary>
+    public async Task<VerifyReport> RunAsync(VerifyRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var now = _time.GetUtcNow();
+        var checks = new List<CheckResult>();
+        foreach (var (kind, item) in new[]
+        {
+            (BackupKinds.Wal, "WAL backup fresh"), (BackupKinds.Config, "Configuration backup fresh"),
+            (BackupKinds.Database, "Database backup fresh"), (BackupKinds.Secrets, "Secrets backup fresh"),
+        })
+        {
+            checks.Add(await FreshnessAsync(kind, item, now, cancellationToken).ConfigureAwait(false));
+        }
+
+        checks.Add(await S3CopyAsync(now, cancellationToken).ConfigureAwait(false));
+        checks.Add(await ChecksumsAsync(request.ReadData, cancellationToken).ConfigureAwait(false));
+
+        RestoreTestResult? test = null;
+        if (request.TestRestore)
+        {
+            var (check, result) = await TestRestoreAsync(cancellationToken).ConfigureAwait(false);
+            checks.Add(check);
+            test = result;
+            RestoreTestState.Write(_options.StateDirectory, result);
+        }
+        else
+        {
+            checks.Add(new CheckResult("Test restore successful", CheckStatus.Skip, "run verify --test-restore (the daemon's drill does, monthly by default)"));
+        }
+
+        checks.Add(new CheckResult("PITR tested to specific time", CheckStatus.Skip, "PostgreSQL point-in-time recovery is phase 2: not built yet; WAL restores to any sync time are covered by restore wal --at"));
+        checks.Add(RecoveryTime(test, now));
+        var report = new VerifyReport(now, checks, test);
+        foreach (var c in checks)
+        {
+            Log.Check(_logger, c.Status.ToString().ToUpperInvariant(), c.Item, c.Detail);
+        }
+
+        return report;
+    }
+
+    private async Task<CheckResult> FreshnessAsync(string kind, string item, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var options = _options.Kind(kind);
+        var label = $"{item} (objective {Human(options.FreshnessObjective)})";
+        if (!options.Enabled)
+        {
+            return new CheckResult(label, CheckStatus.Skip, $"disabled (Backup:{Pascal(kind)}:Enabled)");
+        }
+
+        var newest = await _restorer.Sources.NewestInAsync(_local, kind, null, cancellationToken).ConfigureAwait(false);
+        var time = newest is null ? null : ArtifactTime(newest.Name);
+        var status = Freshness.Evaluate(_options, kind, time, now);
+        return status.LastSuccess is null
+            ? new CheckResult(label, CheckStatus.Fail, $"no {kind} backup in {_local.Root}")
+            : new CheckResult(label, status.Stale ? CheckStatus.Fail : CheckStatus.Pass,
+                $"newest {newest!.Name}, {Human(status.Age!.Value)} old{(status.Stale ? $", {Human(status.Overdue!.Value)} past the objective" : "")}");
+    }
+
+    private async Task<CheckResult> S3CopyAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var label = $"S3 copy current (lag under {Human(_options.Verify.S3MaxLag)})";
+        if (_remote is null)
+        {
+            return new CheckResult(label, CheckStatus.Skip, "S3 replication is disabled (Backup:S3:Enabled)");
+        }
+
+        var problems = new List<string>();
+        var backlog = _replicator?.RefreshBacklog() ?? ReplicationBacklog.Empty;
+        if (backlog.OldestEnqueuedAt is { } oldest && now - oldest > _options.Verify.S3MaxLag)
+        {
+            problems.Add($"oldest queued upload waiting {Human(now - oldest)}");
+        }
+
+        try
+        {
+            foreach (var kind in BackupKinds.All.Where(k => _options.Kind(k).Enabled))
+            {
+                var newest = await _restorer.Sources.NewestInAsync(_local, kind, null, cancellationToken).ConfigureAwait(false);
+                if (newest is null || ArtifactTime(newest.Name) is not { } t || now - t <= _options.Verify.S3MaxLag)
+                {
+                    continue;
+                }
+
+                if (await _remote.StatAsync(kind, newest.Name, cancellationToken).ConfigureAwait(false) is null)
+                {
+                    problems.Add($"{kind}/{newest.Name} ({Human(now - t)} old) is not in S3");
+                }
+            }
+        }
+        catch (StoreException ex)
+        {
+            return new CheckResult(label, CheckStatus.Fail, $"S3 unusable: {ex.Message}");
+        }
+
+        var figures = string.Create(CultureInfo.InvariantCulture, $"backlog {backlog.Artifacts} artifacts, {backlog.Bytes} bytes");
+        return problems.Count == 0
+            ? new CheckResult(label, CheckStatus.Pass, $"newest artifact of each kind is in S3; {figures}")
+            : new CheckResult(label, CheckStatus.Fail, $"{string.Join("; ", problems)}; {figures}; run veloz-backup replicate");
+    }
+
+    private async Task<CheckResult> ChecksumsAsync(bool readData, CancellationToken cancellationToken)
+    {
+        var label = readData ? "Checksums valid for all backups (local and S3 bytes re-hashed)" : "Checksums valid for all backups (local bytes re-hashed, S3 metadata)";
+        var bad = new List<string>();
+        int local = 0, remote = 0;
+        long bytes = 0;
+        foreach (var kind in BackupKinds.All)
+        {
+            var localSums = new Dictionary<string, string?>(StringComparer.Ordinal);
+            foreach (var entry in await BackupCatalog.ListAsync(_local, kind, cancellationToken).ConfigureAwait(false))
+            {
+                localSums[entry.Name] = entry.Sha256;
+                local++;
+                bytes += entry.Size;
+                if (await RehashAsync(_local, kind, entry.Name, cancellationToken).ConfigureAwait(false) is { } problem)
+                {
+                    bad.Add(problem);
+                    IntegrityError?.Invoke(kind);
+                }
+            }
+
+            if (_remote is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                foreach (var entry in await BackupCatalog.ListAsync(_remote, kind, cancellationToken).ConfigureAwait(false))
+                {
+                    remote++;
+                    string? problem;
+                    if (readData)
+                    {
+                        problem = await RehashAsync(_remote, kind, entry.Name, cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        var stat = await _remote.StatAsync(kind, entry.Name, cancellationToken).ConfigureAwait(false);
+                        problem = stat is null ? $"s3 {kind}/{entry.Name}: vanished while checked"
+                            : localSums.TryGetValue(entry.Name, out var sum) && sum is not null && !string.Equals(sum, stat.Sha256, StringComparison.OrdinalIgnoreCase)
+                                ? $"s3 {kind}/{entry.Name}: recorded sha256 {stat.Sha256?[..12]}… differs from the local copy's {sum[..12]}…"
+                                : null;
+                    }
+
+                    if (problem is not null)
+                    {
+                        bad.Add(problem);
+                        IntegrityError?.Invoke(kind);
+                    }
+                }
+            }
+            catch (ArtifactIntegrityException ex)
+            {
+                bad.Add($"s3 {kind}: {ex.Message}");
+                IntegrityError?.Invoke(kind);
+            }
+            catch (StoreException ex)
+            {
+                bad.Add($"s3 {kind}: cannot check: {ex.Message}");
+            }
+        }
+
+        var figures = string.Create(CultureInfo.InvariantCulture, $"{local} local artifacts ({bytes} bytes){(_remote is null ? "" : $", {remote} in S3")}");
+        return bad.Count == 0
+            ? new CheckResult(label, CheckStatus.Pass, figures + " all match their checksums")
+            : new CheckResult(label, CheckStatus.Fail, string.Create(CultureInfo.InvariantCulture, $"{bad.Count} bad: {string.Join("; ", bad.Take(5))}{(bad.Count > 5 ? "; …" : "")} ({figures})"));
+    }
+
+    private static async Task<string?> RehashAsync(IArtifactStore store, string kind, string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var input = await store.OpenReadAsync(kind, name, cancellationToken).ConfigureAwait(false);
+            await using (input.ConfigureAwait(false))
+            {
+                await input.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+            }
+
+            return null;
+        }
+        catch (ArtifactIntegrityException ex)
+        {
+            return ex.Message;
+        }
+        catch (ArtifactNotFoundException ex)
+        {
+            return ex.Message;
+        }
+    }
+
+    private async Task<(CheckResult Check, RestoreTestResult Result)> TestRestoreAsync(CancellationToken cancellationToken)
+    {
+        const string Label = "Test restore successful";
+        var durations = new Dictionary<string, double>(StringComparer.Ordinal);
+        var details = new List<string>();
+        string? failure = null;
+        var scratch = Path.Combine(_options.StateDirectory, "verify", _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture));
+        SafeTarExtractor.CreateDirectory(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var total = Stopwatch.StartNew();
+        try
+        {
+            foreach (var kind in BackupKinds.All.Where(k => _options.Kind(k).Enabled))
+            {
+                var clock = Stopwatch.StartNew();
+                try
+                {
+                    details.Add(await TestRestoreKindAsync(kind, scratch, cancellationToken).ConfigureAwait(false));
+                }
+                catch (Exception ex) when (ex is RestoreException or StoreException or IOException or Sources.BackupSourceException or ArgumentException)
+                {
+                    if (ex is RestoreIntegrityException)
+                    {
+                        IntegrityError?.Invoke(kind);
+                    }
+
+                    failure ??= $"{kind}: {ex.Message}";
+                    details.Add($"{kind} FAILED");
+                }
+
+                durations[kind] = Math.Round(clock.Elapsed.TotalSeconds, 3);
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(scratch))
+            {
+                Directory.Delete(scratch, recursive: true);
+            }
+        }
+
+        durations["total"] = Math.Round(total.Elapsed.TotalSeconds, 3);
+        var result = new RestoreTestResult(_time.GetUtcNow(), failure is null, durations, failure);
+        return (new CheckResult(Label, failure is null ? CheckStatus.Pass : CheckStatus.Fail, failure ?? string.Join("; ", details)), result);
+    }
+
+    private async Task<string> TestRestoreKindAsync(string kind, string scratch, CancellationToken cancellationToken)
+    {
+        var artifact = await _restorer.Sources.LatestAsync(kind, null, null, cancellationToken).ConfigureAwait(false);
+        using var staged = await _restorer.Sources.StageAsync(artifact, cancellationToken).ConfigureAwait(false);
+        switch (kind)
+        {
+            case BackupKinds.Database:
+                var db = await _restorer.Database.TestRestoreAsync(staged, _options.Restore.Jobs, cancellationToken).ConfigureAwait(false);
+                if (db.Tables.Count == 0)
+                {
+                    throw new RestoreException($"{artifact.Name} restored to an empty database (no tables)");
+                }
+
+                return string.Create(CultureInfo.InvariantCulture, $"database {artifact.Name}: {db.Tables.Count} tables, {db.Rows} rows in a scratch database (dropped)");
+
+            case BackupKinds.Config:
+                using (var tree = await ArchiveRestorer.ExtractConfigAsync(staged, Path.Combine(scratch, "config"), cancellationToken).ConfigureAwait(false))
+                {
+                    var c = await ArchiveRestorer.CompareAsync(tree, _options.Config.Root, cancellationToken).ConfigureAwait(false);
+                    return $"config {artifact.Name}: {c.Files} files extracted{Drift(c)}";
+                }
+
+            case BackupKinds.Secrets:
+                var s = await _restorer.Archives.CompareSecretsAsync(staged, _options.Secrets.Directory, cancellationToken).ConfigureAwait(false);
+                return $"secrets {artifact.Name}: {s.Files} files decrypted (compared in memory, never written){Drift(s)}";
+
+            default:
+                var prepared = await _restorer.Wal.PrepareAsync(staged, artifact.Store ?? _local, Path.Combine(scratch, "wal"), cancellationToken).ConfigureAwait(false);
+                await using (prepared.ConfigureAwait(false))
+                {
+                    var r = await prepared.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    return $"wal {artifact.Name}: {r.Summary.Replace(r.Target + " ", "", StringComparison.Ordinal)}";
+                }
+        }
+    }
+
+    private static string Drift(ArchiveComparison c) =>
+        c.Differ.Count + c.Missing.Count == 0 ? ", identical to the live files"
+        : string.Create(CultureInfo.InvariantCulture, $", {c.Differ.Count} changed and {c.Missing.Count} removed since (e.g. {string.Join(", ", c.Differ.Concat(c.Missing).Take(3))})");
+
+    private CheckResult RecoveryTime(RestoreTestResult? test, DateTimeOffset now)
+    {
+        const string Label = "Recovery time within RTO";
+        var source = "this test restore";
+        if (test is null)
+        {
+            test = RestoreTestState.Read(_options.StateDirectory).LastSuccess;
+            source = test is null ? "" : $"the last passing test restore, {Human(now - test.Time)} ago";
+        }
+
+        if (test is null)
+        {
+            return new CheckResult(Label, CheckStatus.Skip, "no test restore yet: run verify --test-restore");
+        }
+
+        var v = _options.Verify;
+        var limits = new[] { (BackupKinds.Wal, v.RtoSingleNode, "single node failure"), (BackupKinds.Database, v.RtoDatabase, "database corruption"), ("total", v.RtoSiteFailure, "complete site failure") };
+        var parts = new List<string>();
+        var over = false;
+        foreach (var (key, rto, scenario) in limits)
+        {
+            if (test.DurationSeconds.TryGetValue(key, out var seconds))
+            {
+                var within = TimeSpan.FromSeconds(seconds) <= rto;
+                over |= !within;
+                parts.Add(string.Create(CultureInfo.InvariantCulture, $"{key} {seconds:0.0} s {(within ? "<=" : "OVER")} {Human(rto)} ({scenario})"));
+            }
+        }
+
+        return new CheckResult(Label, over ? CheckStatus.Fail : CheckStatus.Pass, $"{string.Join(", ", parts)} — from {source}");
+    }
+
+    private static DateTimeOffset? ArtifactTime(string name) => ArtifactName.TryParse(name, out _, out var time, out _, out _) ? time : null;
+
+    private static string Pascal(string kind) => char.ToUpperInvariant(kind[0]) + kind[1..];
+
+    internal static string Human(TimeSpan t) =>
+        t.TotalSeconds < 120 ? string.Create(CultureInfo.InvariantCulture, $"{t.TotalSeconds:0}s")
+        : t.TotalMinutes < 120 ? string.Create(CultureInfo.InvariantCulture, $"{t.TotalMinutes:0}m")
+        : t.TotalHours < 48 ? string.Create(CultureInfo.InvariantCulture, $"{t.TotalHours:0.#}h")
+        : string.Create(CultureInfo.InvariantCulture, $"{t.TotalDays:0.#}d");
+
+    private static partial class Log
+    {
+        [LoggerMessage(8501, LogLevel.Information, "verify {Status} {Item}: {Detail}")]
+        public static partial void Check(ILogger logger, string status, string item, string detail);
+    }
+}

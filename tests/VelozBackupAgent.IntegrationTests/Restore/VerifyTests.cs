@@ -1,0 +1,80 @@
+using System.Text.Json;
+
+namespace VelozBackupAgent.IntegrationTests.Restore;
+
+/// <summary><c>verify</c> through the real binary: the checklist, its figures and its exit code.</summary>
+public sealed class VerifyTests
+{
+    [Fact]
+    public async Task A_healthy_setup_passes_every_check_with_a_real_test_restore_and_writes_the_report()
+    {
+        await using var bed = await RestoreTestBed.CreateAsync(withS3: true);
+        (await bed.RunAsync("backup", "all")).ExitCode.Should().Be(0);
+        var reportFile = Path.Combine(bed.Root, "backup_report.txt");
+
+        var verify = await bed.RunAsync("verify", "--test-restore", "--report", reportFile);
+        verify.ExitCode.Should().Be(0, verify.StdOut + verify.StdErr);
+        var lines = verify.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines.Should().Contain(l => l.StartsWith("PASS  WAL backup fresh (objective 5m)", StringComparison.Ordinal));
+        lines.Should().Contain(l => l.StartsWith("PASS  Configuration backup fresh (objective 6h)", StringComparison.Ordinal));
+        lines.Should().Contain(l => l.StartsWith("PASS  Database backup fresh (objective 24h)", StringComparison.Ordinal));
+        lines.Should().Contain(l => l.StartsWith("PASS  S3 copy current", StringComparison.Ordinal));
+        lines.Should().Contain(l => l.StartsWith("PASS  Checksums valid for all backups", StringComparison.Ordinal));
+        var test = lines.Should().ContainSingle(l => l.StartsWith("PASS  Test restore successful", StringComparison.Ordinal)).Subject;
+        test.Should().Contain("2 tables, 2503 rows").And.Contain("identical to the live files").And.Contain("6 segments + orders_current.wal");
+        lines.Should().Contain(l => l.StartsWith("SKIP  PITR tested to specific time", StringComparison.Ordinal));
+        lines.Should().Contain(l => l.StartsWith("PASS  Recovery time within RTO", StringComparison.Ordinal));
+        lines.Last().Should().StartWith("result: PASS (8 passed, 0 failed, 1 skipped)");
+
+        File.ReadAllText(reportFile).Should().Be(verify.StdOut);
+        File.GetUnixFileMode(reportFile).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(bed.LocalRoot, ".state", "restore-test.json")));
+        state.RootElement.GetProperty("lastSuccess").GetProperty("passed").GetBoolean().Should().BeTrue();
+        state.RootElement.GetProperty("lastSuccess").GetProperty("durationSeconds").GetProperty("database").GetDouble().Should().BeGreaterThan(0);
+        (await bed.Database.ScalarAsync<long>("SELECT count(*) FROM pg_database WHERE datname LIKE '%verify%'")).Should().Be(0, "the scratch database is dropped");
+        Directory.Exists(Path.Combine(bed.LocalRoot, ".state", "verify")).Should().BeTrue();
+        Directory.GetFileSystemEntries(Path.Combine(bed.LocalRoot, ".state", "verify")).Should().BeEmpty("scratch copies are removed");
+
+        // Later, without --test-restore, the recovery-time line comes from the recorded test restore.
+        var again = await bed.RunAsync("verify", "--json");
+        again.ExitCode.Should().Be(0, again.StdErr);
+        using var json = JsonDocument.Parse(again.StdOut);
+        json.RootElement.GetProperty("passed").GetBoolean().Should().BeTrue();
+        json.RootElement.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("status").GetString()).Should().Equal(
+            "pass", "pass", "pass", "pass", "pass", "pass", "skip", "skip", "pass");
+    }
+
+    [Fact]
+    public async Task A_stale_kind_and_a_copy_missing_in_s3_exit_3_and_are_named()
+    {
+        await using var bed = await RestoreTestBed.CreateAsync(withS3: true);
+        (await bed.RunAsync("backup", "wal")).ExitCode.Should().Be(0);
+        (await bed.RunAsync("backup", "database")).ExitCode.Should().Be(0);
+        (await bed.RunAsync("backup", "secrets")).ExitCode.Should().Be(0);
+        // The newest configuration backup is an old one, and it never reached S3.
+        var old = Path.Combine(bed.Root, "config_20200101_000000.tar.gz");
+        await File.WriteAllBytesAsync(old, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        (await bed.RunAsync("import", "config", old)).ExitCode.Should().Be(0);
+
+        var verify = await bed.RunAsync("verify");
+        verify.ExitCode.Should().Be(3, verify.StdOut);
+        verify.StdOut.Should().MatchRegex(@"FAIL  Configuration backup fresh \(objective 6h\): newest config_20200101_000000.tar.gz, [\d.]+d old, [\d.]+d past the objective");
+        verify.StdOut.Should().Contain("FAIL  S3 copy current").And.Contain("config/config_20200101_000000.tar.gz").And.Contain("is not in S3");
+        verify.ErrorLines.Should().ContainSingle().Which.Should().Be("veloz-backup: verify failed: Configuration backup fresh (objective 6h), S3 copy current (lag under 60m)");
+    }
+
+    [Fact]
+    public async Task A_corrupt_artifact_fails_the_checksum_line_and_the_test_restore_of_that_kind()
+    {
+        await using var bed = await RestoreTestBed.CreateAsync(withS3: false);
+        (await bed.RunAsync("backup", "all")).ExitCode.Should().Be(0);
+        var dump = Directory.GetFiles(Path.Combine(bed.LocalRoot, "database"), "*.dump").Single();
+        RestoreTests.FlipByte(dump);
+
+        var verify = await bed.RunAsync("verify", "--test-restore");
+        verify.ExitCode.Should().Be(3);
+        verify.StdOut.Should().Contain("SKIP  S3 copy current").And.MatchRegex($@"FAIL  Checksums valid for all backups [^\n]*1 bad: [^\n]*{Path.GetFileName(dump)}[^\n]*checksum mismatch");
+        verify.StdOut.Should().MatchRegex($@"FAIL  Test restore successful: database: [^\n]*{Path.GetFileName(dump)}");
+        verify.ErrorLines.Should().ContainSingle().Which.Should().Contain("Checksums valid for all backups").And.Contain("Test restore successful");
+    }
+}
