@@ -36,6 +36,12 @@ internal static class DaemonHost
             q.ScheduleJob<PruneJob>(
                 trigger => trigger.WithIdentity("prune").WithCronSchedule(agent.Options.PruneSchedule, cron => cron.InTimeZone(TimeZoneInfo.Local)),
                 job => job.WithIdentity("prune").DisallowConcurrentExecution());
+            if (agent.Options.Verify.DrillEnabled)
+            {
+                q.ScheduleJob<DrillJob>(
+                    trigger => trigger.WithIdentity("drill").WithCronSchedule(agent.Options.Verify.DrillSchedule, cron => cron.InTimeZone(TimeZoneInfo.Local)),
+                    job => job.WithIdentity("drill").DisallowConcurrentExecution());
+            }
         });
 
         // Jobs still running at stop get StopGrace to finish, then are aborted; Quartz waits for them.
