@@ -4,7 +4,7 @@
 #   ./scripts/test.sh                     # all tests
 #   ./scripts/test.sh --filter Database   # extra arguments go to `dotnet test`
 #
-# It installs what is missing (PostgreSQL 15, gnupg, rsync, promtool; the pinned s3rver via npm ci),
+# It installs what is missing (PostgreSQL 15, gnupg, rsync, promtool, systemd-analyze; the pinned s3rver via npm ci),
 # starts a throwaway PostgreSQL cluster as the postgres user in a temp directory on a free loopback port,
 # makes a temp GNUPGHOME with a passphrase-less test key, exports where they are for the tests, runs
 # `dotnet test` on the solution and stops everything it started, also when a test fails or it is
@@ -25,6 +25,7 @@ need_packages=()
 command -v gpg >/dev/null || need_packages+=(gnupg)
 command -v rsync >/dev/null || need_packages+=(rsync)
 command -v promtool >/dev/null || need_packages+=(prometheus)
+command -v systemd-analyze >/dev/null || need_packages+=(systemd)
 command -v tar >/dev/null || need_packages+=(tar)
 command -v node >/dev/null || need_packages+=(nodejs npm)
 command -v sha256sum >/dev/null || need_packages+=(coreutils)
