@@ -128,7 +128,9 @@ log "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT: database veloz with 20000 ord
 # ------------------------------------------------------------------------------------------------- S3
 S3_PORT="$(free_port)"
 mkdir -p "$SANDBOX/s3"
-NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" --directory "$SANDBOX/s3" --address 127.0.0.1 --port "$S3_PORT" \
+# Long-running helpers get their own session (setsid): Ctrl-C reaches only this script, which then stops
+# them in order (the agent first, while S3 and PostgreSQL are still there for its last uploads).
+NODE_OPTIONS=--openssl-legacy-provider setsid "$S3RVER" --directory "$SANDBOX/s3" --address 127.0.0.1 --port "$S3_PORT" \
     --configure-bucket veloz-backups --silent >"$SANDBOX/s3rver.log" 2>&1 &
 S3_PID=$!
 started s3rver "$S3_PID"
@@ -188,7 +190,7 @@ for seq in 1 2; do
 done
 mkfifo "$SANDBOX/wal-writer.tick"
 # shellcheck disable=SC2016 # the writer's own variables expand in the writer
-bash -c '
+setsid bash -c '
     wal="$1"; seq=3; n=0
     exec 9<>"$2"    # a FIFO nobody writes: "read -t 1" on it is a sleep without a child process
     while :; do
@@ -275,7 +277,7 @@ cat <<EOF
 EOF
 
 # ------------------------------------------------------------------------------------------------ run
-"$AGENT" run --config "$CONFIG" &
+setsid "$AGENT" run --config "$CONFIG" &
 AGENT_PID=$!
 started agent "$AGENT_PID"
 if [ -n "$SECONDS_TO_RUN" ]; then
