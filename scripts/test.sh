@@ -4,7 +4,7 @@
 #   ./scripts/test.sh                     # all tests
 #   ./scripts/test.sh --filter Database   # extra arguments go to `dotnet test`
 #
-# It installs what is missing (PostgreSQL 15, gnupg, rsync, promtool; the pinned s3rver via npm ci),
+# It installs what is missing (PostgreSQL 15, gnupg, rsync, promtool, systemd-analyze; the pinned s3rver via npm ci),
 # starts a throwaway PostgreSQL cluster as the postgres user in a temp directory on a free loopback port,
 # makes a temp GNUPGHOME with a passphrase-less test key, exports where they are for the tests, runs
 # `dotnet test` on the solution and stops everything it started, also when a test fails or it is
@@ -14,48 +14,24 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-
-log() { printf 'test.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 2; }
+SCRIPT_NAME=test.sh
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # ---------------------------------------------------------------------------------------------- tools
-PG_VERSION=15
-need_packages=()
-[ -x "/usr/lib/postgresql/$PG_VERSION/bin/initdb" ] || need_packages+=("postgresql-$PG_VERSION" postgresql-client-$PG_VERSION)
-command -v gpg >/dev/null || need_packages+=(gnupg)
-command -v rsync >/dev/null || need_packages+=(rsync)
-command -v promtool >/dev/null || need_packages+=(prometheus)
-command -v tar >/dev/null || need_packages+=(tar)
-command -v node >/dev/null || need_packages+=(nodejs npm)
-command -v sha256sum >/dev/null || need_packages+=(coreutils)
-if [ ${#need_packages[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "missing ${need_packages[*]}; run as root or install them: apt-get install ${need_packages[*]}"
-    log "installing ${need_packages[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
-fi
+ensure_packages "$PG_BIN/initdb=postgresql-$PG_VERSION postgresql-client-$PG_VERSION" gpg=gnupg rsync=rsync promtool=prometheus \
+    systemd-analyze=systemd tar=tar "node=nodejs npm" sha256sum=coreutils
 command -v dotnet >/dev/null || die "the .NET SDK (dotnet) is not on PATH"
-
-PG_BIN="/usr/lib/postgresql/$PG_VERSION/bin"
-S3RVER="$ROOT/tools/s3rver/node_modules/.bin/s3rver"
-if [ ! -x "$S3RVER" ] || [ "$ROOT/tools/s3rver/package-lock.json" -nt "$ROOT/tools/s3rver/node_modules/.package-lock.json" ]; then
-    log "installing the pinned s3rver (npm ci)"
-    (cd "$ROOT/tools/s3rver" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+ensure_s3rver
 
 # ------------------------------------------------------------------------------------ scratch + cleanup
 SCRATCH="$(mktemp -d /tmp/veloz-test.XXXXXX)"
 chmod 0755 "$SCRATCH"
-PG_DATA="$SCRATCH/pg"
-PG_STARTED=0
 
 cleanup() {
     local status=$?
     set +e
-    if [ "$PG_STARTED" = 1 ]; then
-        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1
-    fi
+    pg_stop
     GNUPGHOME="$SCRATCH/gnupg" gpgconf --kill all >/dev/null 2>&1
     # s3rver children of tests are stopped by the tests; anything left from a killed run goes here.
     pkill -f -- "--directory $SCRATCH" >/dev/null 2>&1
@@ -65,48 +41,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# PostgreSQL refuses to run as root: as root, run it as the postgres user; otherwise as ourselves.
-if [ "$(id -u)" = 0 ]; then
-    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-    as_pg() { runuser -u postgres -- "$@"; }
-    PG_SUPERUSER=postgres
-else
-    as_pg() { "$@"; }
-    PG_SUPERUSER="$(id -un)"
-fi
-
 # ---------------------------------------------------------------------------------------- PostgreSQL
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PG_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
-mkdir -p "$PG_DATA" "$SCRATCH/pgrun"
-printf '%s\n' "$PG_PASSWORD" >"$SCRATCH/pgpass"
-chmod 0700 "$PG_DATA" "$SCRATCH/pgrun"
-chmod 0600 "$SCRATCH/pgpass"
-if [ "$(id -u)" = 0 ]; then chown postgres "$PG_DATA" "$SCRATCH/pgrun" "$SCRATCH/pgpass"; fi
-as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U "$PG_SUPERUSER" --auth=scram-sha-256 --pwfile="$SCRATCH/pgpass" \
-    --encoding=UTF8 --locale=C.UTF-8 >"$SCRATCH/initdb.log" 2>&1 || { cat "$SCRATCH/initdb.log" >&2; die "initdb failed"; }
-rm -f "$SCRATCH/pgpass"
-
-PG_PORT=""
-for _ in $(seq 1 20); do
-    candidate=$((20000 + RANDOM % 30000))
-    port_free "$candidate" || continue
-    if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$SCRATCH/pgrun/postgres.log" -w -t 30 start \
-        -o "-c listen_addresses=127.0.0.1 -p $candidate -c unix_socket_directories=$SCRATCH/pgrun -c fsync=off" >/dev/null; then
-        PG_PORT=$candidate
-        PG_STARTED=1
-        break
-    fi
-done
-[ -n "$PG_PORT" ] || { cat "$SCRATCH/pgrun/postgres.log" >&2 2>/dev/null; die "could not start PostgreSQL $PG_VERSION"; }
+pg_start "$SCRATCH"
 log "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT ($PG_DATA)"
 
 # ----------------------------------------------------------------------------------------------- gpg
 export GNUPGHOME="$SCRATCH/gnupg"
-mkdir -m 0700 "$GNUPGHOME"
 GPG_RECIPIENT="veloz-backup-test@example.com"
-gpg --batch --quiet --passphrase '' --quick-generate-key "VeloZ backup test <$GPG_RECIPIENT>" future-default default never 2>/dev/null \
-    || die "gpg could not generate the test key"
+gpg_make_key "$GNUPGHOME" "VeloZ backup test <$GPG_RECIPIENT>" || die "gpg could not generate the test key"
 log "gpg test key for $GPG_RECIPIENT in $GNUPGHOME"
 
 # ---------------------------------------------------------------------------------------------- tests

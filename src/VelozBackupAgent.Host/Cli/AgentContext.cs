@@ -142,10 +142,15 @@ internal sealed class AgentContext : IAsyncDisposable
         const string ConsoleTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}";
         if (daemon)
         {
-            // Under systemd the journal adds its own timestamps; plain lines read best there.
-            var underSystemd = Environment.GetEnvironmentVariable("JOURNAL_STREAM") is not null;
-            config.WriteTo.Console(restrictedToMinimumLevel: level,
-                outputTemplate: underSystemd ? "{Level:u3} {Message:lj}{NewLine}{Exception}" : ConsoleTemplate);
+            // Under systemd the journal adds its own timestamps and takes the priority from a "<N>" prefix.
+            if (Daemon.JournalFormatter.UnderJournal)
+            {
+                config.WriteTo.Console(new Daemon.JournalFormatter(), restrictedToMinimumLevel: level);
+            }
+            else
+            {
+                config.WriteTo.Console(restrictedToMinimumLevel: level, outputTemplate: ConsoleTemplate);
+            }
         }
         else if (verbose)
         {

@@ -53,6 +53,8 @@ internal static class DaemonHost
             builder.Services.AddHostedService<ReplicationService>();
         }
 
+        // systemd Type=notify: READY/STOPPING/WATCHDOG; also keeps NOTIFY_SOCKET away from child processes.
+        SystemdNotifyService.AddTo(builder.Services, agent);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = agent.Options.StopGrace + TimeSpan.FromSeconds(15));
         return builder.Build();
     }
