@@ -9,6 +9,7 @@ using VelozBackupAgent.Retention;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Wal;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Verification;
 
 namespace VelozBackupAgent.Telemetry;
@@ -19,8 +20,9 @@ namespace VelozBackupAgent.Telemetry;
 /// (runs, durations, last success and failure, bytes stored locally), the <see cref="Replicator"/> (bytes and
 /// artifacts copied to S3, refused copies, the backlog), <see cref="Pruner.Deleted"/>, the WAL source's status,
 /// the restore-test record (read at every scrape) and an in-memory inventory of each store, filled from the
-/// catalog at start-up and on a cadence (<see cref="RunRefreshLoopAsync"/>) and kept exact by the same events,
-/// so a scrape never lists a store and an unreachable S3 never slows or fails one.
+/// catalog at start-up and then on a cadence and on changes by other processes (<see cref="RunRefreshLoopAsync"/>),
+/// and kept exact in between by the same events, so a scrape never lists a store and an unreachable S3 never
+/// slows or fails one.
 /// </summary>
 /// <remarks>
 /// Every known series exists from start-up: counters at zero, timestamps at zero ("never") or the catalog's
@@ -38,8 +40,14 @@ public sealed partial class BackupMetrics : IDisposable
     /// <summary>How often S3 is listed again: listings cost requests, and this process's uploads and deletions are tracked anyway.</summary>
     public static readonly TimeSpan RemoteRefreshInterval = TimeSpan.FromMinutes(15);
 
+    /// <summary>How often the local folders are checked for changes made by other processes.</summary>
+    public static readonly TimeSpan ChangeCheckInterval = TimeSpan.FromSeconds(15);
+
     /// <summary>A listing that takes longer than this is abandoned (the previous figures stay).</summary>
     private static readonly TimeSpan ListingTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>After a failed listing the next one comes this soon.</summary>
+    private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromMinutes(1);
 
     /// <summary>Bucket bounds of the run duration histogram, seconds: a WAL sync takes well under a second, a large dump an hour.</summary>
     internal static readonly double[] DurationBuckets = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
@@ -66,6 +74,8 @@ public sealed partial class BackupMetrics : IDisposable
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastFailure = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Kind, string Name), bool> _refusedCounted = new();
     private readonly ConcurrentDictionary<string, bool> _listingFailed = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTime> _folderTimes = new(StringComparer.Ordinal);
+    private readonly string _localRoot;
     private readonly Lock _scrapeGate = new();
     private readonly Lock _walGate = new();
     private readonly List<Action> _detach = [];
@@ -88,6 +98,7 @@ public sealed partial class BackupMetrics : IDisposable
         _time = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _stores = remote is null ? [local] : [local, remote];
+        _localRoot = local is LocalArtifactStore localStore ? localStore.Root : options.LocalRoot;
         foreach (var store in _stores)
         {
             _inventories[store.Target] = new StoreInventory(store.Target);
@@ -205,13 +216,27 @@ public sealed partial class BackupMetrics : IDisposable
             throw new ArgumentException($"unknown backup kind '{kind}'", nameof(kind));
         }
 
-        _integrityErrors.Add(1, Tag("kind", kind));
+        lock (_scrapeGate)
+        {
+            _integrityErrors.Add(1, Tag("kind", kind));
+        }
     }
 
     /// <summary>One backup run finished (<see cref="BackupRunner.Completed"/>).</summary>
     public void RecordRun(BackupRunResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
+
+        // Not during a scrape: a collection runs the gauges' callbacks before it reads the counters, so a run
+        // recorded in between would show as counted but not yet as the last failure (or success).
+        lock (_scrapeGate)
+        {
+            RecordRunCore(result);
+        }
+    }
+
+    private void RecordRunCore(BackupRunResult result)
+    {
         var kind = Tag("kind", result.Kind);
         _runs.Add(1, kind, Tag("outcome", OutcomeLabel(result.Outcome)));
         if (result.Outcome != BackupOutcome.Busy)
@@ -257,10 +282,13 @@ public sealed partial class BackupMetrics : IDisposable
     public void RecordDeletion(PruneAction action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        _retentionDeleted.Add(1, Tag("kind", action.Kind), Tag("target", action.Target));
-        if (_inventories.TryGetValue(action.Target, out var inventory))
+        lock (_scrapeGate)
         {
-            inventory.Removed(action.Kind, action.Name);
+            _retentionDeleted.Add(1, Tag("kind", action.Kind), Tag("target", action.Target));
+            if (_inventories.TryGetValue(action.Target, out var inventory))
+            {
+                inventory.Removed(action.Kind, action.Name);
+            }
         }
     }
 
@@ -269,10 +297,13 @@ public sealed partial class BackupMetrics : IDisposable
     {
         ArgumentNullException.ThrowIfNull(artifact);
         var target = _stores.Count > 1 ? _stores[1].Target : "s3";
-        _bytes.Add(artifact.Bytes, Tag("kind", artifact.Kind), Tag("target", target));
-        if (_inventories.TryGetValue(target, out var inventory))
+        lock (_scrapeGate)
         {
-            inventory.Added(artifact.Kind, artifact.Name, artifact.Bytes);
+            _bytes.Add(artifact.Bytes, Tag("kind", artifact.Kind), Tag("target", target));
+            if (_inventories.TryGetValue(target, out var inventory))
+            {
+                inventory.Added(artifact.Kind, artifact.Name, artifact.Bytes);
+            }
         }
     }
 
@@ -286,7 +317,10 @@ public sealed partial class BackupMetrics : IDisposable
         ArgumentNullException.ThrowIfNull(refusal);
         if (BackupKinds.IsKnown(refusal.Kind) && _refusedCounted.TryAdd((refusal.Kind, refusal.Name), true))
         {
-            _integrityErrors.Add(1, Tag("kind", refusal.Kind));
+            lock (_scrapeGate)
+            {
+                _integrityErrors.Add(1, Tag("kind", refusal.Kind));
+            }
         }
     }
 
@@ -314,15 +348,22 @@ public sealed partial class BackupMetrics : IDisposable
         return HealthReport.Evaluate(scheduler, kinds);
     }
 
-    /// <summary>Collects every instrument now and returns the Prometheus text exposition. Scrapes are serialized.</summary>
+    /// <summary>
+    /// Collects every instrument now and returns the Prometheus text exposition. Collections are serialized with
+    /// each other and with the events, so one scrape is one consistent moment.
+    /// </summary>
     public string Scrape()
     {
+        var restoreTest = RestoreTestState.Read(_options.StateDirectory);
+        IReadOnlyList<MetricFamily> families;
         lock (_scrapeGate)
         {
-            _restoreTest = RestoreTestState.Read(_options.StateDirectory);
+            _restoreTest = restoreTest;
             CountWalConflicts();
-            return PrometheusTextFormat.Write(WithEmptyHistograms(_pipeline.Collect()));
+            families = _pipeline.Collect();
         }
+
+        return PrometheusTextFormat.Write(WithEmptyHistograms(families));
     }
 
     /// <summary>
@@ -332,33 +373,11 @@ public sealed partial class BackupMetrics : IDisposable
     public async Task<bool> RefreshAsync(IArtifactStore store, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
-        var inventory = _inventories[store.Target];
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(ListingTimeout);
         foreach (var kind in BackupKinds.All)
         {
-            inventory.BeginListing(kind);
-            try
+            if (!await RefreshKindAsync(store, kind, cancellationToken).ConfigureAwait(false))
             {
-                var entries = await BackupCatalog.ListAsync(store, kind, timeout.Token).ConfigureAwait(false);
-                inventory.CompleteListing(kind, entries);
-            }
-            catch (Exception ex) when (ex is StoreException or IOException or UnauthorizedAccessException
-                                       || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
-            {
-                inventory.AbandonListing(kind);
-                var reason = ex is OperationCanceledException ? $"no answer within {ListingTimeout.TotalMinutes:0} minutes" : ex.Message;
-                if (_listingFailed.TryAdd(store.Target, true))
-                {
-                    Log.ListingFailed(_logger, store.Target, reason);
-                }
-
                 return false;
-            }
-            catch
-            {
-                inventory.AbandonListing(kind);
-                throw;
             }
         }
 
@@ -371,36 +390,120 @@ public sealed partial class BackupMetrics : IDisposable
     }
 
     /// <summary>
-    /// Lists the local store every <see cref="LocalRefreshInterval"/> and S3 at once and then every
-    /// <see cref="RemoteRefreshInterval"/> (sooner again after a failed listing), until cancelled.
+    /// Keeps the inventory in step with what other processes do (a <c>backup</c> or <c>prune</c> typed while the
+    /// daemon runs), until cancelled: every <see cref="ChangeCheckInterval"/> the local configuration, database and
+    /// secrets folders whose modification time moved are listed again (a few files each); the whole local store
+    /// every <see cref="LocalRefreshInterval"/> (the WAL folder may hold many thousand segments, and this process's
+    /// own WAL runs are tracked by their events); S3 at once and then every <see cref="RemoteRefreshInterval"/>,
+    /// sooner after a failed listing.
     /// </summary>
-    public async Task RunRefreshLoopAsync(CancellationToken cancellationToken)
-    {
-        var now = _time.GetUtcNow();
-        var due = _stores.ToDictionary(s => s.Target, s => s == _stores[0] ? now + LocalRefreshInterval : now, StringComparer.Ordinal);
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            var next = due.Values.Min();
-            var wait = next - _time.GetUtcNow();
-            try
-            {
-                if (wait > TimeSpan.Zero)
-                {
-                    await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(false);
-                }
+    public Task RunRefreshLoopAsync(CancellationToken cancellationToken) =>
 
-                foreach (var store in _stores.Where(s => due[s.Target] <= _time.GetUtcNow()))
-                {
-                    var ok = await RefreshAsync(store, cancellationToken).ConfigureAwait(false);
-                    var interval = store == _stores[0] ? LocalRefreshInterval : RemoteRefreshInterval;
-                    due[store.Target] = _time.GetUtcNow() + (ok ? interval : TimeSpan.FromTicks(Math.Min(interval.Ticks, TimeSpan.FromMinutes(1).Ticks)));
-                }
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        // Two loops: a hanging S3 listing must not hold up the local checks.
+        Task.WhenAll(_stores.Select(store => UntilCancelledAsync(
+            store == _stores[0] ? LocalLoopAsync(store, cancellationToken) : RemoteLoopAsync(store, cancellationToken), cancellationToken)));
+
+    private static async Task UntilCancelledAsync(Task loop, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task LocalLoopAsync(IArtifactStore local, CancellationToken cancellationToken)
+    {
+        var due = _time.GetUtcNow() + LocalRefreshInterval;
+        while (await PauseAsync(ChangeCheckInterval, cancellationToken).ConfigureAwait(false))
+        {
+            if (due <= _time.GetUtcNow())
             {
-                return;
+                var ok = await RefreshAsync(local, cancellationToken).ConfigureAwait(false);
+                due = _time.GetUtcNow() + (ok ? LocalRefreshInterval : RetryAfterFailure);
+                continue;
+            }
+
+            foreach (var kind in BackupKinds.All.Where(k => k != BackupKinds.Wal && FolderChanged(k)))
+            {
+                await RefreshKindAsync(local, kind, cancellationToken).ConfigureAwait(false);
             }
         }
+    }
+
+    private async Task RemoteLoopAsync(IArtifactStore remote, CancellationToken cancellationToken)
+    {
+        var wait = TimeSpan.Zero;
+        while (await PauseAsync(wait, cancellationToken).ConfigureAwait(false))
+        {
+            wait = await RefreshAsync(remote, cancellationToken).ConfigureAwait(false) ? RemoteRefreshInterval : RetryAfterFailure;
+        }
+    }
+
+    /// <summary>Waits; false once cancelled.</summary>
+    private async Task<bool> PauseAsync(TimeSpan wait, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(false);
+            }
+
+            return !cancellationToken.IsCancellationRequested;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    private async Task<bool> RefreshKindAsync(IArtifactStore store, string kind, CancellationToken cancellationToken)
+    {
+        var inventory = _inventories[store.Target];
+        if (store == _stores[0])
+        {
+            // Taken before the listing: a change while it runs is seen by the next check.
+            _folderTimes[kind] = FolderTime(kind);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(ListingTimeout);
+        inventory.BeginListing(kind);
+        try
+        {
+            var entries = await BackupCatalog.ListAsync(store, kind, timeout.Token).ConfigureAwait(false);
+            inventory.CompleteListing(kind, entries);
+            return true;
+        }
+        catch (Exception ex) when (ex is StoreException or IOException or UnauthorizedAccessException
+                                   || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            inventory.AbandonListing(kind);
+            var reason = ex is OperationCanceledException ? $"no answer within {ListingTimeout.TotalMinutes:0} minutes" : ex.Message;
+            if (_listingFailed.TryAdd(store.Target, true))
+            {
+                Log.ListingFailed(_logger, store.Target, reason);
+            }
+
+            return false;
+        }
+        catch
+        {
+            inventory.AbandonListing(kind);
+            throw;
+        }
+    }
+
+    private bool FolderChanged(string kind) => _folderTimes.TryGetValue(kind, out var seen) && seen != FolderTime(kind);
+
+    private DateTime FolderTime(string kind)
+    {
+        var folder = Path.Combine(_localRoot, kind);
+        return Directory.Exists(folder) ? Directory.GetLastWriteTimeUtc(folder) : DateTime.MinValue;
     }
 
     public void Dispose()
