@@ -231,6 +231,7 @@ public sealed class MetricsDaemonTests : IDisposable
             scrape["veloz_backup_last_success_timestamp_seconds{kind=\"config\",target=\"local\"}"].Should().BeGreaterThan(0);
             scrape["veloz_backup_upload_backlog_artifacts"].Should().Be(1, "the configuration backup waits for S3");
             scrape["veloz_backup_upload_backlog_oldest_timestamp_seconds"].Should().BeGreaterThan(0);
+            (await daemon.StopAsync()).Should().Be(0, "a hanging listing is cancelled at stop: " + daemon.Console);
         }
         finally
         {
