@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Quartz;
 using VelozBackupAgent.Host.Cli;
+using VelozBackupAgent.Host.Http;
 using VelozBackupAgent.Scheduling;
 
 namespace VelozBackupAgent.Host.Daemon;
@@ -19,6 +20,7 @@ internal static class DaemonHost
         builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
         builder.Services.AddSingleton<DaemonStopping>();
         builder.Services.AddHostedService<StartupService>();
+        builder.Services.AddMetricsAndHealth(agent);
 
         var schedules = BackupSchedule.From(agent.Options).Where(s => agent.Runner.Has(s.Kind)).ToList();
         builder.Services.AddQuartz(q =>

@@ -116,6 +116,16 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         {
             p.Add($"{B}:{nameof(o.Http)}:{nameof(o.Http.Url)} must be an absolute http URL such as http://127.0.0.1:9464: {o.Http.Url}");
         }
+        else if (o.Http.Url.HostNameType is not (UriHostNameType.IPv4 or UriHostNameType.IPv6)
+                 && !string.Equals(o.Http.Url.Host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            // A host name would make the listener bind every interface: the address must say where it listens.
+            p.Add($"{B}:{nameof(o.Http)}:{nameof(o.Http.Url)} must name an IP address or localhost (0.0.0.0 for every interface), not a host name: {o.Http.Url}");
+        }
+        else if (o.Http.Url.AbsolutePath != "/" || o.Http.Url.Query.Length > 0)
+        {
+            p.Add($"{B}:{nameof(o.Http)}:{nameof(o.Http.Url)} must not have a path: /metrics and /health are served at its root: {o.Http.Url}");
+        }
 
         if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(o.Log.Level, ignoreCase: true, out _) && !IsSerilogLevel(o.Log.Level))
         {

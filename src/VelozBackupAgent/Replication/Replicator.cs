@@ -20,6 +20,18 @@ public sealed record ReplicationBacklog(int Artifacts, long Bytes, DateTimeOffse
 /// <param name="Backlog">What is left afterwards.</param>
 public sealed record ReplicationPass(int Uploaded, int AlreadyPresent, int Failed, ReplicationBacklog Backlog);
 
+/// <summary>An artifact that reached the replica, verified (raised for the metrics).</summary>
+/// <param name="Kind">wal, config, database or secrets.</param>
+/// <param name="Name">The artifact's name.</param>
+/// <param name="Bytes">Its size.</param>
+public sealed record ReplicatedArtifact(string Kind, string Name, long Bytes);
+
+/// <summary>A queued artifact the replica refused: it holds other bytes under that name, or the copy did not verify.</summary>
+/// <param name="Kind">wal, config, database or secrets.</param>
+/// <param name="Name">The artifact's name; it stays queued.</param>
+/// <param name="Reason">The store's one-line explanation.</param>
+public sealed record ReplicationRefusal(string Kind, string Name, string Reason);
+
 /// <summary>
 /// Copies local artifacts to the replica through the durable <see cref="UploadQueue"/>. The local store
 /// is primary: backups land there and are queued; this class drains the queue, verifying every copy
@@ -73,6 +85,12 @@ public sealed class Replicator : IDisposable
     /// <summary>Null while the replica works; otherwise why the last attempt failed.</summary>
     public string? LastError { get; private set; }
 
+    /// <summary>Raised for every artifact copied to the replica and verified, by the queue or while it was written.</summary>
+    public event EventHandler<ReplicatedArtifact>? Uploaded;
+
+    /// <summary>Raised when a copy is refused: a conflicting object under the same name, or bytes that did not verify.</summary>
+    public event EventHandler<ReplicationRefusal>? Refused;
+
     /// <summary>Queues a freshly stored local artifact and wakes the drain loop. Never waits on the replica.</summary>
     public void Enqueue(string kind, string name)
     {
@@ -86,6 +104,7 @@ public sealed class Replicator : IDisposable
     {
         ReplicationLog.Uploaded(_logger, kind, name, _remote.Target, bytes, seconds);
         LastUploadAt = _time.GetUtcNow();
+        Uploaded?.Invoke(this, new ReplicatedArtifact(kind, name, bytes));
     }
 
     /// <summary>Recomputes the backlog from the queue on disk (other processes may have queued too).</summary>
@@ -149,6 +168,7 @@ public sealed class Replicator : IDisposable
                     ReplicationLog.Uploaded(_logger, item.Kind, item.Name, _remote.Target, local.Size, Stopwatch.GetElapsedTime(started).TotalSeconds);
                     uploaded++;
                     LastUploadAt = _time.GetUtcNow();
+                    Uploaded?.Invoke(this, new ReplicatedArtifact(item.Kind, item.Name, local.Size));
                 }
 
                 _queue.Complete(item.Kind, item.Name);
@@ -157,6 +177,7 @@ public sealed class Replicator : IDisposable
             catch (Exception ex) when (ex is ArtifactConflictException or ArtifactIntegrityException)
             {
                 ReplicationLog.ItemFailed(_logger, item.Kind, item.Name, _remote.Target, ex.Message);
+                Refused?.Invoke(this, new ReplicationRefusal(item.Kind, item.Name, ex.Message));
                 failed++;
             }
             catch (StoreException ex)

@@ -61,22 +61,27 @@ public sealed class BackupSchedule
         DateTimeOffset? newest = null;
         await foreach (var artifact in store.ListAsync(Kind, cancellationToken).ConfigureAwait(false))
         {
-            if (!ArtifactName.TryParse(artifact.Name, out var prefix, out var time, out _, out _))
-            {
-                continue;
-            }
-
-            if (Kind == BackupKinds.Wal && prefix != WalManifestPrefix)
-            {
-                continue;
-            }
-
-            if (newest is null || time > newest)
+            if (MarksRun(Kind, artifact.Name, out var time) && (newest is null || time > newest))
             {
                 newest = time;
             }
         }
 
         return newest;
+    }
+
+    /// <summary>
+    /// True when the artifact <paramref name="name"/> marks a completed run of <paramref name="kind"/>, with the
+    /// run's time from the name: for the WAL only a manifest (segments and watcher snapshots do not), for the
+    /// other kinds every timestamped artifact. The catch-up rule and the freshness metrics share this.
+    /// </summary>
+    public static bool MarksRun(string kind, string name, out DateTimeOffset time)
+    {
+        if (!ArtifactName.TryParse(name, out var prefix, out time, out _, out _))
+        {
+            return false;
+        }
+
+        return kind != BackupKinds.Wal || prefix == WalManifestPrefix;
     }
 }

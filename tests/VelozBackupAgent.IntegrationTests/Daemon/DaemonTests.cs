@@ -18,6 +18,9 @@ public sealed class DaemonTests : IDisposable
         "--Backup:Wal:Enabled=false", "--Backup:Config:Enabled=false", "--Backup:Secrets:Enabled=false",
         $"--Backup:Database:ConnectionString={database.ConnectionString}",
         $"--Backup:Database:BinDirectory={TestEnvironment.PostgresBinDirectory}",
+
+        // The daemon's metrics listener: never the default port, which another test or agent may hold.
+        $"--Backup:Http:Url=http://127.0.0.1:{Telemetry.RunningDaemon.FreePort()}",
     ];
 
     [Fact]

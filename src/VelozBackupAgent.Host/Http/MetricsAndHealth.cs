@@ -1,0 +1,55 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Host.Cli;
+using VelozBackupAgent.Telemetry;
+
+namespace VelozBackupAgent.Host.Http;
+
+/// <summary>The daemon's metrics and its <c>/metrics</c> + <c>/health</c> listener, added to the host in one call.</summary>
+internal static class MetricsAndHealth
+{
+    /// <summary>
+    /// Registers <see cref="BackupMetrics"/> (a singleton other daemon parts may take, e.g. to
+    /// <see cref="BackupMetrics.RecordIntegrityError"/>), the service that feeds it, and the HTTP listener on
+    /// <c>Backup:Http:Url</c>. Add it before the scheduler: a listener that cannot bind stops the daemon before
+    /// any backup starts.
+    /// </summary>
+    public static IServiceCollection AddMetricsAndHealth(this IServiceCollection services, AgentContext agent)
+    {
+        services.AddSingleton(_ => new BackupMetrics(agent.Options, agent.Local, agent.Remote, agent.Time, agent.LoggerFactory.CreateLogger<BackupMetrics>()));
+        services.AddHostedService<MetricsService>();
+        services.AddHostedService<HttpEndpoint>();
+        return services;
+    }
+}
+
+/// <summary>
+/// Feeds <see cref="BackupMetrics"/>: subscribes to the runner, pruner and replicator, lists the local store
+/// before the listener serves its first scrape (so the freshness series start from the catalog, not from
+/// "never"), then keeps listing both stores in the background on their cadence.
+/// </summary>
+internal sealed class MetricsService(AgentContext agent, BackupMetrics metrics) : IHostedService, IDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _loop = Task.CompletedTask;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        metrics.Attach(agent.Runner, agent.Pruner, agent.Replicator);
+        await metrics.RefreshAsync(agent.Local, cancellationToken).ConfigureAwait(false);
+        _loop = Task.Run(() => metrics.RunRefreshLoopAsync(_stopping.Token), CancellationToken.None);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,646 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using VelozBackupAgent.Catalog;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Replication;
+using VelozBackupAgent.Retention;
+using VelozBackupAgent.Sources;
+using VelozBackupAgent.Sources.Wal;
+using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Verification;
+
+namespace VelozBackupAgent.Telemetry;
+
+/// <summary>
+/// The agent's metrics, defined once on the <see cref="MeterName"/> meter and exposed in the Prometheus text
+/// format by <see cref="Scrape"/>. Fed by what the agent already does: <see cref="BackupRunner.Completed"/>
+/// (runs, durations, last success and failure, bytes stored locally), the <see cref="Replicator"/> (bytes and
+/// artifacts copied to S3, refused copies, the backlog), <see cref="Pruner.Deleted"/>, the WAL source's status,
+/// the restore-test record (read at every scrape) and an in-memory inventory of each store, filled from the
+/// catalog at start-up and then on a cadence and on changes by other processes (<see cref="RunRefreshLoopAsync"/>),
+/// and kept exact in between by the same events, so a scrape never lists a store and an unreachable S3 never
+/// slows or fails one.
+/// </summary>
+/// <remarks>
+/// Every known series exists from start-up: counters at zero, timestamps at zero ("never") or the catalog's
+/// value. After a restart the freshness series come back from the names of the newest artifacts (for the WAL,
+/// the newest manifest), not from "never". Timestamps are Unix seconds, as Prometheus practice wants.
+/// </remarks>
+public sealed partial class BackupMetrics : IDisposable
+{
+    /// <summary>The meter every instrument is defined on.</summary>
+    public const string MeterName = "VelozBackupAgent";
+
+    /// <summary>How often the local store is listed again (events keep it exact in between; this catches other processes).</summary>
+    public static readonly TimeSpan LocalRefreshInterval = TimeSpan.FromMinutes(5);
+
+    /// <summary>How often S3 is listed again: listings cost requests, and this process's uploads and deletions are tracked anyway.</summary>
+    public static readonly TimeSpan RemoteRefreshInterval = TimeSpan.FromMinutes(15);
+
+    /// <summary>How often the local folders are checked for changes made by other processes.</summary>
+    public static readonly TimeSpan ChangeCheckInterval = TimeSpan.FromSeconds(15);
+
+    /// <summary>A listing that takes longer than this is abandoned (the previous figures stay).</summary>
+    private static readonly TimeSpan ListingTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>After a failed listing the next one comes this soon.</summary>
+    private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromMinutes(1);
+
+    /// <summary>Bucket bounds of the run duration histogram, seconds: a WAL sync takes well under a second, a large dump an hour.</summary>
+    internal static readonly double[] DurationBuckets = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
+
+    private const string DurationName = "veloz_backup_duration_seconds";
+    private const string DurationHelp = "Duration of backup runs (not counting busy ones), by kind.";
+
+    private static readonly string[] Outcomes = ["succeeded", "unchanged", "failed", "busy"];
+
+    private readonly BackupOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly MetricsPipeline _pipeline;
+    private readonly Meter _meter;
+    private readonly Counter<long> _runs;
+    private readonly Counter<long> _bytes;
+    private readonly Counter<long> _integrityErrors;
+    private readonly Counter<long> _retentionDeleted;
+    private readonly Histogram<double> _duration;
+    private readonly IReadOnlyList<string> _enabledKinds;
+    private readonly IReadOnlyList<IArtifactStore> _stores;
+    private readonly Dictionary<string, StoreInventory> _inventories = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _lastRunSuccess = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _lastFailure = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Kind, string Name), bool> _refusedCounted = new();
+    private readonly ConcurrentDictionary<string, bool> _listingFailed = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTime> _folderTimes = new(StringComparer.Ordinal);
+    private readonly string _localRoot;
+    private readonly Lock _scrapeGate = new();
+    private readonly Lock _walGate = new();
+    private readonly List<Action> _detach = [];
+    private Replicator? _replicator;
+    private WalSource? _wal;
+    private long _walConflictsCounted;
+    private RestoreTestRecord _restoreTest = new(null, null);
+
+    /// <param name="options">Enabled kinds, objectives, the state directory.</param>
+    /// <param name="local">The local store.</param>
+    /// <param name="remote">The S3 store, when replication is on.</param>
+    /// <param name="timeProvider">The clock (for <c>/health</c> and the refresh cadence).</param>
+    /// <param name="logger">Where listing problems are logged.</param>
+    /// <param name="meterName">The meter's name; tests give each instance its own.</param>
+    public BackupMetrics(BackupOptions options, IArtifactStore local, IArtifactStore? remote, TimeProvider? timeProvider = null, ILogger<BackupMetrics>? logger = null, string meterName = MeterName)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(local);
+        _options = options;
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _stores = remote is null ? [local] : [local, remote];
+        _localRoot = local is LocalArtifactStore localStore ? localStore.Root : options.LocalRoot;
+        foreach (var store in _stores)
+        {
+            _inventories[store.Target] = new StoreInventory(store.Target);
+        }
+
+        _enabledKinds = [.. BackupKinds.All.Where(k => options.Kind(k).Enabled)];
+
+        // The provider listens before the first measurement, so the zeros below are not lost.
+        _pipeline = new MetricsPipeline(meterName);
+        _meter = new Meter(meterName);
+
+        _runs = _meter.CreateCounter<long>("veloz_backup_runs", "{run}", "Backup runs by kind and outcome (succeeded, unchanged, failed, busy).");
+        _bytes = _meter.CreateCounter<long>("veloz_backup_bytes", "By", "Bytes of artifacts written, by kind and target (local: by backup runs; s3: copied and verified).");
+        _integrityErrors = _meter.CreateCounter<long>("veloz_backup_integrity_errors", "{error}",
+            "Integrity problems detected: a copy the replica stored differently or holds other bytes for, a checksum mismatch on read, a stored WAL segment whose source changed, a failed verification.");
+        _retentionDeleted = _meter.CreateCounter<long>("veloz_backup_retention_deleted", "{artifact}", "Artifacts deleted by retention, by kind and target.");
+        _duration = _meter.CreateHistogram(DurationName, "s", DurationHelp,
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+
+        _meter.CreateObservableGauge("veloz_backup_last_success_timestamp_seconds", ObserveLastSuccess, "s",
+            "When the newest successful backup of the kind was taken in the target (Unix seconds; 0: never). For the WAL, its newest manifest (full sync).");
+        _meter.CreateObservableGauge("veloz_backup_last_failure_timestamp_seconds", ObserveLastFailure, "s",
+            "When the last failed run of the kind ended in this process (Unix seconds; 0: none since the agent started).");
+        _meter.CreateObservableGauge("veloz_backup_freshness_objective_seconds", ObserveObjectives, "s",
+            "How old the newest successful backup of the kind may be (Backup:<Kind>:FreshnessObjective).");
+        _meter.CreateObservableGauge("veloz_backup_artifacts", () => ObserveInventory(t => t.Artifacts), "{artifact}", "Artifacts stored, by kind and target.");
+        _meter.CreateObservableGauge("veloz_backup_stored_bytes", () => ObserveInventory(t => t.Bytes), "By", "Bytes stored (artifacts, not sidecars), by kind and target.");
+        _meter.CreateObservableGauge("veloz_backup_upload_backlog_artifacts", () => Backlog().Artifacts, "{artifact}", "Artifacts waiting in the upload queue for S3.");
+        _meter.CreateObservableGauge("veloz_backup_upload_backlog_bytes", () => Backlog().Bytes, "By", "Bytes waiting in the upload queue for S3.");
+        _meter.CreateObservableGauge("veloz_backup_upload_backlog_oldest_timestamp_seconds", () => Seconds(Backlog().OldestEnqueuedAt), "s",
+            "When the oldest artifact still waiting for S3 was queued (Unix seconds; 0: the queue is empty).");
+        _meter.CreateObservableGauge("veloz_backup_wal_segments_pending", ObserveWalPending, "{segment}",
+            "WAL segments in the WAL directory not stored yet: still being written (settling) or unreadable at the last run.");
+        _meter.CreateObservableGauge("veloz_backup_restore_test_last_success_timestamp_seconds", () => Seconds(_restoreTest.LastSuccess?.Time), "s",
+            "When the newest test restore that passed finished (Unix seconds; 0: none yet).");
+        _meter.CreateObservableGauge("veloz_backup_restore_test_last_run_timestamp_seconds", () => Seconds(_restoreTest.Last?.Time), "s",
+            "When the newest test restore, passed or not, finished (Unix seconds; 0: none yet). Newer than the last success: the newest one failed.");
+        _meter.CreateObservableGauge("veloz_backup_restore_test_duration_seconds", ObserveRestoreDurations, "s",
+            "How long each kind took in the newest test restore that passed (total: the whole restore).");
+        _meter.CreateObservableGauge("veloz_backup_restore_test_objective_seconds", ObserveRestoreObjectives, "s",
+            "Recovery time objective a test restore is held to: wal (Backup:Verify:RtoSingleNode), database (RtoDatabase), total (RtoSiteFailure).");
+
+        var targets = _stores.Select(s => s.Target).ToList();
+        foreach (var kind in _enabledKinds)
+        {
+            foreach (var outcome in Outcomes)
+            {
+                _runs.Add(0, Tag("kind", kind), Tag("outcome", outcome));
+            }
+
+            foreach (var target in targets)
+            {
+                _bytes.Add(0, Tag("kind", kind), Tag("target", target));
+            }
+        }
+
+        foreach (var kind in BackupKinds.All)
+        {
+            _integrityErrors.Add(0, Tag("kind", kind));
+            foreach (var target in targets)
+            {
+                _retentionDeleted.Add(0, Tag("kind", kind), Tag("target", target));
+            }
+        }
+    }
+
+    /// <summary>The targets this agent writes: <c>local</c>, and <c>s3</c> when replication is on.</summary>
+    public IEnumerable<string> Targets => _stores.Select(s => s.Target);
+
+    /// <summary>
+    /// Subscribes to the events of the agent's parts. Call once, before the daemon starts running backups.
+    /// </summary>
+    public void Attach(BackupRunner runner, Pruner pruner, Replicator? replicator)
+    {
+        ArgumentNullException.ThrowIfNull(runner);
+        ArgumentNullException.ThrowIfNull(pruner);
+        if (_detach.Count > 0)
+        {
+            throw new InvalidOperationException("the metrics are already attached");
+        }
+
+        EventHandler<BackupRunResult> completed = (_, result) => RecordRun(result);
+        runner.Completed += completed;
+        _detach.Add(() => runner.Completed -= completed);
+
+        EventHandler<PruneAction> deleted = (_, action) => RecordDeletion(action);
+        pruner.Deleted += deleted;
+        _detach.Add(() => pruner.Deleted -= deleted);
+
+        if (replicator is not null)
+        {
+            _replicator = replicator;
+            EventHandler<ReplicatedArtifact> uploaded = (_, artifact) => RecordUpload(artifact);
+            EventHandler<ReplicationRefusal> refused = (_, refusal) => RecordRefusal(refusal);
+            replicator.Uploaded += uploaded;
+            replicator.Refused += refused;
+            _detach.Add(() =>
+            {
+                replicator.Uploaded -= uploaded;
+                replicator.Refused -= refused;
+            });
+        }
+
+        _wal = runner.Sources.OfType<WalSource>().FirstOrDefault();
+    }
+
+    /// <summary>
+    /// Counts one integrity problem of <paramref name="kind"/> (<c>veloz_backup_integrity_errors_total</c>): restore
+    /// and verify call this for every artifact whose bytes do not match their checksum or do not restore.
+    /// </summary>
+    public void RecordIntegrityError(string kind)
+    {
+        if (!BackupKinds.IsKnown(kind))
+        {
+            throw new ArgumentException($"unknown backup kind '{kind}'", nameof(kind));
+        }
+
+        lock (_scrapeGate)
+        {
+            _integrityErrors.Add(1, Tag("kind", kind));
+        }
+    }
+
+    /// <summary>One backup run finished (<see cref="BackupRunner.Completed"/>).</summary>
+    public void RecordRun(BackupRunResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+
+        // Not during a scrape: a collection runs the gauges' callbacks before it reads the counters, so a run
+        // recorded in between would show as counted but not yet as the last failure (or success).
+        lock (_scrapeGate)
+        {
+            RecordRunCore(result);
+        }
+    }
+
+    private void RecordRunCore(BackupRunResult result)
+    {
+        var kind = Tag("kind", result.Kind);
+        _runs.Add(1, kind, Tag("outcome", OutcomeLabel(result.Outcome)));
+        if (result.Outcome != BackupOutcome.Busy)
+        {
+            _duration.Record(result.Duration.TotalSeconds, kind);
+        }
+
+        switch (result.Outcome)
+        {
+            case BackupOutcome.Succeeded or BackupOutcome.Unchanged:
+                var inventory = _inventories[_stores[0].Target];
+                foreach (var artifact in result.Artifacts)
+                {
+                    inventory.Added(result.Kind, artifact.Name, artifact.Size);
+                }
+
+                if (result.Bytes > 0)
+                {
+                    _bytes.Add(result.Bytes, kind, Tag("target", _stores[0].Target));
+                }
+
+                // A change-triggered WAL run ships segments but writes no manifest: only a full sync counts
+                // as a WAL backup, the same rule the catalog applies after a restart.
+                if (result.Kind != BackupKinds.Wal || result.Trigger != BackupTrigger.Change)
+                {
+                    _lastRunSuccess.AddOrUpdate(result.Kind, result.StartedAt, (_, old) => result.StartedAt > old ? result.StartedAt : old);
+                }
+
+                break;
+            case BackupOutcome.Failed:
+                var ended = result.StartedAt + result.Duration;
+                _lastFailure.AddOrUpdate(result.Kind, ended, (_, old) => ended > old ? ended : old);
+                break;
+        }
+
+        if (result.Kind == BackupKinds.Wal)
+        {
+            CountWalConflicts();
+        }
+    }
+
+    /// <summary>Retention deleted an artifact (<see cref="Pruner.Deleted"/>).</summary>
+    public void RecordDeletion(PruneAction action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        lock (_scrapeGate)
+        {
+            _retentionDeleted.Add(1, Tag("kind", action.Kind), Tag("target", action.Target));
+            if (_inventories.TryGetValue(action.Target, out var inventory))
+            {
+                inventory.Removed(action.Kind, action.Name);
+            }
+        }
+    }
+
+    /// <summary>An artifact reached the replica (<see cref="Replicator.Uploaded"/>).</summary>
+    public void RecordUpload(ReplicatedArtifact artifact)
+    {
+        ArgumentNullException.ThrowIfNull(artifact);
+        var target = _stores.Count > 1 ? _stores[1].Target : "s3";
+        lock (_scrapeGate)
+        {
+            _bytes.Add(artifact.Bytes, Tag("kind", artifact.Kind), Tag("target", target));
+            if (_inventories.TryGetValue(target, out var inventory))
+            {
+                inventory.Added(artifact.Kind, artifact.Name, artifact.Bytes);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The replica refused a copy (<see cref="Replicator.Refused"/>): it stored other bytes than were sent, holds
+    /// other bytes under that name, or the local copy did not match its checksum. Counted once per artifact per
+    /// process, not at every retry of the queue.
+    /// </summary>
+    public void RecordRefusal(ReplicationRefusal refusal)
+    {
+        ArgumentNullException.ThrowIfNull(refusal);
+        if (BackupKinds.IsKnown(refusal.Kind) && _refusedCounted.TryAdd((refusal.Kind, refusal.Name), true))
+        {
+            lock (_scrapeGate)
+            {
+                _integrityErrors.Add(1, Tag("kind", refusal.Kind));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The newest successful backup of <paramref name="kind"/> in <paramref name="target"/>: the newest
+    /// run-marking artifact in the inventory, or a later successful run of this process (an unchanged run writes
+    /// nothing but proves the newest backup current).
+    /// </summary>
+    public DateTimeOffset? LastSuccess(string kind, string target)
+    {
+        DateTimeOffset? newest = _inventories.TryGetValue(target, out var inventory) ? inventory.Totals(kind).NewestRun : null;
+        if (target == _stores[0].Target && _lastRunSuccess.TryGetValue(kind, out var run) && (newest is null || run > newest))
+        {
+            newest = run;
+        }
+
+        return newest;
+    }
+
+    /// <summary>The <c>/health</c> verdict now: the scheduler's state and every enabled kind's freshness in the local store.</summary>
+    public HealthReport Health(SchedulerState scheduler)
+    {
+        var now = _time.GetUtcNow();
+        var kinds = _enabledKinds.Select(k => Freshness.Evaluate(_options, k, LastSuccess(k, _stores[0].Target), now)).ToList();
+        return HealthReport.Evaluate(scheduler, kinds);
+    }
+
+    /// <summary>
+    /// Collects every instrument now and returns the Prometheus text exposition. Collections are serialized with
+    /// each other and with the events, so one scrape is one consistent moment.
+    /// </summary>
+    public string Scrape()
+    {
+        var restoreTest = RestoreTestState.Read(_options.StateDirectory);
+        IReadOnlyList<MetricFamily> families;
+        lock (_scrapeGate)
+        {
+            _restoreTest = restoreTest;
+            CountWalConflicts();
+            families = _pipeline.Collect();
+        }
+
+        return PrometheusTextFormat.Write(WithEmptyHistograms(families));
+    }
+
+    /// <summary>
+    /// Lists <paramref name="store"/> (one of this agent's) kind by kind into the inventory. Never throws for a
+    /// store problem: it is logged once, and the previous figures stay. Returns false when a listing failed.
+    /// </summary>
+    public async Task<bool> RefreshAsync(IArtifactStore store, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        foreach (var kind in BackupKinds.All)
+        {
+            if (!await RefreshKindAsync(store, kind, cancellationToken).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+
+        if (_listingFailed.TryRemove(store.Target, out _))
+        {
+            Log.ListingRecovered(_logger, store.Target);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Keeps the inventory in step with what other processes do (a <c>backup</c> or <c>prune</c> typed while the
+    /// daemon runs), until cancelled: every <see cref="ChangeCheckInterval"/> the local configuration, database and
+    /// secrets folders whose modification time moved are listed again (a few files each); the whole local store
+    /// every <see cref="LocalRefreshInterval"/> (the WAL folder may hold many thousand segments, and this process's
+    /// own WAL runs are tracked by their events); S3 at once and then every <see cref="RemoteRefreshInterval"/>,
+    /// sooner after a failed listing.
+    /// </summary>
+    public Task RunRefreshLoopAsync(CancellationToken cancellationToken) =>
+
+        // Two loops: a hanging S3 listing must not hold up the local checks.
+        Task.WhenAll(_stores.Select(store => UntilCancelledAsync(
+            store == _stores[0] ? LocalLoopAsync(store, cancellationToken) : RemoteLoopAsync(store, cancellationToken), cancellationToken)));
+
+    private static async Task UntilCancelledAsync(Task loop, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task LocalLoopAsync(IArtifactStore local, CancellationToken cancellationToken)
+    {
+        var due = _time.GetUtcNow() + LocalRefreshInterval;
+        while (await PauseAsync(ChangeCheckInterval, cancellationToken).ConfigureAwait(false))
+        {
+            if (due <= _time.GetUtcNow())
+            {
+                var ok = await RefreshAsync(local, cancellationToken).ConfigureAwait(false);
+                due = _time.GetUtcNow() + (ok ? LocalRefreshInterval : RetryAfterFailure);
+                continue;
+            }
+
+            foreach (var kind in BackupKinds.All.Where(k => k != BackupKinds.Wal && FolderChanged(k)))
+            {
+                await RefreshKindAsync(local, kind, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RemoteLoopAsync(IArtifactStore remote, CancellationToken cancellationToken)
+    {
+        var wait = TimeSpan.Zero;
+        while (await PauseAsync(wait, cancellationToken).ConfigureAwait(false))
+        {
+            wait = await RefreshAsync(remote, cancellationToken).ConfigureAwait(false) ? RemoteRefreshInterval : RetryAfterFailure;
+        }
+    }
+
+    /// <summary>Waits; false once cancelled.</summary>
+    private async Task<bool> PauseAsync(TimeSpan wait, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(false);
+            }
+
+            return !cancellationToken.IsCancellationRequested;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    private async Task<bool> RefreshKindAsync(IArtifactStore store, string kind, CancellationToken cancellationToken)
+    {
+        var inventory = _inventories[store.Target];
+        if (store == _stores[0])
+        {
+            // Taken before the listing: a change while it runs is seen by the next check.
+            _folderTimes[kind] = FolderTime(kind);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(ListingTimeout);
+        inventory.BeginListing(kind);
+        try
+        {
+            var entries = await BackupCatalog.ListAsync(store, kind, timeout.Token).ConfigureAwait(false);
+            inventory.CompleteListing(kind, entries);
+            return true;
+        }
+        catch (Exception ex) when (ex is StoreException or IOException or UnauthorizedAccessException
+                                   || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            inventory.AbandonListing(kind);
+            var reason = ex is OperationCanceledException ? $"no answer within {ListingTimeout.TotalMinutes:0} minutes" : ex.Message;
+            if (_listingFailed.TryAdd(store.Target, true))
+            {
+                Log.ListingFailed(_logger, store.Target, reason);
+            }
+
+            return false;
+        }
+        catch
+        {
+            inventory.AbandonListing(kind);
+            throw;
+        }
+    }
+
+    private bool FolderChanged(string kind) => _folderTimes.TryGetValue(kind, out var seen) && seen != FolderTime(kind);
+
+    private DateTime FolderTime(string kind)
+    {
+        var folder = Path.Combine(_localRoot, kind);
+        return Directory.Exists(folder) ? Directory.GetLastWriteTimeUtc(folder) : DateTime.MinValue;
+    }
+
+    public void Dispose()
+    {
+        foreach (var detach in _detach)
+        {
+            detach();
+        }
+
+        _detach.Clear();
+        _meter.Dispose();
+        _pipeline.Dispose();
+    }
+
+    private static KeyValuePair<string, object?> Tag(string key, string value) => new(key, value);
+
+    private static double Seconds(DateTimeOffset? time) => time is { } t ? t.ToUnixTimeMilliseconds() / 1000.0 : 0;
+
+    private static string OutcomeLabel(BackupOutcome outcome) => outcome switch
+    {
+        BackupOutcome.Succeeded => "succeeded",
+        BackupOutcome.Unchanged => "unchanged",
+        BackupOutcome.Failed => "failed",
+        _ => "busy",
+    };
+
+    private ReplicationBacklog Backlog() => _replicator?.Backlog ?? ReplicationBacklog.Empty;
+
+    private void CountWalConflicts()
+    {
+        if (_wal is null)
+        {
+            return;
+        }
+
+        lock (_walGate)
+        {
+            var detected = _wal.Status.ConflictsDetected;
+            if (detected > _walConflictsCounted)
+            {
+                _integrityErrors.Add(detected - _walConflictsCounted, Tag("kind", BackupKinds.Wal));
+                _walConflictsCounted = detected;
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveLastSuccess()
+    {
+        foreach (var kind in _enabledKinds)
+        {
+            foreach (var store in _stores)
+            {
+                yield return new Measurement<double>(Seconds(LastSuccess(kind, store.Target)), Tag("kind", kind), Tag("target", store.Target));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveLastFailure() =>
+        _enabledKinds.Select(k => new Measurement<double>(Seconds(_lastFailure.TryGetValue(k, out var t) ? t : null), Tag("kind", k)));
+
+    private IEnumerable<Measurement<double>> ObserveObjectives() =>
+        _enabledKinds.Select(k => new Measurement<double>(_options.Kind(k).FreshnessObjective.TotalSeconds, Tag("kind", k)));
+
+    private IEnumerable<Measurement<long>> ObserveInventory(Func<KindTotals, long> value)
+    {
+        foreach (var kind in BackupKinds.All)
+        {
+            foreach (var store in _stores)
+            {
+                yield return new Measurement<long>(value(_inventories[store.Target].Totals(kind)), Tag("kind", kind), Tag("target", store.Target));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveWalPending()
+    {
+        if (_wal is not null)
+        {
+            var status = _wal.Status;
+            yield return new Measurement<long>(status.Settling.Count + status.Unreadable.Count);
+        }
+        else if (_options.Wal.Enabled)
+        {
+            yield return new Measurement<long>(0);
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveRestoreDurations() =>
+        (_restoreTest.LastSuccess?.DurationSeconds ?? new Dictionary<string, double>())
+        .Where(d => d.Key == "total" || BackupKinds.IsKnown(d.Key))
+        .Select(d => new Measurement<double>(d.Value, Tag("kind", d.Key)));
+
+    private IEnumerable<Measurement<double>> ObserveRestoreObjectives()
+    {
+        yield return new Measurement<double>(_options.Verify.RtoSingleNode.TotalSeconds, Tag("kind", BackupKinds.Wal));
+        yield return new Measurement<double>(_options.Verify.RtoDatabase.TotalSeconds, Tag("kind", BackupKinds.Database));
+        yield return new Measurement<double>(_options.Verify.RtoSiteFailure.TotalSeconds, Tag("kind", "total"));
+    }
+
+    /// <summary>
+    /// A histogram series exists only once something was recorded; the duration series of every enabled kind is
+    /// a known series, so it is written empty (all buckets zero) until the kind's first run.
+    /// </summary>
+    private IEnumerable<MetricFamily> WithEmptyHistograms(IReadOnlyList<MetricFamily> families)
+    {
+        var seen = false;
+        foreach (var family in families)
+        {
+            if (family.Type != MetricFamilyType.Histogram || family.Name != DurationName)
+            {
+                yield return family;
+                continue;
+            }
+
+            seen = true;
+            yield return family with { Histograms = [.. family.Histograms, .. EmptyDurations(family.Histograms)] };
+        }
+
+        if (!seen)
+        {
+            yield return new MetricFamily(DurationName, DurationHelp, MetricFamilyType.Histogram, [], [.. EmptyDurations([])]);
+        }
+    }
+
+    private IEnumerable<HistogramSample> EmptyDurations(IReadOnlyList<HistogramSample> present)
+    {
+        var kinds = present.Select(h => h.Labels.FirstOrDefault(l => l.Key == "kind").Value).ToHashSet(StringComparer.Ordinal);
+        return _enabledKinds.Where(k => !kinds.Contains(k))
+            .Select(k => new HistogramSample([KeyValuePair.Create("kind", k)], DurationBuckets, new long[DurationBuckets.Length + 1], 0, 0));
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(6010, LogLevel.Warning, "metrics: cannot list the {Target} store ({Reason}); its artifact counts and freshness stay as last known, trying again later")]
+        public static partial void ListingFailed(ILogger logger, string target, string reason);
+
+        [LoggerMessage(6011, LogLevel.Information, "metrics: the {Target} store can be listed again")]
+        public static partial void ListingRecovered(ILogger logger, string target);
+    }
+}
