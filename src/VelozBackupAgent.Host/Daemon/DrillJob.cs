@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Quartz;
 using VelozBackupAgent.Host.Cli;
+using VelozBackupAgent.Telemetry;
 using VelozBackupAgent.Verification;
 
 namespace VelozBackupAgent.Host.Daemon;
@@ -8,9 +9,10 @@ namespace VelozBackupAgent.Host.Daemon;
 /// <summary>
 /// The scheduled restore drill (<c>Backup:Verify:DrillSchedule</c>, monthly by default): the whole verification
 /// checklist with a real test restore of every kind into scratch locations, timed against the RTOs and recorded
-/// in <c>.state/restore-test.json</c>, which the restore-test metrics report.
+/// in <c>.state/restore-test.json</c>, which the restore-test metrics report; checksum mismatches it finds count
+/// in <c>veloz_backup_integrity_errors_total</c>.
 /// </summary>
-internal sealed partial class DrillJob(AgentContext agent, DaemonStopping stopping, ILogger<DrillJob> logger) : IJob
+internal sealed partial class DrillJob(AgentContext agent, DaemonStopping stopping, BackupMetrics metrics, ILogger<DrillJob> logger) : IJob
 {
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
     {
@@ -24,6 +26,7 @@ internal sealed partial class DrillJob(AgentContext agent, DaemonStopping stoppi
         try
         {
             var verifier = agent.CreateVerifier();
+            verifier.IntegrityError += metrics.RecordIntegrityError;
             var report = await verifier.RunAsync(new VerifyRequest(TestRestore: true, ReadData: false), linked.Token).ConfigureAwait(false);
             var failed = report.Checks.Where(c => c.Status == CheckStatus.Fail).Select(c => $"{c.Item}: {c.Detail}").ToList();
             if (failed.Count == 0)
