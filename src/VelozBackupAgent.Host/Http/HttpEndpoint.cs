@@ -22,6 +22,9 @@ internal sealed partial class HttpEndpoint(AgentContext agent, BackupMetrics met
 {
     private static readonly byte[] NotFound = Encoding.UTF8.GetBytes("not found: try /metrics or /health\n");
 
+    /// <summary>How long a request right after start-up waits for the first listing of the local store.</summary>
+    private static readonly TimeSpan FirstListingWait = TimeSpan.FromSeconds(30);
+
     private WebApplication? _app;
 
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -100,6 +103,11 @@ internal sealed partial class HttpEndpoint(AgentContext agent, BackupMetrics met
         }
 
         string body;
+        if (request.Path.Value is "/metrics" or "/health")
+        {
+            await metrics.WhenLocalListedAsync(FirstListingWait, context.RequestAborted).ConfigureAwait(false);
+        }
+
         switch (request.Path.Value)
         {
             case "/metrics":

@@ -25,26 +25,39 @@ internal static class MetricsAndHealth
 }
 
 /// <summary>
-/// Feeds <see cref="BackupMetrics"/>: subscribes to the runner, pruner and replicator, lists the local store
-/// before the listener serves its first scrape (so the freshness series start from the catalog, not from
-/// "never"), then keeps listing both stores in the background on their cadence.
+/// Feeds <see cref="BackupMetrics"/>: subscribes to the runner, pruner and replicator before anything runs, lists
+/// the local store in the background (the listener's first scrape waits for it, so the freshness series start
+/// from the catalog, not from "never"), then keeps listing both stores on their cadence.
 /// </summary>
 internal sealed class MetricsService(AgentContext agent, BackupMetrics metrics) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
     private Task _loop = Task.CompletedTask;
 
-    public async Task StartAsync(CancellationToken cancellationToken)
+    public Task StartAsync(CancellationToken cancellationToken)
     {
         metrics.Attach(agent.Runner, agent.Pruner, agent.Replicator);
-        await metrics.RefreshAsync(agent.Local, cancellationToken).ConfigureAwait(false);
-        _loop = Task.Run(() => metrics.RunRefreshLoopAsync(_stopping.Token), CancellationToken.None);
+        _loop = Task.Run(
+            async () =>
+            {
+                await metrics.ListLocalStoreAsync(_stopping.Token).ConfigureAwait(false);
+                await metrics.RunRefreshLoopAsync(_stopping.Token).ConfigureAwait(false);
+            },
+            CancellationToken.None);
+        return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
-        await _loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // The first listing was cut short by the stop.
+        }
     }
 
     public void Dispose()

@@ -76,6 +76,7 @@ public sealed partial class BackupMetrics : IDisposable
     private readonly ConcurrentDictionary<string, bool> _listingFailed = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTime> _folderTimes = new(StringComparer.Ordinal);
     private readonly string _localRoot;
+    private readonly TaskCompletionSource _localListed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _scrapeGate = new();
     private readonly Lock _walGate = new();
     private readonly List<Action> _detach = [];
@@ -387,6 +388,36 @@ public sealed partial class BackupMetrics : IDisposable
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The first listing of the local store, at start-up. It runs beside the scheduler's start rather than before
+    /// it (a WAL folder of 10,000 segments takes seconds to list); <see cref="WhenLocalListedAsync"/> lets the
+    /// first scrape wait for it, so that after a restart it reports the catalog's figures, not zeros.
+    /// </summary>
+    public async Task ListLocalStoreAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await RefreshAsync(_stores[0], cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _localListed.TrySetResult();
+        }
+    }
+
+    /// <summary>Waits until <see cref="ListLocalStoreAsync"/> finished, at most <paramref name="timeout"/>; then whatever is known is served.</summary>
+    public async Task WhenLocalListedAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _localListed.Task.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Serve what is known rather than nothing.
+        }
     }
 
     /// <summary>
