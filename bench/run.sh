@@ -18,7 +18,9 @@
 # the raw measurements and logs there (bench/lib/report.py can rebuild the table from them). Exit 0 when every row ran and
 # every stored copy verified; 1 otherwise (the table says which row failed); 2 bad usage or missing tool.
 set -euo pipefail
-
+# The whole script is one brace group, so bash reads all of it before running any: editing this file while a run
+# is going (a full run takes most of an hour) cannot change what that run does.
+{
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
 LIB="$BENCH/lib/benchlib.py"
@@ -160,7 +162,7 @@ log "$MODE run, $REPS runs per row, work directory $WORK"
 if [ -z "$AGENT" ]; then
     log "building the agent: dotnet publish -c Release src/VelozBackupAgent.Host"
     DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet publish "$ROOT/src/VelozBackupAgent.Host" -c Release \
-        -o "$WORK/agent" --nologo -v quiet >"$WORK/logs/publish.log" 2>&1 \
+        -o "$WORK/agent" --nologo -v quiet --disable-build-servers >"$WORK/logs/publish.log" 2>&1 \
         || { tail -30 "$WORK/logs/publish.log" >&2; die "dotnet publish failed"; }
     AGENT="$WORK/agent/veloz-backup"
 fi
@@ -594,3 +596,5 @@ python3 "$BENCH/lib/report.py" \
     --fact "coreutils=$(cp --version | head -1)" --fact "gnutime=GNU time $(dpkg-query -W -f '${Version}' time 2>/dev/null || echo '?')"
 log "results written to $OUT"
 [ ${#FAILED_ROWS[@]} -eq 0 ] || { log "failed rows: ${FAILED_ROWS[*]}"; exit 1; }
+exit 0
+}
