@@ -141,6 +141,8 @@ if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
     as_pg() { runuser -u postgres -- "$@"; }
     PG_USER=postgres
+    runuser -u postgres -- test -x "$WORK" \
+        || die "the postgres user cannot reach $WORK (a parent directory is closed to it): pass --workdir DIR on an open path"
 else
     as_pg() { "$@"; }
     PG_USER="$(id -un)"

@@ -28,6 +28,11 @@ command -v promtool >/dev/null || need_packages+=(prometheus)
 command -v tar >/dev/null || need_packages+=(tar)
 command -v node >/dev/null || need_packages+=(nodejs npm)
 command -v sha256sum >/dev/null || need_packages+=(coreutils)
+# bench/run.sh --quick (an integration test) compares the agent with the seeds' own tools.
+command -v aws >/dev/null || need_packages+=(awscli)
+[ -x /usr/bin/time ] || need_packages+=(time)
+command -v python3 >/dev/null || need_packages+=(python3)
+command -v curl >/dev/null || need_packages+=(curl)
 if [ ${#need_packages[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing ${need_packages[*]}; run as root or install them: apt-get install ${need_packages[*]}"
     log "installing ${need_packages[*]}"

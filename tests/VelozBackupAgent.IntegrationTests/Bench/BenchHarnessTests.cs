@@ -21,11 +21,22 @@ public sealed class BenchHarnessTests : IDisposable
         "R1-seeds", "R1-agent", "R2-seeds", "R2-agent",
     ];
 
+    private const UnixFileMode Mode0755 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+        UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+
     private static readonly TimeSpan QuickRunTimeout = TimeSpan.FromMinutes(20);
 
-    private readonly string _scratch = Directory.CreateTempSubdirectory("veloz-bench-test-").FullName;
+    private readonly string _scratch = CreateScratch();
 
     public void Dispose() => Directory.Delete(_scratch, recursive: true);
+
+    /// <summary>A temp directory the postgres user can traverse: the script runs PostgreSQL as postgres when it is root.</summary>
+    private static string CreateScratch()
+    {
+        var scratch = Directory.CreateTempSubdirectory("veloz-bench-test-").FullName;
+        File.SetUnixFileMode(scratch, Mode0755);
+        return scratch;
+    }
 
     [Fact]
     public async Task The_quick_run_prints_every_row_writes_the_table_and_leaves_nothing_behind()
@@ -33,7 +44,7 @@ public sealed class BenchHarnessTests : IDisposable
         var repo = RepositoryRoot();
         var results = Path.Combine(repo, "bench", "RESULTS.md");
         var resultsBefore = File.Exists(results) ? Convert.ToHexString(SHA256.HashData(await File.ReadAllBytesAsync(results))) : null;
-        var work = Directory.CreateDirectory(Path.Combine(_scratch, "tmp")).FullName;
+        var work = Directory.CreateDirectory(Path.Combine(_scratch, "tmp"), Mode0755).FullName;
         var output = Path.Combine(_scratch, "out", "quick.md");
 
         var r = await RunBenchAsync(repo, work, ["--quick", "--out", output]);
@@ -69,7 +80,7 @@ public sealed class BenchHarnessTests : IDisposable
     public async Task A_quick_run_refuses_to_overwrite_the_full_results()
     {
         var repo = RepositoryRoot();
-        var work = Directory.CreateDirectory(Path.Combine(_scratch, "tmp")).FullName;
+        var work = Directory.CreateDirectory(Path.Combine(_scratch, "tmp"), Mode0755).FullName;
 
         var r = await RunBenchAsync(repo, work, ["--quick", "--out", Path.Combine(repo, "bench", "..", "bench", "RESULTS.md")]);
 
