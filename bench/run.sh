@@ -250,7 +250,8 @@ JSON
 FAILED_ROWS=()
 declare -A ROW_FAILED=()
 
-# measure ID CMD...: one timed run; appends "wall_s cpu_s rss_kib" to res/ID.tsv; a failure marks the row.
+# measure ID CMD...: one timed run; appends "wall_s cpu_s rss_kib load1" to res/ID.tsv (load1: the machine's
+# 1-minute load average as the run ended); a failure marks the row.
 measure() {
     local id=$1; shift
     local tf="$WORK/time.out" out="$WORK/logs/$id.run$REP.out" t0 t1 rc=0
@@ -262,7 +263,8 @@ measure() {
         return 1
     fi
     read -r u s m < <(tail -1 "$tf")
-    printf '%s %s %s\n' "$(secs "$t0" "$t1")" "$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')" "$m" >>"$WORK/res/$id.tsv"
+    printf '%s %s %s %s\n' "$(secs "$t0" "$t1")" "$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')" "$m" \
+        "$(cut -d' ' -f1 /proc/loadavg)" >>"$WORK/res/$id.tsv"
     log "  $id run $REP: $(secs "$t0" "$t1") s"
 }
 
