@@ -59,7 +59,7 @@ if [ "$QUICK" = 1 ]; then
     P1_SEG=$MiB;          P1_COUNT=8;    P1_SMALL_COUNT=2      # 8 MiB and 2 MiB
     P2_COUNT=4;           P2_SIZE=$((256 * 1024)); P2_INTERVAL=0.5
     PG_SCALE=1;           TRADES=20000;  PG_SCALE_SMALL=1; TRADES_SMALL=4000
-    P6_COUNT=200;         P6_SIZE=16384; P6_REPS=$REPS
+    P6_COUNT=200;         P6_SIZE=16384; P6_REPS=$REPS; P1_REPS=$REPS
     P7_SETTLE=3;          P7_WINDOW=3
     NEED_GIB=2
     [ -n "$OUT" ] || OUT="$WORKBASE/veloz-bench-quick.md"
@@ -69,7 +69,7 @@ else
     P1_SEG=$((16 * MiB)); P1_COUNT=128;  P1_SMALL_COUNT=32     # 2 GiB and 512 MiB of 16 MiB segments
     P2_COUNT=40;          P2_SIZE=$((16 * MiB)); P2_INTERVAL=3
     PG_SCALE=50;          TRADES=4000000; PG_SCALE_SMALL=10; TRADES_SMALL=800000
-    P6_COUNT=10000;       P6_SIZE=16384; P6_REPS=$((REPS + 2))
+    P6_COUNT=10000;       P6_SIZE=16384; P6_REPS=$((REPS + 2)); P1_REPS=$((REPS + 2))
     P7_SETTLE=20;         P7_WINDOW=300
     NEED_GIB=20
     [ -n "$OUT" ] || OUT="$BENCH/RESULTS.md"
@@ -377,8 +377,10 @@ post_P1_agent() { p1_check_agent "$P1_COUNT"; }
 prep_P5_P1_small() { p1_prep; mkdir -m 0700 "$P1_DST/root"; }
 run_P5_P1_small() { run_p1_ship P5-P1-small "$WAL1S"; }
 post_P5_P1_small() { p1_check_agent "$P1_SMALL_COUNT"; }
+ROUNDS=$P1_REPS
 alternate P1-cp P1-cp-fsync P1-rsync P1-agent
 alternate P5-P1-small
+ROUNDS=$REPS
 rm -rf "$P1_DST"
 
 # ========================================================================= P3/P4 daily database dump
@@ -445,7 +447,7 @@ else
     P2_TIMEOUT=$(awk -v c="$P2_COUNT" -v i="$P2_INTERVAL" 'BEGIN { print int(c * i + 120) }')
     python3 "$LIB" p2 --wal "$P2/wal" --local "$P2/root/wal" --s3 "$S3URL/$BUCKET/p2/wal" --count "$P2_COUNT" \
         --size "$P2_SIZE" --interval "$P2_INTERVAL" --timeout "$P2_TIMEOUT" --out "$WORK/res/P2.json" || P2_STATUS=$?
-    [ "$P2_STATUS" = 0 ] || { fail_row P2-local "not every segment arrived and verified: $(cat "$WORK/res/P2.json" 2>/dev/null | tr -d '\n' | cut -c1-400)"; fail_row P2-s3 "see P2-local"; }
+    [ "$P2_STATUS" = 0 ] || { fail_row P2-local "not every segment arrived and verified: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("; ".join("%s: %d of %d verified, %d missing, %s" % (t, d[t]["verified"], d["count"], d[t]["missing"], d[t]["errors"]) for t in ("local", "s3") if t in d))' "$WORK/res/P2.json" 2>/dev/null || echo 'no result')"; fail_row P2-s3 "see P2-local"; }
 fi
 stop_pid "$P2_PID"
 # The seeds' */5 cron: a segment sealed at a uniformly random moment waits for the next run, then for the run
@@ -576,7 +578,7 @@ drop_db restore_full
 END_NS=$(now_ns)
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$BENCH/lib/report.py" \
-    --res "$WORK/res" --out "$OUT" --mode "$MODE" --reps "$REPS" --p6-reps "$P6_REPS" \
+    --res "$WORK/res" --out "$OUT" --mode "$MODE" --reps "$REPS" --p6-reps "$P6_REPS" --p1-reps "$P1_REPS" \
     --restore-available "$RESTORE_AVAILABLE" \
     --failed "$(for id in "${FAILED_ROWS[@]}"; do printf '%s\t%s\n' "$id" "${ROW_FAILED[$id]}"; done)" \
     --p7 "$P7_RESULT" --p7-window "$P7_WINDOW" --p7-settle "$P7_SETTLE" \

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -47,9 +48,16 @@ def percentile(sorted_values, p):
     return sorted_values[int(rank) - 1]
 
 
-def read_sidecar_hash(text):
-    # sha256sum format: "<64 hex>  <name>\n"
-    return text.split()[0].lower() if text.strip() else ""
+SIDECAR = re.compile(r"^([0-9a-f]{64})  (\S+)\n?$")
+
+
+def read_sidecar_hash(text, name):
+    """The checksum of a complete sidecar in sha256sum format ("<64 hex>  <name>\\n") for NAME, else None.
+
+    s3rver writes an object's bytes straight into place, so a GET racing the PUT can see a partial sidecar: that
+    is "not there yet", not a wrong checksum."""
+    m = SIDECAR.match(text)
+    return m.group(1) if m and m.group(2) == name else None
 
 
 def http_get(url, timeout=5.0):
@@ -83,6 +91,7 @@ def p2(args):
     seal = {}          # name -> (monotonic seal time, sha256 hex, size)
     arrived = {"local": {}, "s3": {}}
     bad = {"local": [], "s3": []}
+    partial = {"local": 0, "s3": 0}  # incomplete sidecars seen mid-write (polled again)
     lock = threading.Lock()
     done_writing = threading.Event()
     steps = max(1, args.steps)
@@ -123,12 +132,15 @@ def p2(args):
                 except OSError:
                     continue
                 now = time.monotonic()
+                found = read_sidecar_hash(text, name)
                 with lock:
-                    if read_sidecar_hash(text) == digest:
+                    if found == digest:
                         arrived["local"][name] = now
-                    elif text.strip():
+                    elif found is not None:
                         bad["local"].append(name + ": sidecar names another checksum")
                         arrived["local"][name] = float("nan")
+                    else:
+                        partial["local"] += 1
             if done_writing.is_set() and len(arrived["local"]) >= args.count:
                 return
             if stop.is_set():
@@ -143,10 +155,14 @@ def p2(args):
                 status, body, _ = http_get(args.s3 + "/" + name + ".sha256")
                 if status != 200:
                     continue
-                if read_sidecar_hash(body.decode("ascii", "replace")) != digest:
+                found = read_sidecar_hash(body.decode("ascii", "replace"), name)
+                if found != digest:
                     with lock:
-                        bad["s3"].append(name + ": sidecar names another checksum")
-                        arrived["s3"][name] = float("nan")
+                        if found is None:
+                            partial["s3"] += 1
+                        else:
+                            bad["s3"].append(name + ": sidecar names another checksum")
+                            arrived["s3"][name] = float("nan")
                     continue
                 hstatus, headers = http_head(args.s3 + "/" + name)
                 if hstatus != 200 or int(headers.get("content-length", "-1")) != size:
@@ -185,18 +201,22 @@ def p2(args):
                 with open(os.path.join(args.local, name), "rb") as f:
                     for block in iter(lambda: f.read(MiB), b""):
                         h.update(block)
-                if h.hexdigest() == digest:
+                with open(os.path.join(args.local, name + ".sha256"), encoding="ascii") as f:
+                    sidecar = read_sidecar_hash(f.read(), name)
+                if h.hexdigest() == digest and sidecar == digest:
                     verified["local"] += 1
                 else:
-                    bad["local"].append(name + ": stored bytes differ")
+                    bad["local"].append(name + ": stored bytes or sidecar differ")
             except OSError as e:
                 bad["local"].append("%s: %s" % (name, e))
         if args.s3 and name in arrived["s3"]:
             status, body, _ = http_get(args.s3 + "/" + name, timeout=60)
-            if status == 200 and hashlib.sha256(body).hexdigest() == digest:
+            sstatus, sbody, _ = http_get(args.s3 + "/" + name + ".sha256")
+            if status == 200 and hashlib.sha256(body).hexdigest() == digest and sstatus == 200 \
+                    and read_sidecar_hash(sbody.decode("ascii", "replace"), name) == digest:
                 verified["s3"] += 1
             else:
-                bad["s3"].append(name + ": S3 object bytes differ (HTTP %d)" % status)
+                bad["s3"].append(name + ": S3 object or sidecar differ (HTTP %d, %d)" % (status, sstatus))
 
     result = {"count": args.count, "size": args.size, "interval": args.interval}
     for target in (["local", "s3"] if args.s3 else ["local"]):
@@ -204,7 +224,7 @@ def p2(args):
         result[target] = {
             "arrived": len(lat), "verified": verified[target], "missing": args.count - len(arrived[target]),
             "p50": percentile(lat, 50), "p99": percentile(lat, 99), "max": lat[-1] if lat else float("nan"),
-            "min": lat[0] if lat else float("nan"), "errors": bad[target][:10],
+            "min": lat[0] if lat else float("nan"), "errors": bad[target][:10], "partial_reads": partial[target],
         }
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
