@@ -586,7 +586,7 @@ python3 "$BENCH/lib/report.py" \
     --fact "load_start=$LOAD_START" --fact "load_end=$LOAD_END" \
     --fact "p1=$P1_COUNT x $((P1_SEG / MiB)) MiB segments" --fact "p1_small=$P1_SMALL_COUNT x $((P1_SEG / MiB)) MiB segments" \
     --fact "p1_bytes=$((P1_COUNT * P1_SEG))" --fact "p1_small_bytes=$((P1_SMALL_COUNT * P1_SEG))" \
-    --fact "p2=$P2_COUNT segments of $((P2_SIZE / 1024)) KiB, one every $P2_INTERVAL s" \
+    --fact "p2=$P2_COUNT segments of $([ "$P2_SIZE" -ge "$MiB" ] && echo "$((P2_SIZE / MiB)) MiB" || echo "$((P2_SIZE / 1024)) KiB"), one every $P2_INTERVAL s" \
     --fact "p6=$P6_COUNT segments of $((P6_SIZE / 1024)) KiB" \
     --fact "db=pgbench scale $PG_SCALE + $TRADES trades rows: $DB_SIZE on disk" \
     --fact "db_small=pgbench scale $PG_SCALE_SMALL + $TRADES_SMALL trades rows: $DB_SIZE_SMALL on disk" \
