@@ -1,0 +1,606 @@
+#!/usr/bin/env bash
+# The VelozBackupAgent benchmark: the agent against the seeds' own pipeline (rsync -a, aws s3 sync/cp,
+# pg_dump -Fc > file) and against the physical limit (cp -r, bare pg_dump), on the same data in the same run.
+#
+#   bench/run.sh                 # full run (about 45 min on 2 cores): writes bench/RESULTS.md
+#   bench/run.sh --quick         # the same script on tiny data, in about a minute; writes a temp file
+#   bench/run.sh --out FILE      # write the results there instead
+#   bench/run.sh --reps N        # runs per row (default 3 full, 2 quick); rows of a pair alternate
+#   bench/run.sh --agent PATH    # use this veloz-backup binary instead of `dotnet publish -c Release`
+#   bench/run.sh --workdir DIR   # where the temp directory goes (default: $TMPDIR or /tmp)
+#
+# It generates its data deterministically (fixed seeds), starts its own throwaway PostgreSQL 15 cluster (as the
+# postgres user when run as root), s3rver (tools/s3rver) and GnuPG home, all on loopback and in one temp
+# directory, and stops and removes all of it on exit, also on failure or Ctrl-C. Each pair of rows runs
+# alternately (order reversed every other round) so that a noisy, shared machine hits both alike; the table
+# holds medians and ratios. Timings come from the script's clock; CPU and peak RSS from /usr/bin/time -v
+# (GNU time's maximum resident set of the process tree's largest process). VELOZ_BENCH_KEEP_RESULTS=DIR keeps
+# the raw measurements and logs there (bench/lib/report.py can rebuild the table from them). Exit 0 when every row ran and
+# every stored copy verified; 1 otherwise (the table says which row failed); 2 bad usage or missing tool.
+set -euo pipefail
+# The whole script is one brace group, so bash reads all of it before running any: editing this file while a run
+# is going (a full run takes most of an hour) cannot change what that run does.
+{
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH/.." && pwd)"
+LIB="$BENCH/lib/benchlib.py"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 2; }
+
+# ------------------------------------------------------------------------------------------ arguments
+QUICK=0
+OUT=""
+REPS=""
+AGENT=""
+WORKBASE="${TMPDIR:-/tmp}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --out) [ $# -ge 2 ] || die "--out needs a file"; OUT="$2"; shift ;;
+        --out=*) OUT="${1#--out=}" ;;
+        --reps) [ $# -ge 2 ] || die "--reps needs a number"; REPS="$2"; shift ;;
+        --reps=*) REPS="${1#--reps=}" ;;
+        --agent) [ $# -ge 2 ] || die "--agent needs a path"; AGENT="$2"; shift ;;
+        --agent=*) AGENT="${1#--agent=}" ;;
+        --workdir) [ $# -ge 2 ] || die "--workdir needs a directory"; WORKBASE="$2"; shift ;;
+        --workdir=*) WORKBASE="${1#--workdir=}" ;;
+        -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+    esac
+    shift
+done
+[ -z "$REPS" ] || [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive number"
+
+MiB=$((1024 * 1024))
+if [ "$QUICK" = 1 ]; then
+    MODE=quick
+    REPS="${REPS:-2}"
+    P1_SEG=$MiB;          P1_COUNT=8;    P1_SMALL_COUNT=2      # 8 MiB and 2 MiB
+    P2_COUNT=4;           P2_SIZE=$((256 * 1024)); P2_INTERVAL=0.5
+    PG_SCALE=1;           TRADES=20000;  PG_SCALE_SMALL=1; TRADES_SMALL=4000
+    P6_COUNT=200;         P6_SIZE=16384; P6_REPS=$REPS; P1_REPS=$REPS
+    P7_SETTLE=3;          P7_WINDOW=3
+    NEED_GIB=2
+    [ -n "$OUT" ] || OUT="$WORKBASE/veloz-bench-quick.md"
+else
+    MODE=full
+    REPS="${REPS:-3}"
+    P1_SEG=$((16 * MiB)); P1_COUNT=128;  P1_SMALL_COUNT=32     # 2 GiB and 512 MiB of 16 MiB segments
+    P2_COUNT=40;          P2_SIZE=$((16 * MiB)); P2_INTERVAL=3
+    PG_SCALE=50;          TRADES=4000000; PG_SCALE_SMALL=10; TRADES_SMALL=800000
+    P6_COUNT=10000;       P6_SIZE=16384; P6_REPS=$((REPS + 2)); P1_REPS=$((REPS + 2))
+    P7_SETTLE=20;         P7_WINDOW=300
+    NEED_GIB=20
+    [ -n "$OUT" ] || OUT="$BENCH/RESULTS.md"
+fi
+if [ "$QUICK" = 1 ]; then
+    case "$(cd "$(dirname "$OUT")" 2>/dev/null && pwd)/$(basename "$OUT")" in
+        "$BENCH/RESULTS.md") die "--quick must not overwrite bench/RESULTS.md (that file holds a full run): pass another --out" ;;
+    esac
+fi
+
+# ---------------------------------------------------------------------------------------------- tools
+PG_BIN="${VELOZ_BENCH_PG_BIN:-/usr/lib/postgresql/15/bin}"
+S3RVER="$ROOT/tools/s3rver/node_modules/.bin/s3rver"
+missing=()
+[ -x "$PG_BIN/initdb" ] || missing+=("PostgreSQL 15 ($PG_BIN/initdb; Debian: postgresql-15)")
+[ -x "$PG_BIN/pgbench" ] || [ -x /usr/bin/pgbench ] || missing+=("pgbench (Debian: postgresql-client-15)")
+command -v python3 >/dev/null || missing+=("python3")
+command -v rsync >/dev/null || missing+=("rsync")
+command -v aws >/dev/null || missing+=("aws (Debian: awscli)")
+[ -x /usr/bin/time ] || missing+=("/usr/bin/time (Debian: time)")
+command -v node >/dev/null || missing+=("node (Debian: nodejs)")
+command -v gpg >/dev/null || missing+=("gpg (Debian: gnupg)")
+command -v curl >/dev/null || missing+=("curl")
+[ -x "$S3RVER" ] || missing+=("s3rver ($S3RVER: run npm ci in tools/s3rver, or ./scripts/test.sh once)")
+[ -n "$AGENT" ] || command -v dotnet >/dev/null || missing+=("dotnet (or pass --agent PATH)")
+[ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}"
+PGBENCH="$PG_BIN/pgbench"; [ -x "$PGBENCH" ] || PGBENCH=/usr/bin/pgbench
+
+# ------------------------------------------------------------------------------------------ disk space
+mkdir -p "$WORKBASE"
+avail_kib="$(df -Pk "$WORKBASE" | awk 'NR==2 {print $4}')"
+if [ "$avail_kib" -lt $((NEED_GIB * 1024 * 1024)) ]; then
+    die "$WORKBASE has $((avail_kib / 1024 / 1024)) GiB free; the $MODE run needs about $NEED_GIB GiB (data, copies, dumps, restores). Free some space or pass --workdir DIR on a bigger disk."
+fi
+
+# ------------------------------------------------------------------------------------ work + cleanup
+WORK="$(mktemp -d "$WORKBASE/veloz-bench.XXXXXX")"
+chmod 0755 "$WORK"
+mkdir -p "$WORK/logs" "$WORK/res"
+PIDS=()
+PG_STARTED=0
+
+stop_pid() {  # stop_pid PID: SIGTERM, up to 30 s, then SIGKILL
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$?
+    set +e
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [ "$PG_STARTED" = 1 ]; then as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null 2>&1; fi
+    [ -d "$WORK/gnupg" ] && GNUPGHOME="$WORK/gnupg" gpgconf --kill all >/dev/null 2>&1
+    if [ -n "${VELOZ_BENCH_KEEP_RESULTS:-}" ] && [ -d "$WORK/res" ]; then
+        mkdir -p "$VELOZ_BENCH_KEEP_RESULTS" && cp -r "$WORK/res" "$WORK/logs" "$VELOZ_BENCH_KEEP_RESULTS/"
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    as_pg() { runuser -u postgres -- "$@"; }
+    PG_USER=postgres
+    runuser -u postgres -- test -x "$WORK" \
+        || die "the postgres user cannot reach $WORK (a parent directory is closed to it): pass --workdir DIR on an open path"
+else
+    as_pg() { "$@"; }
+    PG_USER="$(id -un)"
+fi
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+    local p
+    for _ in $(seq 1 50); do p=$((20000 + RANDOM % 30000)); port_free "$p" && { echo "$p"; return 0; }; done
+    die "no free loopback port"
+}
+now_ns() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+# -------------------------------------------------------------------------------------- the agent
+START_NS=$(now_ns)
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+log "$MODE run, $REPS runs per row, work directory $WORK"
+if [ -z "$AGENT" ]; then
+    log "building the agent: dotnet publish -c Release src/VelozBackupAgent.Host"
+    DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet publish "$ROOT/src/VelozBackupAgent.Host" -c Release \
+        -o "$WORK/agent" --nologo -v quiet --disable-build-servers >"$WORK/logs/publish.log" 2>&1 \
+        || { tail -30 "$WORK/logs/publish.log" >&2; die "dotnet publish failed"; }
+    AGENT="$WORK/agent/veloz-backup"
+fi
+[ -x "$AGENT" ] || die "the agent binary $AGENT is not executable"
+AGENT_VERSION="$("$AGENT" --version 2>/dev/null | head -1 || echo unknown)"
+
+# Is the restore verb there yet? `restore --help` alone is not proof: the root command answers --help too.
+RESTORE_AVAILABLE=0
+if help_text="$("$AGENT" restore --help 2>&1)" && grep -q 'veloz-backup restore' <<<"$help_text"; then
+    RESTORE_AVAILABLE=1
+fi
+
+# ----------------------------------------------------------------------------------------- servers
+PG_PORT="$(free_port)"
+mkdir -p "$WORK/pg" "$WORK/pgrun"
+chmod 0700 "$WORK/pg" "$WORK/pgrun"
+[ "$(id -u)" = 0 ] && chown postgres "$WORK/pg" "$WORK/pgrun"
+as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U "$PG_USER" --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$WORK/logs/initdb.log" 2>&1 \
+    || { cat "$WORK/logs/initdb.log" >&2; die "initdb failed"; }
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pgrun/postgres.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$WORK/pgrun -c max_wal_size=4GB" >/dev/null \
+    || { cat "$WORK/pgrun/postgres.log" >&2; die "PostgreSQL did not start"; }
+PG_STARTED=1
+PGARGS=(-h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER")
+psql_q() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" "${PGARGS[@]}" -X -q -v ON_ERROR_STOP=1 "$@"; }
+PG_VERSION_STR="$("$PG_BIN/postgres" --version)"
+log "PostgreSQL on 127.0.0.1:$PG_PORT"
+
+S3_PORT="$(free_port)"
+S3URL="http://127.0.0.1:$S3_PORT"
+BUCKET=bench
+mkdir -p "$WORK/s3"
+NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" --address 127.0.0.1 --port "$S3_PORT" --directory "$WORK/s3" --silent \
+    >"$WORK/logs/s3rver.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 200); do port_free "$S3_PORT" || break; sleep 0.1; done
+port_free "$S3_PORT" && die "s3rver did not start (see $WORK/logs/s3rver.log)"
+# The AWS CLI and the agent get s3rver's dummy credentials; never a developer's own profile.
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER=""
+unset AWS_PROFILE AWS_SESSION_TOKEN
+AWS=(aws --endpoint-url "$S3URL")
+"${AWS[@]}" s3 mb "s3://$BUCKET" >/dev/null
+log "s3rver on $S3URL, bucket $BUCKET"
+
+export GNUPGHOME="$WORK/gnupg"
+mkdir -m 0700 "$GNUPGHOME"
+GPG_RECIPIENT="veloz-bench@example.com"
+gpg --batch --quiet --passphrase '' --quick-generate-key "VeloZ bench <$GPG_RECIPIENT>" future-default default never 2>/dev/null \
+    || die "gpg could not generate the bench key"
+
+# --------------------------------------------------------------------------------- agent configs
+# write_config FILE: from C_NODE C_ROOT C_WAL C_DB C_S3 C_CONF C_SECRETS (empty = kind disabled).
+write_config() {
+    local file=$1 name
+    name="$(basename "$file" .json)"
+    mkdir -p "$C_ROOT"; chmod 0700 "$C_ROOT"
+    local wal_en=false db_en=false conf_en=false sec_en=false
+    [ -n "${C_WAL:-}" ] && wal_en=true
+    [ -n "${C_DB:-}" ] && db_en=true
+    [ -n "${C_CONF:-}" ] && conf_en=true
+    [ -n "${C_SECRETS:-}" ] && sec_en=true
+    cat >"$file" <<JSON
+{
+  "Backup": {
+    "NodeName": "$C_NODE",
+    "LocalRoot": "$C_ROOT",
+    "Wal": { "Enabled": $wal_en, "Directory": "${C_WAL:-$WORK}" },
+    "Config": { "Enabled": $conf_en, "Root": "${C_CONF:-$WORK}" },
+    "Database": { "Enabled": $db_en, "ConnectionString": "Host=127.0.0.1;Port=$PG_PORT;Username=$PG_USER;Database=${C_DB:-postgres}",
+                  "BinDirectory": "$PG_BIN" },
+    "Secrets": { "Enabled": $sec_en, "Directory": "${C_SECRETS:-$WORK}", "Recipients": [ "$GPG_RECIPIENT" ], "GnupgHome": "$GNUPGHOME" },
+    "S3": { "Enabled": ${C_S3:-false}, "Bucket": "$BUCKET", "ServiceUrl": "$S3URL", "ForcePathStyle": true, "ChunkedUpload": false },
+    "Restore": { "StopCommand": "true", "StartCommand": "true", "HealthUrl": "http://127.0.0.1:$(free_port)/health" },
+    "Http": { "Url": "http://127.0.0.1:$(free_port)" },
+    "Log": { "File": "$WORK/logs/agent-$name.log", "Level": "Information" }
+  }
+}
+JSON
+}
+
+# ------------------------------------------------------------------------------------- measuring
+FAILED_ROWS=()
+declare -A ROW_FAILED=()
+
+# measure ID CMD...: one timed run; appends "wall_s cpu_s rss_kib load1" to res/ID.tsv (load1: the machine's
+# 1-minute load average as the run ended); a failure marks the row.
+measure() {
+    local id=$1; shift
+    local tf="$WORK/time.out" out="$WORK/logs/$id.run$REP.out" t0 t1 rc=0
+    t0=$(now_ns)
+    /usr/bin/time -f '%U %S %M' -o "$tf" "$@" >"$out" 2>&1 || rc=$?
+    t1=$(now_ns)
+    if [ "$rc" != 0 ]; then
+        fail_row "$id" "exit $rc: $(tail -3 "$out" | tr '\n' ' ')"
+        return 1
+    fi
+    read -r u s m < <(tail -1 "$tf")
+    printf '%s %s %s %s\n' "$(secs "$t0" "$t1")" "$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')" "$m" \
+        "$(cut -d' ' -f1 /proc/loadavg)" >>"$WORK/res/$id.tsv"
+    log "  $id run $REP: $(secs "$t0" "$t1") s"
+}
+
+fail_row() {
+    local id=$1 why=$2
+    if [ -z "${ROW_FAILED[$id]:-}" ]; then FAILED_ROWS+=("$id"); fi
+    ROW_FAILED[$id]="$why"
+    log "  $id FAILED: $why"
+}
+
+# alternate ID...: REPS rounds; each round runs prep_ID, run_ID, post_ID of every row, the order reversed
+# every other round. Function names are the IDs with - replaced by _.
+alternate() {
+    local ids=("$@") order i fn
+    for REP in $(seq 1 "$ROUNDS"); do
+        if [ $((REP % 2)) = 1 ]; then order=("${ids[@]}"); else order=(); for ((i=${#ids[@]}-1; i>=0; i--)); do order+=("${ids[$i]}"); done; fi
+        for id in "${order[@]}"; do
+            fn="${id//-/_}"
+            [ -n "${ROW_FAILED[$id]:-}" ] && continue
+            "prep_$fn" || { fail_row "$id" "preparation failed"; continue; }
+            if "run_$fn"; then "post_$fn" || fail_row "$id" "the result did not verify (see above)"; else "post_$fn" >/dev/null 2>&1 || true; fi
+            sync
+        done
+    done
+}
+median_of() { [ -s "$WORK/res/$1.tsv" ] && python3 "$LIB" stats "$WORK/res/$1.tsv" || echo ""; }
+max_rss_of() { [ -s "$WORK/res/$1.tsv" ] && awk 'm < $3 { m = $3 } END { print m }' "$WORK/res/$1.tsv" || echo ""; }
+
+s3_has() { curl -fsS -o /dev/null "$S3URL/$BUCKET/$1"; }
+s3_drop() { rm -rf "${WORK:?}/s3/$BUCKET/$1"; }  # s3rver keeps objects as files: removing a node's prefix is instant
+
+# ============================================================================================ data
+log "generating data (deterministic)"
+WAL1="$WORK/data/wal-p1"; WAL1S="$WORK/data/wal-p1-small"
+python3 "$LIB" gen-wal "$WAL1" "$P1_COUNT" "$P1_SEG" 1
+mkdir -p "$WAL1S"
+for f in $(ls "$WAL1" | head -n "$P1_SMALL_COUNT"); do ln "$WAL1/$f" "$WAL1S/$f"; done
+WAL6="$WORK/data/wal-p6"
+python3 "$LIB" gen-wal "$WAL6" "$P6_COUNT" "$P6_SIZE" 6
+
+make_db() {  # make_db NAME SCALE TRADES
+    local db=$1 scale=$2 trades=$3
+    psql_q -d postgres -c "CREATE DATABASE $db"
+    "$PGBENCH" "${PGARGS[@]}" -i -q -s "$scale" "$db" >"$WORK/logs/pgbench-$db.log" 2>&1 \
+        || { cat "$WORK/logs/pgbench-$db.log" >&2; die "pgbench -i failed"; }
+    psql_q -d "$db" >>"$WORK/logs/pgbench-$db.log" <<SQL
+CREATE TABLE trades (
+    trade_id     bigint PRIMARY KEY,
+    order_id     bigint      NOT NULL,
+    symbol       text        NOT NULL,
+    side         char(1)     NOT NULL,
+    quantity     integer     NOT NULL,
+    price        numeric(14,4) NOT NULL,
+    venue        text        NOT NULL,
+    executed_at  timestamptz NOT NULL,
+    client_ref   text        NOT NULL
+);
+SELECT setseed(0.4242);
+INSERT INTO trades
+SELECT g,
+       (random() * 1e12)::bigint,
+       (SELECT array_agg(upper(substr(md5(i::text), 1, 2 + i % 4)) ORDER BY i) FROM generate_series(1, 500) i)[1 + floor(random() * 500)::int],
+       CASE WHEN random() < 0.5 THEN 'B' ELSE 'S' END,
+       1 + floor(random() * 10000)::int,
+       round((1 + random() * 4999)::numeric, 4),
+       (ARRAY['XNYS','XNAS','BATS','ARCX','IEXG','EDGX','XCME','XLON','XETR','XTKS'])[1 + floor(random() * 10)::int],
+       timestamptz '2026-01-02 14:30:00+00' + random() * interval '180 days',
+       md5(random()::text)
+FROM generate_series(1, $trades) g;
+VACUUM ANALYZE;
+CHECKPOINT;
+SQL
+}
+make_db veloz "$PG_SCALE" "$TRADES"
+make_db veloz_small "$PG_SCALE_SMALL" "$TRADES_SMALL"
+DB_SIZE="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(pg_database_size('veloz'))")"
+DB_SIZE_SMALL="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(pg_database_size('veloz_small'))")"
+TRADES_COUNT="$(psql_q -d veloz -At -c 'SELECT count(*) FROM trades')"
+log "databases: veloz $DB_SIZE, veloz_small $DB_SIZE_SMALL"
+ROUNDS=$REPS
+
+# ============================================================================ P1 WAL shipping, local
+log "P1: WAL shipping to the local store"
+P1_DST="$WORK/p1"
+run_p1_ship() {  # run_p1_ship ID SRC
+    case "$1" in
+        P1-cp|P5-cp-small) measure "$1" cp -r "$2" "$P1_DST/cp" ;;
+        P1-cp-fsync) measure "$1" bash -c 'cp -r "$1" "$2" && sync "$2" "$2"/*' _ "$2" "$P1_DST/cp" ;;
+        P1-rsync) measure "$1" rsync -a "$2/" "$P1_DST/rsync/" ;;
+        *) measure "$1" "$AGENT" backup wal --no-upload --config "$P1_DST.$1.json" ;;
+    esac
+}
+p1_prep() { rm -rf "$P1_DST"; mkdir -p "$P1_DST"; }
+p1_check_agent() {  # every segment stored with a sidecar that sha256sum -c accepts
+    local n
+    n=$(find "$P1_DST/root/wal" -name 'orders_*.wal.sha256' | wc -l)
+    [ "$n" = "$1" ] || { log "  expected $1 stored segments, found $n"; return 1; }
+    (cd "$P1_DST/root/wal" && cat orders_*.wal.sha256 | sha256sum -c --quiet -) >/dev/null
+}
+for id in P1-agent P5-P1-small; do
+    src="$WAL1"; [ "$id" = P5-P1-small ] && src="$WAL1S"
+    C_NODE=p1 C_ROOT="$P1_DST/root" C_WAL="$src" C_DB="" C_S3=false C_CONF="" C_SECRETS="" write_config "$P1_DST.$id.json"
+done
+prep_P1_cp() { p1_prep; };        run_P1_cp() { run_p1_ship P1-cp "$WAL1"; };             post_P1_cp() { cmp -s "$WAL1/$(ls "$WAL1" | tail -1)" "$P1_DST/cp/$(ls "$WAL1" | tail -1)"; }
+prep_P1_cp_fsync() { p1_prep; };  run_P1_cp_fsync() { run_p1_ship P1-cp-fsync "$WAL1"; }; post_P1_cp_fsync() { [ "$(ls "$P1_DST/cp" | wc -l)" = "$P1_COUNT" ]; }
+prep_P1_rsync() { p1_prep; };     run_P1_rsync() { run_p1_ship P1-rsync "$WAL1"; };       post_P1_rsync() { [ "$(ls "$P1_DST/rsync" | wc -l)" = "$P1_COUNT" ]; }
+prep_P1_agent() { p1_prep; mkdir -m 0700 "$P1_DST/root"; }
+run_P1_agent() { run_p1_ship P1-agent "$WAL1"; }
+post_P1_agent() { p1_check_agent "$P1_COUNT"; }
+prep_P5_P1_small() { p1_prep; mkdir -m 0700 "$P1_DST/root"; }
+run_P5_P1_small() { run_p1_ship P5-P1-small "$WAL1S"; }
+post_P5_P1_small() { p1_check_agent "$P1_SMALL_COUNT"; }
+ROUNDS=$P1_REPS
+alternate P1-cp P1-cp-fsync P1-rsync P1-agent
+alternate P5-P1-small
+ROUNDS=$REPS
+rm -rf "$P1_DST"
+
+# ========================================================================= P3/P4 daily database dump
+log "P3/P4: the daily database dump"
+P3="$WORK/p3"
+mkdir -p "$P3"
+for pair in "p3:veloz:false" "p4:veloz:true" "p3s:veloz_small:false" "p4s:veloz_small:true"; do
+    IFS=: read -r node db s3 <<<"$pair"
+    C_NODE=$node C_ROOT="$P3/$node" C_WAL="" C_DB=$db C_S3=$s3 C_CONF="" C_SECRETS="" write_config "$P3/$node.json"
+done
+DUMP_BYTES=""
+fresh_root() { rm -rf "$1"; mkdir -m 0700 "$1"; }
+check_dump() {  # check_dump ROOT [S3NODE]: one dump, its sidecar verifies, and (with S3) both objects are there
+    local dir="$1/database" f
+    f="$(cd "$dir" && ls *.dump 2>/dev/null | head -1)"
+    [ -n "$f" ] || { log "  no dump in $dir"; return 1; }
+    (cd "$dir" && sha256sum -c --quiet "$f.sha256") || return 1
+    if [ -n "${2:-}" ]; then s3_has "$2/database/$f" && s3_has "$2/database/$f.sha256" || { log "  $f is not in S3"; return 1; }; fi
+}
+prep_P3_pg_dump() { rm -f "$P3/bare.dump"; }
+run_P3_pg_dump() { measure P3-pg_dump bash -c '"$1" -h 127.0.0.1 -p "$2" -U "$3" -Fc veloz > "$4"' _ "$PG_BIN/pg_dump" "$PG_PORT" "$PG_USER" "$P3/bare.dump"; }
+post_P3_pg_dump() { DUMP_BYTES=$(stat -c %s "$P3/bare.dump"); "$PG_BIN/pg_restore" --list "$P3/bare.dump" >/dev/null && rm -f "$P3/bare.dump"; }
+prep_P3_agent() { fresh_root "$P3/p3"; }
+run_P3_agent() { measure P3-agent "$AGENT" backup database --config "$P3/p3.json"; }
+post_P3_agent() { check_dump "$P3/p3"; }
+prep_P4_seeds() { rm -f "$P3/seeds.dump"; s3_drop seeds; }
+run_P4_seeds() {
+    measure P4-seeds bash -c '"$1" -h 127.0.0.1 -p "$2" -U "$3" -Fc veloz > "$4" && aws --endpoint-url "$5" --only-show-errors s3 cp "$4" "s3://$6/seeds/database/"' \
+        _ "$PG_BIN/pg_dump" "$PG_PORT" "$PG_USER" "$P3/seeds.dump" "$S3URL" "$BUCKET"
+}
+post_P4_seeds() { s3_has "seeds/database/seeds.dump" && rm -f "$P3/seeds.dump" && s3_drop seeds; }
+prep_P4_agent() { fresh_root "$P3/p4"; s3_drop p4; }
+run_P4_agent() { measure P4-agent "$AGENT" backup database --config "$P3/p4.json"; }
+post_P4_agent() { check_dump "$P3/p4" p4 && s3_drop p4; }
+prep_P5_P3_small() { fresh_root "$P3/p3s"; }
+run_P5_P3_small() { measure P5-P3-small "$AGENT" backup database --config "$P3/p3s.json"; }
+post_P5_P3_small() { check_dump "$P3/p3s"; }
+prep_P5_P4_small() { fresh_root "$P3/p4s"; s3_drop p4s; }
+run_P5_P4_small() { measure P5-P4-small "$AGENT" backup database --config "$P3/p4s.json"; }
+post_P5_P4_small() { check_dump "$P3/p4s" p4s && s3_drop p4s; }
+alternate P3-pg_dump P3-agent P4-seeds P4-agent
+alternate P5-P3-small P5-P4-small
+rm -rf "$P3"/p3 "$P3"/p4 "$P3"/p3s "$P3"/p4s
+
+# ================================================================================== P2 recovery point
+log "P2: WAL recovery point under a steady writer (daemon running)"
+P2="$WORK/p2"
+mkdir -p "$P2/wal"
+C_NODE=p2 C_ROOT="$P2/root" C_WAL="$P2/wal" C_DB="" C_S3=true C_CONF="" C_SECRETS="" write_config "$P2/p2.json"
+"$AGENT" run --config "$P2/p2.json" >"$WORK/logs/daemon-p2.out" 2>&1 &
+P2_PID=$!
+PIDS+=("$P2_PID")
+# Ready when the start-up catch-up sync has written its (empty) manifest and replicated it.
+for _ in $(seq 1 600); do
+    ls "$P2/root/wal/"wal-manifest_*.json.sha256 >/dev/null 2>&1 && break
+    kill -0 "$P2_PID" 2>/dev/null || break
+    sleep 0.1
+done
+P2_STATUS=0
+if ! ls "$P2/root/wal/"wal-manifest_*.json.sha256 >/dev/null 2>&1; then
+    fail_row P2-local "the daemon did not start: $(tail -3 "$WORK/logs/daemon-p2.out" | tr '\n' ' ')"
+    fail_row P2-s3 "the daemon did not start"
+else
+    P2_TIMEOUT=$(awk -v c="$P2_COUNT" -v i="$P2_INTERVAL" 'BEGIN { print int(c * i + 120) }')
+    python3 "$LIB" p2 --wal "$P2/wal" --local "$P2/root/wal" --s3 "$S3URL/$BUCKET/p2/wal" --count "$P2_COUNT" \
+        --size "$P2_SIZE" --interval "$P2_INTERVAL" --timeout "$P2_TIMEOUT" --out "$WORK/res/P2.json" || P2_STATUS=$?
+    [ "$P2_STATUS" = 0 ] || { fail_row P2-local "not every segment arrived and verified: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("; ".join("%s: %d of %d verified, %d missing, %s" % (t, d[t]["verified"], d["count"], d[t]["missing"], d[t]["errors"]) for t in ("local", "s3") if t in d))' "$WORK/res/P2.json" 2>/dev/null || echo 'no result')"; fail_row P2-s3 "see P2-local"; }
+fi
+stop_pid "$P2_PID"
+# The seeds' */5 cron: a segment sealed at a uniformly random moment waits for the next run, then for the run
+# itself. Measured here: one run of the seeds' backup_wal.sh (rsync -av --delete; aws s3 sync --delete) that
+# ships the segments P2 sealed.
+mkdir -p "$P2/seeds"
+REP=1
+measure P2-cron-rsync rsync -a --delete "$P2/wal/" "$P2/seeds/" || true
+measure P2-cron-sync "${AWS[@]}" --only-show-errors s3 sync "$P2/seeds/" "s3://$BUCKET/seeds-p2/wal/" --delete || true
+s3_drop p2; s3_drop seeds-p2
+
+# ================================================================================ P6 no-op sync, P7 idle
+log "P6: a sync with nothing new over $P6_COUNT sealed segments"
+P6="$WORK/p6"
+mkdir -p "$P6"
+C_NODE=p6 C_ROOT="$P6/root" C_WAL="$WAL6" C_DB="" C_S3=false C_CONF="" C_SECRETS="" write_config "$P6/p6.json"
+REP=0
+measure P6-first-agent "$AGENT" backup wal --no-upload --config "$P6/p6.json" || true
+measure P6-first-rsync rsync -a "$WAL6/" "$P6/rsync/" || true
+sync
+prep_P6_rsync() { :; };  run_P6_rsync() { measure P6-rsync rsync -a "$WAL6/" "$P6/rsync/"; };  post_P6_rsync() { :; }
+prep_P6_agent() { :; }
+run_P6_agent() { measure P6-agent "$AGENT" backup wal --no-upload --config "$P6/p6.json"; }
+post_P6_agent() { [ "$(find "$P6/root/wal" -name 'orders_*.wal.sha256' | wc -l)" = "$P6_COUNT" ]; }
+# The agent is a .NET process: its start alone (no configuration read, no work) is a floor under every CLI row.
+prep_P6_agent_start() { :; };  run_P6_agent_start() { measure P6-agent-start "$AGENT" --version; };  post_P6_agent_start() { :; }
+ROUNDS=$P6_REPS
+alternate P6-rsync P6-agent P6-agent-start
+ROUNDS=$REPS
+
+log "P7: CPU of the idle daemon over ${P7_WINDOW} s with $P6_COUNT segments present"
+CLK_TCK=$(getconf CLK_TCK)
+proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }  # utime + stime (fields 14, 15)
+"$AGENT" run --config "$P6/p6.json" >"$WORK/logs/daemon-p7.out" 2>&1 &
+P7_PID=$!
+PIDS+=("$P7_PID")
+sleep "$P7_SETTLE"
+P7_RESULT=""
+if kill -0 "$P7_PID" 2>/dev/null; then
+    t_start=$(proc_ticks "$P7_PID")
+    sleep "$P7_WINDOW"
+    if kill -0 "$P7_PID" 2>/dev/null; then
+        t_end=$(proc_ticks "$P7_PID")
+        rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$P7_PID/status")
+        P7_RESULT="$(awk -v a="$t_start" -v b="$t_end" -v hz="$CLK_TCK" -v w="$P7_WINDOW" -v r="$rss" \
+            'BEGIN { printf "%.2f %.3f %.2f %d", (b - a) / hz, 100 * (b - a) / hz / w, a / hz, r }')"
+    fi
+fi
+[ -n "$P7_RESULT" ] || fail_row P7-daemon "the daemon exited: $(tail -3 "$WORK/logs/daemon-p7.out" | tr '\n' ' ')"
+stop_pid "$P7_PID"
+
+# ============================================================================================ restore
+log "Restore: database from S3, and full (restore verb $([ $RESTORE_AVAILABLE = 1 ] && echo present || echo 'not available yet'))"
+RS="$WORK/rs"
+mkdir -p "$RS/etc/strategies" "$RS/secrets"
+printf 'engine:\n  name: veloz\n  mode: live\n' >"$RS/etc/config.yaml"
+for s in momentum meanrev arb; do printf 'strategy: %s\nmax_position: 1000\n' "$s" >"$RS/etc/strategies/$s.yaml"; done
+printf 'max_notional: 5000000\n' >"$RS/etc/risk_limits.yaml"
+printf 'VELOZ_ENV=bench\n' >"$RS/etc/.env"
+printf 'api-key-%s\n' 1 2 3 >"$RS/secrets/exchange.key"
+chmod 0600 "$RS/secrets/exchange.key"
+C_NODE=veloz-1 C_ROOT="$RS/root" C_WAL="$P2/wal" C_DB=veloz C_S3=true C_CONF="$RS/etc" C_SECRETS="$RS/secrets" write_config "$RS/source.json"
+RS_READY=0
+if "$AGENT" backup all --config "$RS/source.json" >"$WORK/logs/restore-source.out" 2>&1; then
+    RS_READY=1
+    RS_DUMP="$(cd "$RS/root/database" && ls veloz_*.dump | head -1)"
+    RS_CONF="$(cd "$RS/root/config" && ls config_*.tar.gz | head -1)"
+    RS_SECRETS="$(cd "$RS/root/secrets" && ls secrets_*.tar.gz.gpg | head -1)"
+else
+    for id in R1-seeds R1-agent R2-seeds R2-agent; do fail_row "$id" "backup all (the restore source) failed: $(tail -3 "$WORK/logs/restore-source.out" | tr '\n' ' ')"; done
+fi
+# What a restore target looks like: fresh directories, and the database restore_full (empty) for restore full.
+T="$RS/target"
+C_NODE=veloz-1 C_ROOT="$RS/troot" C_WAL="$T/wal" C_DB=restore_full C_S3=true C_CONF="$T/etc" C_SECRETS="$T/secrets" write_config "$RS/target.json"
+fresh_target() { rm -rf "$T" "$RS/troot" "$RS/dl"; mkdir -p "$T/wal" "$T/etc" "$T/secrets" "$RS/dl"; mkdir -m 0700 "$RS/troot"; }
+trades_in() { psql_q -d "$1" -At -c 'SELECT count(*) FROM trades'; }
+drop_db() { psql_q -d postgres -c "DROP DATABASE IF EXISTS $1" >/dev/null; }
+
+prep_R1_seeds() { fresh_target; drop_db restore_seeds; }
+run_R1_seeds() {
+    measure R1-seeds bash -c 'aws --endpoint-url "$1" --only-show-errors s3 cp "s3://$2/veloz-1/database/$3" "$4/db.dump" &&
+        "$5/createdb" -h 127.0.0.1 -p "$6" -U "$7" restore_seeds && "$5/pg_restore" -h 127.0.0.1 -p "$6" -U "$7" -d restore_seeds "$4/db.dump"' \
+        _ "$S3URL" "$BUCKET" "$RS_DUMP" "$RS/dl" "$PG_BIN" "$PG_PORT" "$PG_USER"
+}
+post_R1_seeds() { local n; n=$(trades_in restore_seeds); drop_db restore_seeds; [ "$n" = "$TRADES_COUNT" ]; }
+prep_R1_agent() { fresh_target; drop_db restore_agent; }
+run_R1_agent() { measure R1-agent "$AGENT" restore database latest --from s3 --into restore_agent --no-service --yes --config "$RS/source.json"; }
+post_R1_agent() { local n; n=$(trades_in restore_agent); drop_db restore_agent; [ "$n" = "$TRADES_COUNT" ]; }
+# The seeds' full_restore.sh: secrets, configuration, database from S3; the WAL from S3 too (after a site
+# failure the local /backup/wal that recover_wal.sh rsyncs from is gone).
+prep_R2_seeds() { fresh_target; drop_db restore_full; }
+run_R2_seeds() {
+    measure R2-seeds bash -c 'set -e; a=(aws --endpoint-url "$1" --only-show-errors); s3="s3://$2/veloz-1"
+        "${a[@]}" s3 cp "$s3/secrets/$3" "$6/s.gpg"; gpg --batch --quiet --decrypt "$6/s.gpg" | tar -xzf - -C "$7/secrets"
+        "${a[@]}" s3 cp "$s3/config/$4" "$6/c.tgz"; tar -xzf "$6/c.tgz" -C "$7/etc"
+        "${a[@]}" s3 cp "$s3/database/$5" "$6/db.dump"
+        "$8/dropdb" -h 127.0.0.1 -p "$9" -U "${10}" --if-exists restore_full; "$8/createdb" -h 127.0.0.1 -p "$9" -U "${10}" restore_full
+        "$8/pg_restore" -h 127.0.0.1 -p "$9" -U "${10}" -d restore_full "$6/db.dump"
+        "${a[@]}" s3 sync "$s3/wal/" "$7/wal/"' \
+        _ "$S3URL" "$BUCKET" "$RS_SECRETS" "$RS_CONF" "$RS_DUMP" "$RS/dl" "$T" "$PG_BIN" "$PG_PORT" "$PG_USER"
+}
+check_full_target() {
+    local n; n=$(trades_in restore_full 2>/dev/null || echo none)
+    [ "$n" = "$TRADES_COUNT" ] || { log "  restore_full has $n trades, expected $TRADES_COUNT"; return 1; }
+    [ -f "$T/etc/config.yaml" ] && [ -f "$T/secrets/exchange.key" ] || { log "  configuration or secrets missing in $T"; return 1; }
+    [ "$(find "$T/wal" -name 'orders_*.wal' ! -name '*current*' | wc -l)" -ge "$P2_COUNT" ] || { log "  WAL segments missing in $T/wal"; return 1; }
+}
+post_R2_seeds() { check_full_target; }
+prep_R2_agent() { fresh_target; drop_db restore_full; psql_q -d postgres -c "CREATE DATABASE restore_full" >/dev/null; }
+run_R2_agent() { measure R2-agent "$AGENT" restore full --yes --source "s3://$BUCKET/veloz-1" --no-service --config "$RS/target.json"; }
+post_R2_agent() { check_full_target; }
+
+if [ "$RS_READY" = 1 ]; then
+    if [ "$RESTORE_AVAILABLE" = 1 ]; then
+        alternate R1-seeds R1-agent
+        alternate R2-seeds R2-agent
+    else
+        # Nothing to pair with yet: the seeds' restores run once each, for reference.
+        ROUNDS=1
+        alternate R1-seeds
+        alternate R2-seeds
+        ROUNDS=$REPS
+    fi
+fi
+drop_db restore_full
+
+# ============================================================================================= report
+END_NS=$(now_ns)
+LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+python3 "$BENCH/lib/report.py" \
+    --res "$WORK/res" --out "$OUT" --mode "$MODE" --reps "$REPS" --p6-reps "$P6_REPS" --p1-reps "$P1_REPS" \
+    --restore-available "$RESTORE_AVAILABLE" \
+    --failed "$(for id in "${FAILED_ROWS[@]}"; do printf '%s\t%s\n' "$id" "${ROW_FAILED[$id]}"; done)" \
+    --p7 "$P7_RESULT" --p7-window "$P7_WINDOW" --p7-settle "$P7_SETTLE" \
+    --fact "duration=$(secs "$START_NS" "$END_NS")" \
+    --fact "load_start=$LOAD_START" --fact "load_end=$LOAD_END" \
+    --fact "p1=$P1_COUNT x $((P1_SEG / MiB)) MiB segments" --fact "p1_small=$P1_SMALL_COUNT x $((P1_SEG / MiB)) MiB segments" \
+    --fact "p1_bytes=$((P1_COUNT * P1_SEG))" --fact "p1_small_bytes=$((P1_SMALL_COUNT * P1_SEG))" \
+    --fact "p2=$P2_COUNT segments of $([ "$P2_SIZE" -ge "$MiB" ] && echo "$((P2_SIZE / MiB)) MiB" || echo "$((P2_SIZE / 1024)) KiB"), one every $P2_INTERVAL s" \
+    --fact "p6=$P6_COUNT segments of $((P6_SIZE / 1024)) KiB" \
+    --fact "db=pgbench scale $PG_SCALE + $TRADES trades rows: $DB_SIZE on disk" \
+    --fact "db_small=pgbench scale $PG_SCALE_SMALL + $TRADES_SMALL trades rows: $DB_SIZE_SMALL on disk" \
+    --fact "dump_bytes=$DUMP_BYTES" \
+    --fact "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)" --fact "cores=$(nproc)" \
+    --fact "ram=$(free -g | awk '/^Mem:/ { print $2 }') GiB" \
+    --fact "disk=$(df -PhT "$WORKBASE" | awk 'NR==2 { print $1 " (" $2 "), " $3 ", " $5 " free at start" }')$(d=$(df -P "$WORKBASE" | awk 'NR==2 {print $1}'); n=$(basename "$d"); [ -r "/sys/block/$n/queue/rotational" ] && { [ "$(cat "/sys/block/$n/queue/rotational")" = 0 ] && echo ', non-rotational' || echo ', rotational'; })" \
+    --fact "kernel=$(uname -sr)" --fact "os=$(. /etc/os-release && echo "$PRETTY_NAME")" \
+    --fact "agent=$AGENT_VERSION (Release)" --fact "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + local changes in src/')" \
+    --fact "dotnet=$(dotnet --version 2>/dev/null || echo n/a)" --fact "postgres=$PG_VERSION_STR" \
+    --fact "rsync=$(rsync --version | head -1)" --fact "aws=$(aws --version 2>&1 | head -1)" \
+    --fact "node=$(node --version)" --fact "s3rver=$(node -p "require('$ROOT/tools/s3rver/node_modules/s3rver/package.json').version" 2>/dev/null || echo '?')" \
+    --fact "coreutils=$(cp --version | head -1)" --fact "gnutime=GNU time $(dpkg-query -W -f '${Version}' time 2>/dev/null || echo '?')"
+log "results written to $OUT"
+[ ${#FAILED_ROWS[@]} -eq 0 ] || { log "failed rows: ${FAILED_ROWS[*]}"; exit 1; }
+exit 0
+}
