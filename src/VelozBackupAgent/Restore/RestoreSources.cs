@@ -183,8 +183,23 @@ public sealed class RestoreSources
         ArgumentNullException.ThrowIfNull(store);
         var (prefix, suffix) = PatternOf(kind);
         var entries = await BackupCatalog.ListAsync(store, kind, cancellationToken).ConfigureAwait(false);
-        var newest = entries.FirstOrDefault(e => e.Time is { } t && (at is null || t <= at)
-            && e.Name.StartsWith(prefix + "_", StringComparison.Ordinal) && e.Name.EndsWith(suffix, StringComparison.Ordinal));
+        var candidates = entries.Where(e => e.Time is { } t && (at is null || t <= at) && e.Name.EndsWith(suffix, StringComparison.Ordinal)).ToList();
+        var newest = candidates.FirstOrDefault(e => e.Name.StartsWith(prefix + "_", StringComparison.Ordinal));
+        if (newest is null && kind == BackupKinds.Database)
+        {
+            // Restoring under another database name (a new host, a renamed database): the dumps of one database
+            // are unambiguous; dumps of several need the operator to name one.
+            var prefixes = candidates.Select(e => ArtifactName.TryParse(e.Name, out var p, out _, out _, out _) ? p : "").Distinct(StringComparer.Ordinal).ToList();
+            if (prefixes.Count == 1)
+            {
+                newest = candidates[0];
+            }
+            else if (prefixes.Count > 1)
+            {
+                throw new RestoreException($"no dump of database {prefix} in {Describe(store)}, and dumps of several others ({string.Join(", ", prefixes)}): name the one to restore as SOURCE");
+            }
+        }
+
         return newest is null ? null : new ArtifactRef(store, kind, newest.Name);
     }
 
