@@ -107,23 +107,14 @@ public sealed partial class ArchiveRestorer
     {
         ArgumentNullException.ThrowIfNull(archive);
         var gpg = new Gpg(_options.Secrets, _logger);
-        await using var child = gpg.StartDecryption();
-        var path = archive.Path;
-        child.PumpInput(async (stdin, token) =>
-        {
-            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
-            await using (file.ConfigureAwait(false))
-            {
-                await file.CopyToAsync(stdin, token).ConfigureAwait(false);
-            }
-        }, cancellationToken);
+        await using var child = StartDecrypting(gpg, archive, cancellationToken);
         try
         {
             return await ExtractAsync(child.Output, directory, options, archive.Source.Name, cancellationToken).ConfigureAwait(false);
         }
         catch (BackupSourceException ex)
         {
-            throw new RestoreException($"gpg cannot decrypt {archive.Source.Name} with {gpg.Keyring}: {ex.Message}; import the private key of one of its recipients (gpg --import) or set Backup:Secrets:GnupgHome", ex);
+            throw CannotDecrypt(gpg, archive, ex);
         }
     }
 
@@ -146,16 +137,7 @@ public sealed partial class ArchiveRestorer
     {
         ArgumentNullException.ThrowIfNull(archive);
         var gpg = new Gpg(_options.Secrets, _logger);
-        await using var child = gpg.StartDecryption();
-        var path = archive.Path;
-        child.PumpInput(async (stdin, token) =>
-        {
-            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
-            await using (file.ConfigureAwait(false))
-            {
-                await file.CopyToAsync(stdin, token).ConfigureAwait(false);
-            }
-        }, cancellationToken);
+        await using var child = StartDecrypting(gpg, archive, cancellationToken);
         try
         {
             var gzip = new GZipStream(child.Output, CompressionMode.Decompress, leaveOpen: true);
@@ -197,7 +179,7 @@ public sealed partial class ArchiveRestorer
         }
         catch (BackupSourceException ex)
         {
-            throw new RestoreException($"gpg cannot decrypt {archive.Source.Name} with {gpg.Keyring}: {ex.Message}; import the private key of one of its recipients (gpg --import) or set Backup:Secrets:GnupgHome", ex);
+            throw CannotDecrypt(gpg, archive, ex);
         }
         catch (InvalidDataException ex)
         {
@@ -228,6 +210,25 @@ public sealed partial class ArchiveRestorer
 
         return new ArchiveComparison(files.Count, files.Sum(f => f.Size), differ, missing);
     }
+
+    /// <summary>Starts <c>gpg --decrypt</c> fed from the staged artifact; its output is the tar.gz.</summary>
+    private static ChildProcess StartDecrypting(Gpg gpg, StagedArtifact archive, CancellationToken cancellationToken)
+    {
+        var child = gpg.StartDecryption();
+        var path = archive.Path;
+        child.PumpInput(async (stdin, token) =>
+        {
+            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            await using (file.ConfigureAwait(false))
+            {
+                await file.CopyToAsync(stdin, token).ConfigureAwait(false);
+            }
+        }, cancellationToken);
+        return child;
+    }
+
+    private static RestoreException CannotDecrypt(Gpg gpg, StagedArtifact archive, BackupSourceException ex) =>
+        new($"gpg cannot decrypt {archive.Source.Name} with {gpg.Keyring}: {ex.Message}; import the private key of one of its recipients (gpg --import) or set Backup:Secrets:GnupgHome", ex);
 
     private static async Task<StagedTree> ExtractAsync(Stream compressed, string directory, TarExtractOptions options, string label, CancellationToken cancellationToken)
     {

@@ -181,8 +181,14 @@ public sealed class RestoreSources
     public async Task<ArtifactRef?> NewestInAsync(IArtifactStore store, string kind, DateTimeOffset? at, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(store);
+        return NewestIn(await BackupCatalog.ListAsync(store, kind, cancellationToken).ConfigureAwait(false), store, kind, at);
+    }
+
+    /// <summary>As <see cref="NewestInAsync"/>, over a listing of <paramref name="store"/> the caller already holds.</summary>
+    public ArtifactRef? NewestIn(IReadOnlyList<CatalogEntry> entries, IArtifactStore store, string kind, DateTimeOffset? at)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
         var (prefix, suffix) = PatternOf(kind);
-        var entries = await BackupCatalog.ListAsync(store, kind, cancellationToken).ConfigureAwait(false);
         var candidates = entries.Where(e => e.Time is { } t && (at is null || t <= at) && e.Name.EndsWith(suffix, StringComparison.Ordinal)).ToList();
         var newest = candidates.FirstOrDefault(e => e.Name.StartsWith(prefix + "_", StringComparison.Ordinal));
         if (newest is null && kind == BackupKinds.Database)

@@ -73,17 +73,24 @@ public sealed partial class Verifier
         ArgumentNullException.ThrowIfNull(request);
         var now = _time.GetUtcNow();
         var checks = new List<CheckResult>();
+        // The local store is listed once per kind (a WAL listing reads thousands of sidecars) and shared by the checks.
+        var local = new Dictionary<string, IReadOnlyList<CatalogEntry>>(StringComparer.Ordinal);
+        foreach (var kind in BackupKinds.All)
+        {
+            local[kind] = await BackupCatalog.ListAsync(_local, kind, cancellationToken).ConfigureAwait(false);
+        }
+
         foreach (var (kind, item) in new[]
         {
             (BackupKinds.Wal, "WAL backup fresh"), (BackupKinds.Config, "Configuration backup fresh"),
             (BackupKinds.Database, "Database backup fresh"), (BackupKinds.Secrets, "Secrets backup fresh"),
         })
         {
-            checks.Add(await FreshnessAsync(kind, item, now, cancellationToken).ConfigureAwait(false));
+            checks.Add(Freshness(kind, item, local[kind], now));
         }
 
-        checks.Add(await S3CopyAsync(now, cancellationToken).ConfigureAwait(false));
-        checks.Add(await ChecksumsAsync(request.ReadData, cancellationToken).ConfigureAwait(false));
+        checks.Add(await S3CopyAsync(local, now, cancellationToken).ConfigureAwait(false));
+        checks.Add(await ChecksumsAsync(local, request.ReadData, cancellationToken).ConfigureAwait(false));
 
         RestoreTestResult? test = null;
         if (request.TestRestore)
@@ -109,7 +116,7 @@ public sealed partial class Verifier
         return report;
     }
 
-    private async Task<CheckResult> FreshnessAsync(string kind, string item, DateTimeOffset now, CancellationToken cancellationToken)
+    private CheckResult Freshness(string kind, string item, IReadOnlyList<CatalogEntry> entries, DateTimeOffset now)
     {
         var options = _options.Kind(kind);
         var label = $"{item} (objective {Human(options.FreshnessObjective)})";
@@ -118,16 +125,16 @@ public sealed partial class Verifier
             return new CheckResult(label, CheckStatus.Skip, $"disabled (Backup:{Pascal(kind)}:Enabled)");
         }
 
-        var newest = await _restorer.Sources.NewestInAsync(_local, kind, null, cancellationToken).ConfigureAwait(false);
+        var newest = _restorer.Sources.NewestIn(entries, _local, kind, null);
         var time = newest is null ? null : ArtifactTime(newest.Name);
-        var status = Freshness.Evaluate(_options, kind, time, now);
+        var status = Catalog.Freshness.Evaluate(_options, kind, time, now);
         return status.LastSuccess is null
             ? new CheckResult(label, CheckStatus.Fail, $"no {kind} backup in {_local.Root}")
             : new CheckResult(label, status.Stale ? CheckStatus.Fail : CheckStatus.Pass,
                 $"newest {newest!.Name}, {Human(status.Age!.Value)} old{(status.Stale ? $", {Human(status.Overdue!.Value)} past the objective" : "")}");
     }
 
-    private async Task<CheckResult> S3CopyAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<CheckResult> S3CopyAsync(Dictionary<string, IReadOnlyList<CatalogEntry>> local, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var label = $"S3 copy current (lag under {Human(_options.Verify.S3MaxLag)})";
         if (_remote is null)
@@ -146,7 +153,7 @@ public sealed partial class Verifier
         {
             foreach (var kind in BackupKinds.All.Where(k => _options.Kind(k).Enabled))
             {
-                var newest = await _restorer.Sources.NewestInAsync(_local, kind, null, cancellationToken).ConfigureAwait(false);
+                var newest = _restorer.Sources.NewestIn(local[kind], _local, kind, null);
                 if (newest is null || ArtifactTime(newest.Name) is not { } t || now - t <= _options.Verify.S3MaxLag)
                 {
                     continue;
@@ -169,7 +176,7 @@ public sealed partial class Verifier
             : new CheckResult(label, CheckStatus.Fail, $"{string.Join("; ", problems)}; {figures}; run veloz-backup replicate");
     }
 
-    private async Task<CheckResult> ChecksumsAsync(bool readData, CancellationToken cancellationToken)
+    private async Task<CheckResult> ChecksumsAsync(Dictionary<string, IReadOnlyList<CatalogEntry>> listings, bool readData, CancellationToken cancellationToken)
     {
         var label = readData ? "Checksums valid for all backups (local and S3 bytes re-hashed)" : "Checksums valid for all backups (local bytes re-hashed, S3 metadata)";
         var bad = new List<string>();
@@ -178,7 +185,7 @@ public sealed partial class Verifier
         foreach (var kind in BackupKinds.All)
         {
             var localSums = new Dictionary<string, string?>(StringComparer.Ordinal);
-            foreach (var entry in await BackupCatalog.ListAsync(_local, kind, cancellationToken).ConfigureAwait(false))
+            foreach (var entry in listings[kind])
             {
                 localSums[entry.Name] = entry.Sha256;
                 local++;
