@@ -59,9 +59,20 @@ internal sealed class WalIndex
     /// <summary>Bumped on every change; the file is written and the watcher's view refreshed only when it moved.</summary>
     public long Version { get; private set; }
 
+    /// <summary>
+    /// Segments this process added to the index since the active file's current snapshot was taken (not saved): a
+    /// shorter active file after new segments is a rotation, a shorter one without any is a truncation.
+    /// </summary>
+    public int SegmentsAddedSinceSnapshot { get; private set; }
+
     public void Set(string name, WalIndexEntry entry)
     {
-        if (!Segments.TryGetValue(name, out var old) || old != entry)
+        if (!Segments.TryGetValue(name, out var old))
+        {
+            SegmentsAddedSinceSnapshot++;
+        }
+
+        if (old != entry)
         {
             Segments[name] = entry;
             Version++;
@@ -78,6 +89,11 @@ internal sealed class WalIndex
 
     public void SetActive(WalActiveEntry? active)
     {
+        if (!string.Equals(Active?.Artifact, active?.Artifact, StringComparison.Ordinal))
+        {
+            SegmentsAddedSinceSnapshot = 0;
+        }
+
         if (Active != active)
         {
             Active = active;

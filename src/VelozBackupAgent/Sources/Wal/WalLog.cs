@@ -23,7 +23,7 @@ internal static partial class WalLog
     [LoggerMessage(4406, LogLevel.Warning, "WAL index {Path} could not be saved ({Reason}); the next run rebuilds what it lacks from the stored checksums")]
     public static partial void IndexSaveFailed(ILogger logger, string path, string reason);
 
-    [LoggerMessage(4407, LogLevel.Warning, "active WAL file {Path} shrank from {OldSize} to {NewSize} bytes (rotated or truncated); snapshotting its new content, earlier snapshots are kept")]
+    [LoggerMessage(4407, LogLevel.Warning, "active WAL file {Path} shrank from {OldSize} to {NewSize} bytes with no new segment sealed since its last snapshot (truncated or replaced in place); snapshotting its new content, earlier snapshots are kept")]
     public static partial void ActiveShrank(ILogger logger, string path, long oldSize, long newSize);
 
     [LoggerMessage(4408, LogLevel.Warning, "active WAL file could not be snapshotted: {Reason}")]
@@ -43,4 +43,7 @@ internal static partial class WalLog
 
     [LoggerMessage(4413, LogLevel.Debug, "WAL watcher: cannot list {Directory}: {Reason}")]
     public static partial void PlanFailed(ILogger logger, string directory, string reason);
+
+    [LoggerMessage(4414, LogLevel.Debug, "active WAL file {Path} was rotated ({OldSize} bytes at the last snapshot, {NewSize} now, new segments sealed since); snapshotting the new file")]
+    public static partial void ActiveRotated(ILogger logger, string path, long oldSize, long newSize);
 }

@@ -589,7 +589,16 @@ public sealed class WalSource : IWatchableSource
 
             if (last is not null && opened.Size < last.Size)
             {
-                WalLog.ActiveShrank(_logger, path, last.Size, opened.Size);
+                // VeloZ seals the active file by renaming it into a segment and starts a new one: that is routine.
+                // Shorter with no new segment since the last snapshot means truncated or replaced in place.
+                if (index.SegmentsAddedSinceSnapshot > 0)
+                {
+                    WalLog.ActiveRotated(_logger, path, last.Size, opened.Size);
+                }
+                else
+                {
+                    WalLog.ActiveShrank(_logger, path, last.Size, opened.Size);
+                }
             }
 
             var name = await ArtifactNameAllocator.AllocateAsync(_repository.Local, Kind, _naming.ActiveStem, _naming.ActiveSuffix, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false);

@@ -450,8 +450,21 @@ public sealed class WalSourceTests : IDisposable
         _bed.Stored(WalTestBed.Segment(1)).Should().Equal("order 1\norder 2\norder 3\n"u8.ToArray());
         var manifest = await _bed.ManifestAsync(_bed.Manifests()[^1]);
         File.ReadAllText(Path.Combine(_bed.StoreDir, manifest.Active!.Artifact)).Should().Be("order 4\n");
-        _bed.Logs.WithEvent(4407).Should().ContainSingle().Which.Message.Should().Contain("shrank from 24 to 8 bytes");
         _bed.Snapshots().Select(s => File.ReadAllText(Path.Combine(_bed.StoreDir, s))).Should().Contain("order 1\norder 2\norder 3\n");
+
+        // A rotation is routine: logged at Debug, not as a warning.
+        _bed.Logs.WithEvent(4407).Should().BeEmpty();
+        var rotated = _bed.Logs.WithEvent(4414).Should().ContainSingle().Subject;
+        rotated.Level.Should().Be(LogLevel.Debug);
+        rotated.Message.Should().Contain("24 bytes at the last snapshot, 8 now");
+
+        // Truncated in place, no segment sealed: that is worth a warning, and the new content is snapshotted.
+        File.WriteAllText(_bed.ActivePath, "o5\n");
+        await _bed.SyncAsync();
+        var shrank = _bed.Logs.WithEvent(4407).Should().ContainSingle().Subject;
+        shrank.Level.Should().Be(LogLevel.Warning);
+        shrank.Message.Should().Contain("shrank from 8 to 3 bytes with no new segment sealed");
+        _bed.Snapshots().Select(s => File.ReadAllText(Path.Combine(_bed.StoreDir, s))).Should().Contain("o5\n");
 
         // No active file at all (VeloZ stopped): the manifest says so.
         File.Delete(_bed.ActivePath);
