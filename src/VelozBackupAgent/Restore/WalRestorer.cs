@@ -69,17 +69,21 @@ public sealed partial class WalRestorer
         {
             var owner = await ArchiveRestorer.ResolveOwnerAsync(_options.Restore.Owner, _logger, cancellationToken).ConfigureAwait(false)
                 ?? (existing is { } e && Native.IsRoot ? (e.Uid, e.Gid) : null);
+            // The modes the files and the directory had at that sync (recorded since manifests carry them); else
+            // 0640 files and the replaced directory's mode (0750 when there is none).
+            var fileMode = WalManifest.ParseMode(document.FileMode) ?? DefaultFileMode;
+            var directoryMode = WalManifest.ParseMode(document.DirectoryMode)
+                ?? (existing is { } old ? old.Permissions & (UnixFileMode)0x1FF : DefaultDirectoryMode);
             long bytes = 0;
             await Parallel.ForEachAsync(plan, new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken }, async (item, token) =>
             {
-                await CopyAsync(segmentStore, item, Path.Combine(staging, item.FileName), owner, token).ConfigureAwait(false);
+                await CopyAsync(segmentStore, item, Path.Combine(staging, item.FileName), fileMode, owner, token).ConfigureAwait(false);
                 Interlocked.Add(ref bytes, item.Size);
             }).ConfigureAwait(false);
 
             if (!OperatingSystem.IsWindows())
             {
-                File.SetUnixFileMode(staging, existing is { } old ? old.Permissions & (UnixFileMode)0x1FF
-                    : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
+                File.SetUnixFileMode(staging, directoryMode);
                 if (owner is { } o)
                 {
                     Native.LChown(staging, o.Uid, o.Gid);
@@ -144,6 +148,10 @@ public sealed partial class WalRestorer
         }
     }
 
+    private const UnixFileMode DefaultFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+
+    private const UnixFileMode DefaultDirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute;
+
     private sealed record PlanItem(string Artifact, string FileName, long Size, string Sha256, bool IsActive);
 
     private static List<PlanItem> Plan(WalManifest manifest)
@@ -201,12 +209,14 @@ public sealed partial class WalRestorer
         }
     }
 
-    private static async Task CopyAsync(IArtifactStore store, PlanItem item, string path, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
+    private static async Task CopyAsync(IArtifactStore store, PlanItem item, string path, UnixFileMode mode, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
     {
+        // Created owner-only; the recorded mode is set on the complete, verified file (chmod is not subject to the
+        // agent's umask, which would otherwise narrow it).
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Options = FileOptions.Asynchronous };
         if (!OperatingSystem.IsWindows())
         {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -244,6 +254,11 @@ public sealed partial class WalRestorer
         if (owner is { } o)
         {
             Native.LChown(path, o.Uid, o.Gid);
+        }
+
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, mode);
         }
     }
 

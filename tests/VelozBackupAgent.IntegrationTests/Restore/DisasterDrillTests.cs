@@ -31,8 +31,10 @@ public sealed class DisasterDrillTests
         var restore = await bed.RunAsync("restore", "full", "--yes", "--source", $"s3://{bed.Bucket}/{RestoreTestBed.NodeName}");
         restore.ExitCode.Should().Be(0, restore.StdOut + restore.StdErr);
 
-        // The manifest records no modes: WAL files come back 0640 (owner read/write, group read).
-        RestoreTestBed.Snapshot(bed.WalDirectory).Should().BeEquivalentTo(wal.ToDictionary(p => p.Key, p => (p.Value.Content, RestoreTestBed.WalFileMode)));
+        // Contents and modes as they were (the manifest records the files' and the directory's modes).
+        RestoreTestBed.Snapshot(bed.WalDirectory).Should().BeEquivalentTo(wal);
+        wal.Values.Should().OnlyContain(f => f.Mode == RestoreTestBed.WalFileMode);
+        File.GetUnixFileMode(bed.WalDirectory).Should().Be(RestoreTestBed.WalDirectoryMode);
         RestoreTestBed.Snapshot(bed.ConfigRoot).Should().BeEquivalentTo(config);
         (await RestoreTestBed.FingerprintAsync(bed.Database)).Should().Be(database);
 

@@ -35,8 +35,11 @@ public sealed class RestoreTestBed : IAsyncDisposable
     public string ConfigPath => Path.Combine(Root, "appsettings.json");
     public const string NodeName = "veloz-drill";
 
-    /// <summary>The mode restored WAL files get (manifests record no modes).</summary>
-    public const UnixFileMode WalFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+    /// <summary>The WAL files' mode here: owner-only, narrower than the 0640 a restore falls back to, so a restore must carry it.</summary>
+    public const UnixFileMode WalFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>The WAL directory's mode here (owner-only).</summary>
+    public const UnixFileMode WalDirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
     public static async Task<RestoreTestBed> CreateAsync(bool withS3)
     {
@@ -97,17 +100,19 @@ public sealed class RestoreTestBed : IAsyncDisposable
 
     private void WriteSources()
     {
-        Directory.CreateDirectory(WalDirectory);
+        Directory.CreateDirectory(WalDirectory, WalDirectoryMode);
         var old = TimeProvider.System.GetUtcNow().UtcDateTime.AddMinutes(-10);
         for (var i = 1; i <= 6; i++)
         {
             var path = Path.Combine(WalDirectory, $"orders_{i:D16}.wal");
             File.WriteAllBytes(path, RandomBytes(i, 40_000 + i * 1000));
+            File.SetUnixFileMode(path, WalFileMode);
             File.SetLastWriteTimeUtc(path, old);
         }
 
         var active = Path.Combine(WalDirectory, "orders_current.wal");
         File.WriteAllBytes(active, RandomBytes(99, 12_345));
+        File.SetUnixFileMode(active, WalFileMode);
         File.SetLastWriteTimeUtc(active, old);
 
         Directory.CreateDirectory(Path.Combine(ConfigRoot, "strategies"));

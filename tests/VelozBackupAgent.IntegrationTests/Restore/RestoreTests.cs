@@ -32,7 +32,7 @@ public sealed class RestoreTests
 
         var restore = await bed.RunAsync("restore", "wal", "--at", at.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
         restore.ExitCode.Should().Be(0, restore.StdErr);
-        RestoreTestBed.Snapshot(bed.WalDirectory).Should().BeEquivalentTo(before.ToDictionary(p => p.Key, p => (p.Value.Content, RestoreTestBed.WalFileMode)));
+        RestoreTestBed.Snapshot(bed.WalDirectory).Should().BeEquivalentTo(before, "contents and modes as they were at that sync");
         (await File.ReadAllLinesAsync(bed.ServiceLog)).Should().Equal("started", "stopped", "started");
         var kept = Directory.GetDirectories(Path.GetDirectoryName(bed.WalDirectory)!, "wal.pre-restore-*").Should().ContainSingle().Subject;
         RestoreTestBed.Snapshot(kept).Keys.Should().HaveCount(5, "the directory it replaced is kept, never deleted");

@@ -53,6 +53,9 @@ internal sealed record WalManifestUnreadable(string Name, string Error);
 /// <param name="Pending">Segments present but still being written, not stored yet.</param>
 /// <param name="Conflicts">Segments whose source differs from the stored copy.</param>
 /// <param name="Unreadable">Segments present but unreadable, not stored.</param>
+/// <param name="FileMode">Permission bits of the WAL files, octal (<c>0640</c>): the mode most of them had; a restore
+/// gives it to every file. Null in manifests written before it was recorded (restored as 0640).</param>
+/// <param name="DirectoryMode">Permission bits of the WAL directory, octal; null when not recorded.</param>
 internal sealed record WalManifest(
     string Format,
     int Version,
@@ -64,9 +67,25 @@ internal sealed record WalManifest(
     IReadOnlyList<WalManifestSegment> Segments,
     IReadOnlyList<WalManifestPending> Pending,
     IReadOnlyList<WalManifestConflict> Conflicts,
-    IReadOnlyList<WalManifestUnreadable> Unreadable)
+    IReadOnlyList<WalManifestUnreadable> Unreadable,
+    string? FileMode = null,
+    string? DirectoryMode = null)
 {
     public const string FormatName = "veloz-wal-manifest";
+
+    /// <summary>Permission bits as the manifest writes them: four octal digits, e.g. <c>0640</c>.</summary>
+    public static string FormatMode(UnixFileMode mode) => Convert.ToString((int)mode & 0x1FF, 8).PadLeft(4, '0');
+
+    /// <summary>Reads a recorded mode back; null when absent or not an octal permission (only the rwx bits are kept).</summary>
+    public static UnixFileMode? ParseMode(string? text)
+    {
+        if (string.IsNullOrEmpty(text) || text.Length > 4 || !text.All(c => c is >= '0' and <= '7'))
+        {
+            return null;
+        }
+
+        return (UnixFileMode)(Convert.ToInt32(text, 8) & 0x1FF);
+    }
 
     /// <summary>Writes the manifest: the header fields, then every list with one item per line.</summary>
     public async Task WriteAsync(Stream output, CancellationToken cancellationToken)
@@ -83,6 +102,16 @@ internal sealed record WalManifest(
             await writer.WriteLineAsync($"  \"createdAt\": {Json(CreatedAt, ctx.DateTimeOffset)},").ConfigureAwait(false);
             await writer.WriteLineAsync($"  \"trigger\": {Json(Trigger, ctx.String)},").ConfigureAwait(false);
             await writer.WriteLineAsync($"  \"directory\": {Json(Directory, ctx.String)},").ConfigureAwait(false);
+            if (FileMode is not null)
+            {
+                await writer.WriteLineAsync($"  \"fileMode\": {Json(FileMode, ctx.String)},").ConfigureAwait(false);
+            }
+
+            if (DirectoryMode is not null)
+            {
+                await writer.WriteLineAsync($"  \"directoryMode\": {Json(DirectoryMode, ctx.String)},").ConfigureAwait(false);
+            }
+
             await writer.WriteLineAsync($"  \"active\": {(Active is null ? "null" : Json(Active, ctx.WalManifestActive))},").ConfigureAwait(false);
             await WriteListAsync(writer, "segments", Segments, ctx.WalManifestSegment, last: false, cancellationToken).ConfigureAwait(false);
             await WriteListAsync(writer, "pending", Pending, ctx.WalManifestPending, last: false, cancellationToken).ConfigureAwait(false);

@@ -200,3 +200,25 @@ internal static class WalPlanner
     public static DateTimeOffset? Earliest(DateTimeOffset? a, DateTimeOffset? b) =>
         a is null ? b : b is null ? a : a < b ? a : b;
 }
+
+/// <summary>Counts the permission bits of WAL files as they are listed; the manifest records the most common.</summary>
+internal sealed class WalModeTally
+{
+    private readonly Dictionary<UnixFileMode, int> _counts = [];
+
+    public void Count(FileInfo file)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        // The listing's stat is cached in the FileInfo: this costs no further system call.
+        var mode = file.UnixFileMode & (UnixFileMode)0x1FF;
+        _counts[mode] = _counts.GetValueOrDefault(mode) + 1;
+    }
+
+    /// <summary>The mode most files had (the lowest of equally common ones, so the choice is stable); null when none were counted.</summary>
+    public UnixFileMode? MostCommon =>
+        _counts.Count == 0 ? null : _counts.OrderByDescending(p => p.Value).ThenBy(p => (int)p.Key).First().Key;
+}

@@ -212,7 +212,7 @@ public sealed class WalSource : IWatchableSource
     private async Task<BackupOutput> RunCoreAsync(Run run, CancellationToken cancellationToken)
     {
         run.ListedAt = _time.GetUtcNow();
-        var listing = ListSegments();
+        var listing = ListSegments(run.Full ? run.Modes : null);
         var index = await LoadIndexAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -247,7 +247,7 @@ public sealed class WalSource : IWatchableSource
         return new BackupOutput(run.Artifacts, Describe(run));
     }
 
-    private List<WalListedFile> ListSegments()
+    private List<WalListedFile> ListSegments(WalModeTally? modes = null)
     {
         var segments = new List<WalListedFile>();
         try
@@ -262,6 +262,7 @@ public sealed class WalSource : IWatchableSource
                 try
                 {
                     segments.Add(new WalListedFile(file.Name, WalFileState.Of(file)));
+                    modes?.Count(file);
                 }
                 catch (FileNotFoundException)
                 {
@@ -538,6 +539,7 @@ public sealed class WalSource : IWatchableSource
             }
 
             state = WalFileState.Of(file);
+            run.Modes.Count(file);
         }
         catch (FileNotFoundException)
         {
@@ -652,7 +654,9 @@ public sealed class WalSource : IWatchableSource
             [.. run.Ok.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestSegment(p.Key, p.Value.Size, p.Value.Sha256!))],
             [.. run.Settling.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestPending(p.Key, p.Value.Size))],
             [.. run.Conflicts.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestConflict(p.Key, p.Value.Stored!.Size, p.Value.Stored.Sha256, p.Value.Size, p.Value.Sha256))],
-            [.. run.Unreadable.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestUnreadable(p.Key, p.Value.Reason))]);
+            [.. run.Unreadable.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestUnreadable(p.Key, p.Value.Reason))],
+            run.Modes.MostCommon is { } mode ? WalManifest.FormatMode(mode) : null,
+            DirectoryMode());
 
         var name = await ArtifactNameAllocator.AllocateAsync(_repository.Local, Kind, WalNaming.ManifestPrefix, WalNaming.ManifestSuffix, now, cancellationToken).ConfigureAwait(false);
         var content = ProducerStream.Start(manifest.WriteAsync, cancellationToken);
@@ -666,6 +670,23 @@ public sealed class WalSource : IWatchableSource
     }
 
     // ------------------------------------------------------------------------------------------ index
+
+    private string? DirectoryMode()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return null;
+        }
+
+        try
+        {
+            return WalManifest.FormatMode(File.GetUnixFileMode(_directory));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 
     private async Task<WalIndex> LoadIndexAsync(CancellationToken cancellationToken)
     {
@@ -1065,6 +1086,9 @@ public sealed class WalSource : IWatchableSource
         public Dictionary<string, (WalFileState State, string Reason)> Unreadable { get; } = new(StringComparer.Ordinal);
         public int Stored { get; set; }
         public bool Processed { get; set; }
+
+        /// <summary>The permission bits of the WAL files listed (full runs), for the manifest.</summary>
+        public WalModeTally Modes { get; } = new();
 
         /// <summary>When the directory was listed: the manifest's time.</summary>
         public DateTimeOffset ListedAt { get; set; }

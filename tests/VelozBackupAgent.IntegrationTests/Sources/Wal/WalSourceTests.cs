@@ -434,6 +434,26 @@ public sealed class WalSourceTests : IDisposable
     }
 
     [Fact]
+    public async Task The_manifest_records_the_mode_most_WAL_files_have_and_the_directory_mode()
+    {
+        for (var i = 1; i <= 3; i++)
+        {
+            _bed.WriteSegment(i);
+            File.SetUnixFileMode(Path.Combine(_bed.WalDir, WalTestBed.Segment(i)), i == 3 ? (UnixFileMode)0x1A0 : (UnixFileMode)0x180);
+        }
+
+        File.WriteAllText(_bed.ActivePath, "order 1\n");
+        File.SetUnixFileMode(_bed.ActivePath, (UnixFileMode)0x180);
+        File.SetUnixFileMode(_bed.WalDir, (UnixFileMode)0x1E8);
+
+        (await _bed.SyncAsync()).Outcome.Should().Be(BackupOutcome.Succeeded);
+
+        var manifest = await _bed.ManifestAsync(_bed.Manifests()[^1]);
+        manifest.FileMode.Should().Be("0600", "three of the four files are 0600");
+        manifest.DirectoryMode.Should().Be("0750");
+    }
+
+    [Fact]
     public async Task A_truncated_or_rotated_active_file_gets_a_fresh_snapshot_and_earlier_ones_are_kept()
     {
         File.WriteAllText(_bed.ActivePath, "order 1\norder 2\norder 3\n");

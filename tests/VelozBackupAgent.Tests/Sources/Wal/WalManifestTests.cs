@@ -21,7 +21,9 @@ public sealed class WalManifestTests
         [.. Enumerable.Range(1, segments).Select(i => new WalManifestSegment($"orders_{i:D16}.wal", i * 10, ShaA))],
         [new WalManifestPending("orders_0000000000000099.wal", 3)],
         [new WalManifestConflict("orders_0000000000000050.wal", 10, ShaA, 11, null)],
-        [new WalManifestUnreadable("orders_0000000000000060.wal", "Permission denied")]);
+        [new WalManifestUnreadable("orders_0000000000000060.wal", "Permission denied")],
+        "0600",
+        "0750");
 
     private static async Task<string> TextAsync(WalManifest manifest)
     {
@@ -84,4 +86,47 @@ public sealed class WalManifestTests
         var read = () => WalManifest.ReadAsync(other);
         await read.Should().ThrowAsync<InvalidDataException>();
     }
+
+    [Fact]
+    public async Task Modes_are_written_as_octal_and_a_manifest_without_them_reads_as_unrecorded()
+    {
+        using (var doc = JsonDocument.Parse(await TextAsync(Sample())))
+        {
+            doc.RootElement.GetProperty("fileMode").GetString().Should().Be("0600");
+            doc.RootElement.GetProperty("directoryMode").GetString().Should().Be("0750");
+        }
+
+        // Written before modes were recorded: still a manifest, the modes unknown (a restore uses its defaults).
+        var older = Sample() with { FileMode = null, DirectoryMode = null };
+        var text = await TextAsync(older);
+        text.Should().NotContain("fileMode").And.NotContain("directoryMode");
+        using var input = new MemoryStream(Encoding.UTF8.GetBytes(text));
+        var read = await WalManifest.ReadAsync(input);
+        read.FileMode.Should().BeNull();
+        read.DirectoryMode.Should().BeNull();
+    }
+
+    [Theory]
+    [InlineData(0x180, "0600")]
+    [InlineData(0x1A0, "0640")]
+    [InlineData(0x1FF, "0777")]
+    [InlineData(0x9ED, "0755")] // setuid and sticky bits are not permissions a restore hands out
+    public void A_mode_is_formatted_as_four_octal_digits_of_permission_bits(int mode, string expected) =>
+        WalManifest.FormatMode((UnixFileMode)mode).Should().Be(expected);
+
+    [Theory]
+    [InlineData("0600", 0x180)]
+    [InlineData("640", 0x1A0)]
+    [InlineData("4755", 0x1ED)]
+    public void A_recorded_mode_reads_back_as_its_permission_bits(string text, int expected) =>
+        WalManifest.ParseMode(text).Should().Be((UnixFileMode)expected);
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("0689")]
+    [InlineData("rw-r-----")]
+    [InlineData("100644")]
+    public void Anything_else_is_no_recorded_mode(string? text) =>
+        WalManifest.ParseMode(text).Should().BeNull();
 }
