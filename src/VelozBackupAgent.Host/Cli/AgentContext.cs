@@ -139,6 +139,13 @@ internal sealed class AgentContext : IAsyncDisposable
     {
         var level = ParseLevel(log.Level);
         var config = new LoggerConfiguration().MinimumLevel.Is(level < LogEventLevel.Information ? level : LogEventLevel.Information);
+        if (level >= LogEventLevel.Information)
+        {
+            // Quartz announces its own set-up (store, thread pool, meta-data) at Information on every start; the
+            // agent logs what is scheduled itself. Its warnings and errors still come through; Debug shows all.
+            config.MinimumLevel.Override("Quartz", LogEventLevel.Warning);
+        }
+
         const string ConsoleTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}";
         if (daemon)
         {

@@ -95,6 +95,10 @@ internal sealed partial class CatchUpService(AgentContext agent, BackupRunner ru
         var due = new List<Task>();
         foreach (var schedule in BackupSchedule.From(agent.Options).Where(s => runner.Has(s.Kind)))
         {
+            // One line per kind at start-up: what on-call checks first when a backup "did not run".
+            var next = schedule.NextAfter(now);
+            Log.Scheduled(logger, schedule.Kind, schedule.Expression, schedule.TimeZone.Id, next?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? "never");
+
             DateTimeOffset? last;
             try
             {
@@ -120,6 +124,9 @@ internal sealed partial class CatchUpService(AgentContext agent, BackupRunner ru
     {
         [LoggerMessage(3101, LogLevel.Information, "backup {Kind}: a scheduled run was missed (last run {LastRun}, schedule {Schedule}); running it now")]
         public static partial void CatchingUp(ILogger logger, string kind, string lastRun, string schedule);
+
+        [LoggerMessage(3103, LogLevel.Information, "backup {Kind}: schedule {Schedule} ({TimeZone}), next run {Next}")]
+        public static partial void Scheduled(ILogger logger, string kind, string schedule, string timeZone, string next);
 
         [LoggerMessage(3102, LogLevel.Warning, "backup {Kind}: cannot read the local store to judge missed runs ({Reason}); running it now")]
         public static partial void CannotJudge(ILogger logger, string kind, string reason);
