@@ -147,7 +147,15 @@ public sealed class LocalArtifactStore : IArtifactStore
     }
 
     /// <inheritdoc />
-    public async IAsyncEnumerable<ArtifactInfo> ListAsync(string kind, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<ArtifactInfo> ListAsync(string kind, CancellationToken cancellationToken = default) =>
+        ListCoreAsync(kind, readChecksums: true, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>One directory listing and one stat per file; no sidecar is opened.</remarks>
+    public IAsyncEnumerable<ArtifactInfo> ListWithoutChecksumsAsync(string kind, CancellationToken cancellationToken = default) =>
+        ListCoreAsync(kind, readChecksums: false, cancellationToken);
+
+    private async IAsyncEnumerable<ArtifactInfo> ListCoreAsync(string kind, bool readChecksums, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArtifactNames.ValidateKind(kind);
         var dir = Path.Combine(_root, kind);
@@ -168,6 +176,12 @@ public sealed class LocalArtifactStore : IArtifactStore
             if (fileName.StartsWith('.') || fileName.EndsWith(Sha256Sidecar.Suffix, StringComparison.Ordinal)
                 || !files.ContainsKey(Sha256Sidecar.SidecarName(fileName)))
             {
+                continue;
+            }
+
+            if (!readChecksums)
+            {
+                yield return new ArtifactInfo(kind, fileName, size, null);
                 continue;
             }
 

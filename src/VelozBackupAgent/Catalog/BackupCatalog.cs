@@ -16,13 +16,25 @@ public sealed record CatalogEntry(string Kind, string Target, string Name, DateT
 public static class BackupCatalog
 {
     /// <summary>Every artifact of <paramref name="kind"/> in <paramref name="store"/>, newest first.</summary>
-    public static async Task<IReadOnlyList<CatalogEntry>> ListAsync(IArtifactStore store, string kind, CancellationToken cancellationToken = default)
+    public static Task<IReadOnlyList<CatalogEntry>> ListAsync(IArtifactStore store, string kind, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
+        return CollectAsync(store.ListAsync(kind, cancellationToken), store.Target);
+    }
+
+    /// <summary>Like <see cref="ListAsync"/> without the checksums that cost a read each (<see cref="IArtifactStore.ListWithoutChecksumsAsync"/>).</summary>
+    public static Task<IReadOnlyList<CatalogEntry>> ListWithoutChecksumsAsync(IArtifactStore store, string kind, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        return CollectAsync(store.ListWithoutChecksumsAsync(kind, cancellationToken), store.Target);
+    }
+
+    private static async Task<IReadOnlyList<CatalogEntry>> CollectAsync(IAsyncEnumerable<ArtifactInfo> listing, string target)
+    {
         var entries = new List<CatalogEntry>();
-        await foreach (var a in store.ListAsync(kind, cancellationToken))
+        await foreach (var a in listing.ConfigureAwait(false))
         {
-            entries.Add(ToEntry(a, store.Target));
+            entries.Add(ToEntry(a, target));
         }
 
         entries.Sort(NewestFirst);

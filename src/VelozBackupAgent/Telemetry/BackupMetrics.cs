@@ -506,7 +506,8 @@ public sealed partial class BackupMetrics : IDisposable
         inventory.BeginListing(kind);
         try
         {
-            var entries = await BackupCatalog.ListAsync(store, kind, timeout.Token).ConfigureAwait(false);
+            // Counts, sizes and times only: reading 10,000 WAL sidecars every few minutes was most of the idle daemon's CPU.
+            var entries = await BackupCatalog.ListWithoutChecksumsAsync(store, kind, timeout.Token).ConfigureAwait(false);
             inventory.CompleteListing(kind, entries);
             return true;
         }

@@ -64,6 +64,32 @@ public sealed class LocalArtifactStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Listing_without_checksums_lists_the_same_complete_artifacts_with_their_sizes()
+    {
+        var store = new LocalArtifactStore(_root);
+        await store.WriteAsync("wal", "orders_0000000000000001.wal", new GeneratedStream(100));
+        await store.WriteAsync("wal", "orders_0000000000000002.wal", new GeneratedStream(200));
+        await File.WriteAllTextAsync(Path.Combine(_root, "wal", "orders_0000000000000003.wal"), "no sidecar: an interrupted write");
+
+        var full = new List<ArtifactInfo>();
+        var cheap = new List<ArtifactInfo>();
+        await foreach (var a in store.ListWithoutChecksumsAsync("wal"))
+        {
+            cheap.Add(a);
+        }
+
+        await foreach (var a in store.ListAsync("wal"))
+        {
+            full.Add(a);
+        }
+
+        cheap.Select(a => (a.Name, a.Size)).Should().BeEquivalentTo(full.Select(a => (a.Name, a.Size)));
+        cheap.Select(a => a.Name).Should().BeEquivalentTo("orders_0000000000000001.wal", "orders_0000000000000002.wal");
+        cheap.Should().OnlyContain(a => a.Sha256 == null);
+        full.Should().OnlyContain(a => a.Sha256 != null);
+    }
+
+    [Fact]
     public async Task A_data_file_without_its_sidecar_does_not_count_and_a_new_write_replaces_it()
     {
         var store = new LocalArtifactStore(_root);
