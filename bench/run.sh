@@ -161,6 +161,8 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 START_NS=$(now_ns)
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "$MODE run, $REPS runs per row, work directory $WORK"
+# The tree the agent is built from, taken now: a commit made while the run goes on is not what was measured.
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + local changes in src/')"
 if [ -z "$AGENT" ]; then
     log "building the agent: dotnet publish -c Release src/VelozBackupAgent.Host"
     DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet publish "$ROOT/src/VelozBackupAgent.Host" -c Release \
@@ -595,7 +597,7 @@ python3 "$BENCH/lib/report.py" \
     --fact "ram=$(free -g | awk '/^Mem:/ { print $2 }') GiB" \
     --fact "disk=$(df -PhT "$WORKBASE" | awk 'NR==2 { print $1 " (" $2 "), " $3 ", " $5 " free at start" }')$(d=$(df -P "$WORKBASE" | awk 'NR==2 {print $1}'); n=$(basename "$d"); [ -r "/sys/block/$n/queue/rotational" ] && { [ "$(cat "/sys/block/$n/queue/rotational")" = 0 ] && echo ', non-rotational' || echo ', rotational'; })" \
     --fact "kernel=$(uname -sr)" --fact "os=$(. /etc/os-release && echo "$PRETTY_NAME")" \
-    --fact "agent=$AGENT_VERSION (Release)" --fact "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + local changes in src/')" \
+    --fact "agent=$AGENT_VERSION (Release)" --fact "commit=$COMMIT" \
     --fact "dotnet=$(dotnet --version 2>/dev/null || echo n/a)" --fact "postgres=$PG_VERSION_STR" \
     --fact "rsync=$(rsync --version | head -1)" --fact "aws=$(aws --version 2>&1 | head -1)" \
     --fact "node=$(node --version)" --fact "s3rver=$(node -p "require('$ROOT/tools/s3rver/node_modules/s3rver/package.json').version" 2>/dev/null || echo '?')" \
