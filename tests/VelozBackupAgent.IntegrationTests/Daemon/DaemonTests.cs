@@ -93,6 +93,11 @@ public sealed class DaemonTests : IDisposable
 
         (await WaitForExitAsync(daemon, TimeSpan.FromSeconds(60))).Should().BeTrue("SIGTERM stops the daemon");
         daemon.ExitCode.Should().Be(0);
+
+        // Its log says when each kind runs next; Quartz's own set-up lines stay below the configured level.
+        var output = await daemon.StandardOutput.ReadToEndAsync();
+        output.Should().MatchRegex(@"backup database: schedule 0 0 2 \* \* \? \([^)]+\), next run \d{4}-\d{2}-\d{2} \d{2}:\d{2}:00Z");
+        output.Should().NotContain("RAMJobStore").And.NotContain("Quartz Scheduler created");
     }
 
     private static async Task<bool> WaitForExitAsync(Process process, TimeSpan timeout)
