@@ -1,6 +1,6 @@
 namespace VelozBackupAgent;
 
-/// <summary>The four kinds of artifact, which are also the folder names under the backup root and S3 prefix.</summary>
+/// <summary>The kinds of artifact, which are also the folder names under the backup root and S3 prefix.</summary>
 public static class BackupKinds
 {
     public const string Wal = "wal";
@@ -8,8 +8,14 @@ public static class BackupKinds
     public const string Database = "database";
     public const string Secrets = "secrets";
 
-    /// <summary>In restore order for a full restore: secrets, configuration, database, WAL.</summary>
-    public static IReadOnlyList<string> All { get; } = [Secrets, Config, Database, Wal];
+    /// <summary>PostgreSQL point-in-time recovery: base backups plus the server's WAL, streamed continuously.</summary>
+    public const string Pitr = "pitr";
+
+    /// <summary>
+    /// In restore order for a full restore: secrets, configuration, the database (a dump, or with PITR the cluster
+    /// itself), WAL.
+    /// </summary>
+    public static IReadOnlyList<string> All { get; } = [Secrets, Config, Database, Pitr, Wal];
 
     public static bool IsKnown(string kind) => All.Contains(kind, StringComparer.Ordinal);
 }

@@ -34,6 +34,7 @@ public sealed class BackupOptions
     public ConfigBackupOptions Config { get; set; } = new();
     public DatabaseOptions Database { get; set; } = new();
     public SecretsOptions Secrets { get; set; } = new();
+    public PitrOptions Pitr { get; set; } = new();
     public S3Options S3 { get; set; } = new();
     public ReplicationOptions Replication { get; set; } = new();
     public RestoreOptions Restore { get; set; } = new();
@@ -48,6 +49,7 @@ public sealed class BackupOptions
         BackupKinds.Config => Config,
         BackupKinds.Database => Database,
         BackupKinds.Secrets => Secrets,
+        BackupKinds.Pitr => Pitr,
         _ => throw new ArgumentException($"unknown kind '{kind}': use one of {string.Join(", ", BackupKinds.All)}", nameof(kind)),
     };
 
@@ -188,6 +190,80 @@ public sealed class SecretsOptions : KindOptions
 
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
 }
+
+/// <summary>
+/// <c>Backup:Pitr</c>: PostgreSQL point-in-time recovery. The daemon streams the server's WAL with
+/// <c>pg_receivewal --slot &lt;Slot&gt; --synchronous</c> and stores every completed segment, every timeline history
+/// file and, every <see cref="ShipPartialEvery"/>, what was received of the segment still being written; base backups
+/// (<c>pg_basebackup</c>, streamed and compressed) run on <see cref="Schedule"/> (key <c>BaseSchedule</c>) and with
+/// <c>backup pitr</c>. It connects with <see cref="DatabaseOptions.ConnectionString"/> as a replication connection.
+/// </summary>
+public sealed class PitrOptions : KindOptions
+{
+    /// <summary>Off by default: it needs the server set up for replication (see the README).</summary>
+    public PitrOptions() => Enabled = false;
+
+    /// <summary>The cluster's data directory (PGDATA), replaced by a live restore. Default <c>/var/lib/postgresql/15/main</c>.</summary>
+    public string DataDirectory { get; set; } = "/var/lib/postgresql/15/main";
+
+    /// <summary>
+    /// Whether the daemon streams WAL with pg_receivewal through <see cref="Slot"/>. False for servers where WAL comes
+    /// through <c>archive_command = 'veloz-backup pg-wal-push %p'</c> instead (no slot is then created: a slot nobody
+    /// reads would keep WAL on the server for ever). Default true.
+    /// </summary>
+    public bool Streaming { get; set; } = true;
+
+    /// <summary>The physical replication slot the receiver streams through (created when missing). Default <c>veloz_backup</c>.</summary>
+    public string Slot { get; set; } = "veloz_backup";
+
+    /// <summary>When base backups run (Quartz cron). Default daily at 01:00.</summary>
+    public string BaseSchedule { get; set; } = "0 0 1 * * ?";
+
+    /// <summary>The kind's schedule is <see cref="BaseSchedule"/>; <c>Backup:Pitr:Schedule</c> is not a key.</summary>
+    [NotAKey]
+    public override string Schedule
+    {
+        get => BaseSchedule;
+        set => BaseSchedule = value;
+    }
+
+    /// <summary>How long base backups are kept (the newest always is); WAL is kept as long as a kept base needs it. Default 30 days.</summary>
+    public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>
+    /// How often what was received of the segment still being written is stored (only what is new), so a site
+    /// failure loses seconds of committed transactions, not a 16 MiB segment. 1 s to 10 min. Default 5 s.
+    /// </summary>
+    public TimeSpan ShipPartialEvery { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Stops PostgreSQL itself for a live point-in-time restore. Default <c>systemctl stop postgresql</c>.</summary>
+    public string StopCommand { get; set; } = "systemctl stop postgresql";
+
+    /// <summary>Starts PostgreSQL after a live point-in-time restore. Default <c>systemctl start postgresql</c>.</summary>
+    public string StartCommand { get; set; } = "systemctl start postgresql";
+
+    /// <summary>
+    /// How far behind the server the stored WAL may fall: the recovery point (the newest moment all of whose WAL is
+    /// stored) may be at most this old. Default 5 minutes (the runbook's RPO for database corruption).
+    /// </summary>
+    public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How old the newest base backup may be. Default 25 hours (the daily schedule plus a long run).</summary>
+    public TimeSpan BaseFreshnessObjective { get; set; } = TimeSpan.FromHours(25);
+
+    /// <summary>Compression of base backups: <c>gzip</c> (<c>tar -xzf</c> reads it) or <c>none</c> (plain tar). Default gzip.</summary>
+    public string Compression { get; set; } = "gzip";
+
+    /// <summary>
+    /// How much WAL the slot may hold back on the server (receiver down or behind) before it is an alert; bound it on
+    /// the server too with <c>max_slot_wal_keep_size</c>. Default 4096 MiB.
+    /// </summary>
+    public int MaxRetainedWalMiB { get; set; } = 4096;
+}
+
+/// <summary>Marks a property the binder can reach that is not a configuration key of its own (the validator reports it as unknown).</summary>
+[AttributeUsage(AttributeTargets.Property)]
+internal sealed class NotAKeyAttribute : Attribute;
 
 /// <summary><c>Backup:S3</c>: the replica. Credentials come from the AWS default chain, never from here.</summary>
 public sealed class S3Options

@@ -83,11 +83,14 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckGlobs($"{B}:{nameof(o.Config)}:{nameof(o.Config.Exclude)}", o.Config.Exclude, p);
 
         CheckKind($"{B}:{nameof(o.Database)}", o.Database, p);
-        CheckDatabase(o.Database, p);
+        CheckDatabase(o.Database, p, o.Pitr.Enabled);
 
         CheckKind($"{B}:{nameof(o.Secrets)}", o.Secrets, p);
         CheckAbsolute($"{B}:{nameof(o.Secrets)}:{nameof(o.Secrets.Directory)}", o.Secrets.Directory, p);
         CheckSecrets(o.Secrets, p);
+
+        CheckKind($"{B}:{nameof(o.Pitr)}", o.Pitr, p, nameof(o.Pitr.BaseSchedule));
+        CheckPitr(o, p);
 
         CheckS3(o.S3, p);
         CheckPositive($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.ReconcileInterval)}", o.Replication.ReconcileInterval, p);
@@ -164,9 +167,9 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         }
     }
 
-    private static void CheckKind(string key, KindOptions kind, List<string> p)
+    private static void CheckKind(string key, KindOptions kind, List<string> p, string scheduleKey = nameof(KindOptions.Schedule))
     {
-        CheckCron($"{key}:{nameof(kind.Schedule)}", kind.Schedule, p);
+        CheckCron($"{key}:{scheduleKey}", kind.Schedule, p);
         CheckPositive($"{key}:{nameof(kind.Retention)}", kind.Retention, p);
         CheckPositive($"{key}:{nameof(kind.FreshnessObjective)}", kind.FreshnessObjective, p);
     }
@@ -183,10 +186,11 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         }
     }
 
-    private static void CheckDatabase(DatabaseOptions db, List<string> p)
+    private static void CheckDatabase(DatabaseOptions db, List<string> p, bool pitrEnabled)
     {
         const string Key = $"{BackupOptions.SectionName}:{nameof(BackupOptions.Database)}";
-        if (db.Enabled)
+        // PITR connects with the same connection string, so it must be usable whenever either kind is on.
+        if (db.Enabled || pitrEnabled)
         {
             try
             {
@@ -212,6 +216,33 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         if (db.S3OverlapBufferMiB is < 0 or > 1024)
         {
             p.Add($"{Key}:{nameof(db.S3OverlapBufferMiB)} must be between 0 (off) and 1024: {db.S3OverlapBufferMiB}");
+        }
+    }
+
+    private static void CheckPitr(BackupOptions o, List<string> p)
+    {
+        const string Key = $"{BackupOptions.SectionName}:{nameof(BackupOptions.Pitr)}";
+        var pitr = o.Pitr;
+        CheckAbsolute($"{Key}:{nameof(pitr.DataDirectory)}", pitr.DataDirectory, p);
+        if (!SlotRegex().IsMatch(pitr.Slot ?? ""))
+        {
+            p.Add($"{Key}:{nameof(pitr.Slot)} must be 1-63 lower-case letters, digits or '_' (a PostgreSQL replication slot name): '{pitr.Slot}'");
+        }
+
+        if (pitr.ShipPartialEvery < TimeSpan.FromSeconds(1) || pitr.ShipPartialEvery > TimeSpan.FromMinutes(10))
+        {
+            p.Add($"{Key}:{nameof(pitr.ShipPartialEvery)} must be between 00:00:01 and 00:10:00: {pitr.ShipPartialEvery}");
+        }
+
+        CheckPositive($"{Key}:{nameof(pitr.BaseFreshnessObjective)}", pitr.BaseFreshnessObjective, p);
+        if (pitr.Compression is not ("gzip" or "none"))
+        {
+            p.Add($"{Key}:{nameof(pitr.Compression)} must be gzip or none: '{pitr.Compression}'");
+        }
+
+        if (pitr.MaxRetainedWalMiB < 16)
+        {
+            p.Add($"{Key}:{nameof(pitr.MaxRetainedWalMiB)} must be at least 16 (one WAL segment): {pitr.MaxRetainedWalMiB}");
         }
     }
 
@@ -313,7 +344,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
     /// <summary>Keys under <paramref name="section"/> that no property of <paramref name="type"/> binds.</summary>
     internal static IEnumerable<string> UnknownKeys(IConfigurationSection section, Type type)
     {
-        var properties = type.GetProperties().Where(pr => pr.CanWrite || IsList(pr.PropertyType))
+        var properties = type.GetProperties().Where(pr => (pr.CanWrite || IsList(pr.PropertyType)) && !pr.IsDefined(typeof(NotAKeyAttribute), inherit: true))
             .ToDictionary(pr => pr.Name, StringComparer.OrdinalIgnoreCase);
         foreach (var child in section.GetChildren())
         {
@@ -387,6 +418,9 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
 
     [GeneratedRegex(@"^[a-z_][a-z0-9_.-]*[$]?(:[a-z_][a-z0-9_.-]*[$]?)?$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex OwnerRegex();
+
+    [GeneratedRegex("^[a-z0-9_]{1,63}$")]
+    private static partial Regex SlotRegex();
 
     [GeneratedRegex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     private static partial Regex BucketRegex();

@@ -17,6 +17,12 @@ public sealed class BackupSchedule
     /// <summary>The WAL's scheduled sync is marked by its manifest; snapshots from the watcher do not count.</summary>
     public const string WalManifestPrefix = "wal-manifest";
 
+    /// <summary>A PITR base backup is marked by its metadata (<c>base_YYYYMMDD_HHMMSS.json</c>), written after its archive.</summary>
+    public const string PitrBasePrefix = Pitr.PitrArtifact.BasePrefix;
+
+    /// <summary>The suffix of a PITR base backup's metadata.</summary>
+    public const string PitrBaseInfoSuffix = Pitr.PitrArtifact.BaseInfoSuffix;
+
     private readonly CronExpression _cron;
 
     public BackupSchedule(string kind, string cronExpression, TimeZoneInfo? timeZone = null)
@@ -39,7 +45,7 @@ public sealed class BackupSchedule
         var kinds = new (string Kind, KindOptions Options)[]
         {
             (BackupKinds.Secrets, options.Secrets), (BackupKinds.Config, options.Config),
-            (BackupKinds.Database, options.Database), (BackupKinds.Wal, options.Wal),
+            (BackupKinds.Database, options.Database), (BackupKinds.Pitr, options.Pitr), (BackupKinds.Wal, options.Wal),
         };
         return [.. kinds.Where(k => k.Options.Enabled).Select(k => new BackupSchedule(k.Kind, k.Options.Schedule, timeZone))];
     }
@@ -72,16 +78,22 @@ public sealed class BackupSchedule
 
     /// <summary>
     /// True when the artifact <paramref name="name"/> marks a completed run of <paramref name="kind"/>, with the
-    /// run's time from the name: for the WAL only a manifest (segments and watcher snapshots do not), for the
-    /// other kinds every timestamped artifact. The catch-up rule and the freshness metrics share this.
+    /// run's time from the name: for the WAL only a manifest (segments and watcher snapshots do not), for PITR only a
+    /// base backup's metadata (the streamed WAL is judged by the recovery point instead), for the other kinds every
+    /// timestamped artifact. The catch-up rule and the freshness metrics share this.
     /// </summary>
     public static bool MarksRun(string kind, string name, out DateTimeOffset time)
     {
-        if (!ArtifactName.TryParse(name, out var prefix, out time, out _, out _))
+        if (!ArtifactName.TryParse(name, out var prefix, out time, out _, out var suffix))
         {
             return false;
         }
 
-        return kind != BackupKinds.Wal || prefix == WalManifestPrefix;
+        return kind switch
+        {
+            BackupKinds.Wal => prefix == WalManifestPrefix,
+            BackupKinds.Pitr => prefix == PitrBasePrefix && suffix == PitrBaseInfoSuffix,
+            _ => true,
+        };
     }
 }
