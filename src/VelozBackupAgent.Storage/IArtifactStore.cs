@@ -43,6 +43,21 @@ public interface IArtifactStore
     /// </summary>
     IAsyncEnumerable<ArtifactInfo> ListWithoutChecksumsAsync(string kind, CancellationToken cancellationToken = default) => ListAsync(kind, cancellationToken);
 
+    /// <summary>
+    /// The artifacts of <paramref name="kind"/> whose names start with <paramref name="namePrefix"/>, as
+    /// <see cref="ListWithoutChecksumsAsync"/> lists them: for finding one segment's pieces among many thousand files.
+    /// </summary>
+    async IAsyncEnumerable<ArtifactInfo> ListPrefixAsync(string kind, string namePrefix, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await foreach (var artifact in ListWithoutChecksumsAsync(kind, cancellationToken).ConfigureAwait(false))
+        {
+            if (artifact.Name.StartsWith(namePrefix, StringComparison.Ordinal))
+            {
+                yield return artifact;
+            }
+        }
+    }
+
     /// <summary>Deletes the artifact and its sidecar. Deleting what does not exist is not an error.</summary>
     Task DeleteAsync(string kind, string name, CancellationToken cancellationToken = default);
 }

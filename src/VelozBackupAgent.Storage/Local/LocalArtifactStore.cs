@@ -155,7 +155,20 @@ public sealed class LocalArtifactStore : IArtifactStore
     public IAsyncEnumerable<ArtifactInfo> ListWithoutChecksumsAsync(string kind, CancellationToken cancellationToken = default) =>
         ListCoreAsync(kind, readChecksums: false, cancellationToken);
 
-    private async IAsyncEnumerable<ArtifactInfo> ListCoreAsync(string kind, bool readChecksums, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <inheritdoc />
+    /// <remarks>One directory listing filtered by the prefix, one stat per match; no sidecar is opened.</remarks>
+    public IAsyncEnumerable<ArtifactInfo> ListPrefixAsync(string kind, string namePrefix, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(namePrefix);
+        if (namePrefix.IndexOfAny(['/', '\\', '*', '?', '[']) >= 0)
+        {
+            throw new ArgumentException($"invalid name prefix '{namePrefix}'", nameof(namePrefix));
+        }
+
+        return ListCoreAsync(kind, readChecksums: false, cancellationToken, namePrefix);
+    }
+
+    private async IAsyncEnumerable<ArtifactInfo> ListCoreAsync(string kind, bool readChecksums, [EnumeratorCancellation] CancellationToken cancellationToken, string namePrefix = "")
     {
         ArtifactNames.ValidateKind(kind);
         var dir = Path.Combine(_root, kind);
@@ -165,7 +178,7 @@ public sealed class LocalArtifactStore : IArtifactStore
         }
 
         var files = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var file in new DirectoryInfo(dir).EnumerateFiles())
+        foreach (var file in new DirectoryInfo(dir).EnumerateFiles(namePrefix + "*"))
         {
             files[file.Name] = file.Length;
         }

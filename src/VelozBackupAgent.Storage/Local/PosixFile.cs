@@ -68,6 +68,9 @@ internal static partial class PosixFile
         return Marshal.GetLastPInvokeError() == EPERM;
     }
 
+    /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/> (e.g. SIGINT = 2, to let a child stop cleanly); false when it failed.</summary>
+    public static bool Signal(int pid, int signal) => !OperatingSystem.IsWindows() && pid > 0 && Kill(pid, signal) == 0;
+
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
 

@@ -204,10 +204,26 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
     }
 
     /// <inheritdoc />
-    public async IAsyncEnumerable<ArtifactInfo> ListAsync(string kind, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<ArtifactInfo> ListAsync(string kind, CancellationToken cancellationToken = default) => ListCoreAsync(kind, "", cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>One listing of the keys under the name prefix, not of the whole kind.</remarks>
+    public IAsyncEnumerable<ArtifactInfo> ListPrefixAsync(string kind, string namePrefix, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(namePrefix);
+        if (namePrefix.Contains('/', StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"invalid name prefix '{namePrefix}'", nameof(namePrefix));
+        }
+
+        return ListCoreAsync(kind, namePrefix, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<ArtifactInfo> ListCoreAsync(string kind, string namePrefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArtifactNames.ValidateKind(kind);
-        var prefix = $"{_options.Prefix}/{kind}/";
+        var kindPrefix = $"{_options.Prefix}/{kind}/";
+        var prefix = kindPrefix + namePrefix;
 
         // Keys come sorted, so "x" arrives just before "x.sha256" and these hold only what is still
         // unmatched; both directions are kept so a store that lists in another order is still right.
@@ -221,7 +237,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
                 new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = prefix, ContinuationToken = token }, t), cancellationToken);
             foreach (var item in page.S3Objects ?? [])
             {
-                var rest = item.Key[prefix.Length..];
+                var rest = item.Key[kindPrefix.Length..];
                 if (rest.EndsWith(Sha256Sidecar.Suffix, StringComparison.Ordinal))
                 {
                     var artifact = rest[..^Sha256Sidecar.Suffix.Length];
