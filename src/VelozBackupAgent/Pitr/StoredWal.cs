@@ -157,7 +157,7 @@ internal sealed class StoredWal
         var chain = Chain(pieces, segSize);
         var covered = chain.Count == 0 ? 0 : End(chain[^1], segSize);
 
-        // Pieces overlapping the chain cannot be appended to it; those after a hole are stored WAL that replay cannot reach.
+        // Pieces after a hole are stored WAL that replay cannot reach.
         var stored = new List<(uint Start, uint End)>();
         if (covered > 0)
         {
@@ -180,28 +180,30 @@ internal sealed class StoredWal
     }
 
     /// <summary>
-    /// The chain of pieces from offset 0 that reaches furthest, each starting exactly where the one before ends. A hole stops
-    /// it; overlapping pieces are not chained (their concatenation would repeat bytes).
+    /// The pieces that cover the segment contiguously from offset 0, in the order to write them, each at its own offset:
+    /// a piece starts at or before where the chain so far ends and reaches further (a later piece rewrites the bytes it
+    /// overlaps — the receiver sends the last page again when it resumes, since it may have been only partly written).
+    /// A hole stops the chain; a piece wholly inside what the chain covers adds nothing.
     /// </summary>
     internal static List<PitrArtifact> Chain(IEnumerable<PitrArtifact> pieces, uint segSize)
     {
-        var reached = new Dictionary<uint, PitrArtifact?> { [0] = null };
+        var chain = new List<PitrArtifact>();
+        uint covered = 0;
         foreach (var piece in pieces.OrderBy(p => p.PartialStart).ThenBy(p => End(p, segSize)).ThenBy(p => p.Name, StringComparer.Ordinal))
         {
             var end = End(piece, segSize);
-            if (reached.ContainsKey(piece.PartialStart) && !reached.ContainsKey(end))
+            if (piece.PartialStart > covered)
             {
-                reached[end] = piece;
+                break;
+            }
+
+            if (end > covered)
+            {
+                chain.Add(piece);
+                covered = end;
             }
         }
 
-        var chain = new List<PitrArtifact>();
-        for (var at = reached.Keys.Max(); reached[at] is { } piece; at = piece.PartialStart)
-        {
-            chain.Add(piece);
-        }
-
-        chain.Reverse();
         return chain;
     }
 

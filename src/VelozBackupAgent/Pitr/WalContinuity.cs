@@ -8,8 +8,8 @@ public sealed record WalInventory(IReadOnlyCollection<string> Names, long Segmen
 
 /// <summary>
 /// One segment to replay, in order: a full segment artifact (<see cref="SegmentArtifact"/> set, <see cref="CoveredBytes"/>
-/// the segment size) or a chain of pieces from offset 0 (<see cref="Pieces"/> in order, each starting where the one
-/// before ends; <see cref="CoveredBytes"/> where the chain ends). Only the last step of a replay can fall short of
+/// the segment size) or a chain of pieces from offset 0 (<see cref="Pieces"/> in the order to write them, each at its own
+/// offset, starting at or before where the ones before end; <see cref="CoveredBytes"/> where the chain ends). Only the last step of a replay can fall short of
 /// its segment's end.
 /// </summary>
 public sealed record WalReplayStep(WalFileName File, string? SegmentArtifact, IReadOnlyList<string> Pieces, uint CoveredBytes);

@@ -93,6 +93,7 @@ public sealed class RestoreSources
         BackupKinds.Wal => (Scheduling.BackupSchedule.WalManifestPrefix, ".json"),
         BackupKinds.Config => ("config", ".tar.gz"),
         BackupKinds.Secrets => ("secrets", ".tar.gz.gpg"),
+        BackupKinds.Pitr => (Scheduling.BackupSchedule.PitrBasePrefix, Scheduling.BackupSchedule.PitrBaseInfoSuffix),
         BackupKinds.Database => (DatabaseSource.ArtifactPrefix(PgConnectionInfo.Parse(_options.Database.ConnectionString, Environment.GetEnvironmentVariable).Database), ".dump"),
         _ => throw new ArgumentException($"unknown kind '{kind}'", nameof(kind)),
     };

@@ -109,6 +109,12 @@ public sealed partial class Restorer
                     continue;
                 }
 
+                if (kind == BackupKinds.Pitr)
+                {
+                    skipped.Add("pitr: the database comes from its newest dump; restore the cluster to a point in time with restore pitr");
+                    continue;
+                }
+
                 locks.Add(await LockAsync(kind, cancellationToken).ConfigureAwait(false));
                 var artifact = store is null
                     ? await _sources.LatestAsync(kind, null, null, cancellationToken).ConfigureAwait(false)

@@ -73,6 +73,17 @@ public sealed partial class Pruner
             {
                 try
                 {
+                    if (kind == BackupKinds.Pitr)
+                    {
+                        // Checksums are not needed to decide, and a WAL archive holds many thousand segments.
+                        var pitrEntries = await BackupCatalog.ListWithoutChecksumsAsync(store, kind, cancellationToken).ConfigureAwait(false);
+                        var bases = await ReadBaseInfosAsync(store, pitrEntries, cancellationToken).ConfigureAwait(false);
+                        var segmentSize = bases.Values.FirstOrDefault(b => b is not null)?.WalSegmentSize ?? 16L * 1024 * 1024;
+                        var pitrDecision = Pitr.PitrRetention.Decide(pitrEntries, retention, now, lastPrune, e => bases.GetValueOrDefault(e.Name), segmentSize);
+                        await ApplyAsync(kind, store, retention, pitrDecision, dryRun, deleted, refusals, cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
+
                     var entries = await BackupCatalog.ListAsync(store, kind, cancellationToken).ConfigureAwait(false);
                     var cache = new Dictionary<string, IReadOnlyCollection<string>?>(StringComparer.Ordinal);
                     if (kind == BackupKinds.Wal)
@@ -84,25 +95,7 @@ public sealed partial class Pruner
                     }
 
                     var decision = RetentionPolicy.Decide(entries, retention, now, lastPrune, m => cache.GetValueOrDefault(m.Name));
-                    if (decision.Refused is not null)
-                    {
-                        refusals.Add($"{kind}/{store.Target}: nothing deleted: {decision.Refused}");
-                        Log.Refused(_logger, kind, store.Target, decision.Refused);
-                        continue;
-                    }
-
-                    foreach (var entry in decision.Delete)
-                    {
-                        var action = new PruneAction(kind, store.Target, entry.Name, entry.Size, entry.Time);
-                        if (!dryRun)
-                        {
-                            await store.DeleteAsync(kind, entry.Name, cancellationToken).ConfigureAwait(false);
-                            Log.DeletedArtifact(_logger, kind, store.Target, entry.Name, entry.Size, retention.TotalDays);
-                            Deleted?.Invoke(this, action);
-                        }
-
-                        deleted.Add(action);
-                    }
+                    await ApplyAsync(kind, store, retention, decision, dryRun, deleted, refusals, cancellationToken).ConfigureAwait(false);
                 }
                 catch (StoreException ex)
                 {
@@ -120,13 +113,54 @@ public sealed partial class Pruner
         return new PruneReport(dryRun, deleted, refusals, errors);
     }
 
-    private TimeSpan RetentionOf(string kind) => kind switch
+    private async Task ApplyAsync(string kind, IArtifactStore store, TimeSpan retention, RetentionDecision decision, bool dryRun,
+        List<PruneAction> deleted, List<string> refusals, CancellationToken cancellationToken)
     {
-        BackupKinds.Wal => _options.Wal.Retention,
-        BackupKinds.Config => _options.Config.Retention,
-        BackupKinds.Database => _options.Database.Retention,
-        _ => _options.Secrets.Retention,
-    };
+        if (decision.Refused is not null)
+        {
+            refusals.Add($"{kind}/{store.Target}: nothing deleted: {decision.Refused}");
+            Log.Refused(_logger, kind, store.Target, decision.Refused);
+            return;
+        }
+
+        foreach (var entry in decision.Delete)
+        {
+            var action = new PruneAction(kind, store.Target, entry.Name, entry.Size, entry.Time);
+            if (!dryRun)
+            {
+                await store.DeleteAsync(kind, entry.Name, cancellationToken).ConfigureAwait(false);
+                Log.DeletedArtifact(_logger, kind, store.Target, entry.Name, entry.Size, retention.TotalDays);
+                Deleted?.Invoke(this, action);
+            }
+
+            deleted.Add(action);
+        }
+    }
+
+    /// <summary>The metadata of every PITR base backup in the listing; null for one that cannot be read (retention then keeps all WAL).</summary>
+    private static async Task<Dictionary<string, Pitr.BaseBackupInfo?>> ReadBaseInfosAsync(IArtifactStore store, IReadOnlyList<CatalogEntry> entries, CancellationToken cancellationToken)
+    {
+        var infos = new Dictionary<string, Pitr.BaseBackupInfo?>(StringComparer.Ordinal);
+        foreach (var entry in entries.Where(e => Pitr.PitrArtifact.Classify(e.Name)?.Type == Pitr.PitrArtifactType.BaseInfo))
+        {
+            try
+            {
+                var stream = await store.OpenReadAsync(BackupKinds.Pitr, entry.Name, cancellationToken).ConfigureAwait(false);
+                await using (stream.ConfigureAwait(false))
+                {
+                    infos[entry.Name] = await Pitr.BaseBackupInfo.ReadAsync(stream, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is StoreException or FormatException or IOException)
+            {
+                infos[entry.Name] = null;
+            }
+        }
+
+        return infos;
+    }
+
+    private TimeSpan RetentionOf(string kind) => _options.Kind(kind).Retention;
 
     private DateTimeOffset? ReadLastPrune()
     {

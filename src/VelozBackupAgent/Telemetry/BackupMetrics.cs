@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Pitr;
 using VelozBackupAgent.Replication;
 using VelozBackupAgent.Retention;
 using VelozBackupAgent.Sources;
@@ -82,6 +83,9 @@ public sealed partial class BackupMetrics : IDisposable
     private readonly List<Action> _detach = [];
     private Replicator? _replicator;
     private WalSource? _wal;
+    private Func<PitrStatus>? _pitrStatus;
+    private Counter<long>? _pitrFailures;
+    private readonly Dictionary<string, long> _pitrFailuresCounted = new(StringComparer.Ordinal);
     private long _walConflictsCounted;
     private RestoreTestRecord _restoreTest = new(null, null);
 
@@ -143,6 +147,11 @@ public sealed partial class BackupMetrics : IDisposable
             "Recovery time objective a test restore is held to: wal (Backup:Verify:RtoSingleNode), database (RtoDatabase), total (RtoSiteFailure).");
 
         var targets = _stores.Select(s => s.Target).ToList();
+        if (options.Pitr.Enabled)
+        {
+            CreatePitrInstruments();
+        }
+
         foreach (var kind in _enabledKinds)
         {
             foreach (var outcome in Outcomes)
@@ -204,6 +213,38 @@ public sealed partial class BackupMetrics : IDisposable
         }
 
         _wal = runner.Sources.OfType<WalSource>().FirstOrDefault();
+    }
+
+    /// <summary>
+    /// Follows point-in-time recovery: the WAL files <paramref name="archive"/> stores (into the inventory) and the
+    /// receiver's <paramref name="status"/> (null without streaming: archive_command mode), read at every scrape.
+    /// </summary>
+    public void AttachPitr(WalArchive archive, Func<PitrStatus>? status)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        EventHandler<ArchivedWal> stored = (_, wal) =>
+        {
+            lock (_scrapeGate)
+            {
+                _inventories[_stores[0].Target].Added(BackupKinds.Pitr, wal.Artifact.Name, wal.Artifact.Size);
+                _bytes.Add(wal.Artifact.Size, Tag("kind", BackupKinds.Pitr), Tag("target", _stores[0].Target));
+            }
+        };
+        EventHandler<string> removed = (_, name) =>
+        {
+            lock (_scrapeGate)
+            {
+                _inventories[_stores[0].Target].Removed(BackupKinds.Pitr, name);
+            }
+        };
+        archive.Stored += stored;
+        archive.Removed += removed;
+        _detach.Add(() =>
+        {
+            archive.Stored -= stored;
+            archive.Removed -= removed;
+        });
+        _pitrStatus = status;
     }
 
     /// <summary>
@@ -332,6 +373,13 @@ public sealed partial class BackupMetrics : IDisposable
     /// </summary>
     public DateTimeOffset? LastSuccess(string kind, string target)
     {
+        if (kind == BackupKinds.Pitr && _pitrStatus is not null)
+        {
+            // The streamed WAL's freshness is its recovery point: an idle server writes no WAL, and is still current.
+            var status = _pitrStatus();
+            return target == _stores[0].Target ? status.RecoveryPoint : status.RecoveryPointS3;
+        }
+
         DateTimeOffset? newest = _inventories.TryGetValue(target, out var inventory) ? inventory.Totals(kind).NewestRun : null;
         if (target == _stores[0].Target && _lastRunSuccess.TryGetValue(kind, out var run) && (newest is null || run > newest))
         {
@@ -346,6 +394,11 @@ public sealed partial class BackupMetrics : IDisposable
     {
         var now = _time.GetUtcNow();
         var kinds = _enabledKinds.Select(k => Freshness.Evaluate(_options, k, LastSuccess(k, _stores[0].Target), now)).ToList();
+        if (_options.Pitr.Enabled)
+        {
+            kinds.Add(Freshness.Evaluate(PitrBaseKind, NewestBase(_stores[0].Target), _options.Pitr.BaseFreshnessObjective, _options.FreshnessGrace, now));
+        }
+
         return HealthReport.Evaluate(scheduler, kinds);
     }
 
@@ -361,6 +414,7 @@ public sealed partial class BackupMetrics : IDisposable
         {
             _restoreTest = restoreTest;
             CountWalConflicts();
+            CountPitrFailures();
             families = _pipeline.Collect();
         }
 
@@ -458,7 +512,8 @@ public sealed partial class BackupMetrics : IDisposable
                 continue;
             }
 
-            foreach (var kind in BackupKinds.All.Where(k => k != BackupKinds.Wal && FolderChanged(k)))
+            // WAL folders hold many thousand files; this process's own WAL and PITR writes are tracked by their events.
+            foreach (var kind in BackupKinds.All.Where(k => k is not (BackupKinds.Wal or BackupKinds.Pitr) && FolderChanged(k)))
             {
                 await RefreshKindAsync(local, kind, cancellationToken).ConfigureAwait(false);
             }
@@ -578,6 +633,133 @@ public sealed partial class BackupMetrics : IDisposable
             {
                 _integrityErrors.Add(detected - _walConflictsCounted, Tag("kind", BackupKinds.Wal));
                 _walConflictsCounted = detected;
+            }
+        }
+    }
+
+    /// <summary>The health entry of PITR base backups (the streamed WAL is the kind <c>pitr</c> itself).</summary>
+    public const string PitrBaseKind = "pitr-base";
+
+    private void CreatePitrInstruments()
+    {
+        _pitrFailures = _meter.CreateCounter<long>("veloz_backup_pitr_failures", "{failure}",
+            "Times WAL streaming stopped or a WAL file could not be stored, by reason (connection, server_settings, privilege, hba, slot_active, tools, disk_full, other_cluster, conflict, other).");
+        foreach (var reason in PgTools.Labels)
+        {
+            _pitrFailures.Add(0, Tag("reason", reason));
+        }
+
+        _meter.CreateObservableGauge("veloz_backup_pitr_receiver_up", () => PitrGauge(s => s.ReceiverUp ? 1 : 0), "1",
+            "1 while pg_receivewal streams the server's WAL into the store, 0 otherwise.");
+        _meter.CreateObservableGauge("veloz_backup_pitr_receiver_restarts", () => PitrGauge(s => s.Restarts), "{restart}",
+            "How often the receiver was started again after it stopped, since the agent started.");
+        _meter.CreateObservableGauge("veloz_backup_pitr_server_wal_position_bytes", () => PitrGauge(s => Position(s.ServerLsn)), "By",
+            "The server's current WAL position (LSN as a byte position) at the last poll.");
+        _meter.CreateObservableGauge("veloz_backup_pitr_received_wal_position_bytes", () => PitrGauge(s => Position(s.ReceivedLsn)), "By",
+            "How far the receiver has received and flushed the server's WAL (the slot's restart_lsn).");
+        _meter.CreateObservableGauge("veloz_backup_pitr_received_timestamp_seconds", () => PitrGauge(s => Seconds(s.LastReceivedAt)), "s",
+            "When the receiver was last found to have received new WAL, or to be level with the server (Unix seconds; 0: never).");
+        _meter.CreateObservableGauge("veloz_backup_pitr_stored_wal_position_bytes", ObservePitrStored, "By",
+            "How far the WAL stored in the target reaches (local: stored; s3: everything before it copied).");
+        _meter.CreateObservableGauge("veloz_backup_pitr_stored_timestamp_seconds", () => PitrGauge(s => Seconds(s.LastStoredAt)), "s",
+            "When a WAL segment or piece was last stored locally (Unix seconds; 0: never).");
+        _meter.CreateObservableGauge("veloz_backup_pitr_recovery_point_timestamp_seconds", ObservePitrRecoveryPoint, "s",
+            "The newest moment all of whose WAL is stored in the target: how far a restore to the latest point reaches (Unix seconds; 0: unknown).");
+        _meter.CreateObservableGauge("veloz_backup_pitr_lag_bytes", ObservePitrLag, "By",
+            "Bytes of WAL the server has that the target does not hold yet.");
+        _meter.CreateObservableGauge("veloz_backup_pitr_slot_retained_bytes", () => PitrGauge(s => s.SlotRetainedBytes), "By",
+            "WAL the replication slot keeps on the server (server position minus what the receiver flushed).");
+        _meter.CreateObservableGauge("veloz_backup_pitr_slot_retained_objective_bytes", () => _options.Pitr.MaxRetainedWalMiB * 1024L * 1024L, "By",
+            "How much WAL the slot may hold back before it is an alert (Backup:Pitr:MaxRetainedWalMiB).");
+        _meter.CreateObservableGauge("veloz_backup_pitr_base_backup_timestamp_seconds", ObservePitrBase, "s",
+            "When the newest complete base backup in the target started (Unix seconds; 0: none).");
+        _meter.CreateObservableGauge("veloz_backup_pitr_base_backup_objective_seconds", () => _options.Pitr.BaseFreshnessObjective.TotalSeconds, "s",
+            "How old the newest base backup may be (Backup:Pitr:BaseFreshnessObjective).");
+    }
+
+    private IEnumerable<Measurement<long>> PitrGauge(Func<PitrStatus, long> value)
+    {
+        if (_pitrStatus is not null)
+        {
+            yield return new Measurement<long>(value(_pitrStatus()));
+        }
+    }
+
+    private IEnumerable<Measurement<double>> PitrGauge(Func<PitrStatus, double> value)
+    {
+        if (_pitrStatus is not null)
+        {
+            yield return new Measurement<double>(value(_pitrStatus()));
+        }
+    }
+
+    private static long Position(string? lsn) => PitrStatus.Position(lsn) is { } l ? (long)l.Value : 0;
+
+    private IEnumerable<Measurement<long>> ObservePitrStored()
+    {
+        if (_pitrStatus is null)
+        {
+            yield break;
+        }
+
+        var status = _pitrStatus();
+        yield return new Measurement<long>(Position(status.StoredLsn), Tag("target", _stores[0].Target));
+        if (_stores.Count > 1)
+        {
+            yield return new Measurement<long>(Position(status.StoredLsnS3), Tag("target", _stores[1].Target));
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObservePitrRecoveryPoint()
+    {
+        if (_pitrStatus is null)
+        {
+            yield break;
+        }
+
+        var status = _pitrStatus();
+        yield return new Measurement<double>(Seconds(status.RecoveryPoint), Tag("target", _stores[0].Target));
+        if (_stores.Count > 1)
+        {
+            yield return new Measurement<double>(Seconds(status.RecoveryPointS3), Tag("target", _stores[1].Target));
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObservePitrLag()
+    {
+        if (_pitrStatus is null)
+        {
+            yield break;
+        }
+
+        var status = _pitrStatus();
+        yield return new Measurement<long>(status.LagBytes, Tag("target", _stores[0].Target));
+        if (_stores.Count > 1)
+        {
+            yield return new Measurement<long>(status.LagBytesS3 ?? 0, Tag("target", _stores[1].Target));
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObservePitrBase() =>
+        _stores.Select(store => new Measurement<double>(Seconds(NewestBase(store.Target)), Tag("target", store.Target)));
+
+    private DateTimeOffset? NewestBase(string target) =>
+        _inventories.TryGetValue(target, out var inventory) ? inventory.Totals(BackupKinds.Pitr).NewestRun : null;
+
+    private void CountPitrFailures()
+    {
+        if (_pitrStatus is null || _pitrFailures is null)
+        {
+            return;
+        }
+
+        foreach (var (reason, count) in _pitrStatus().Failures)
+        {
+            var counted = _pitrFailuresCounted.GetValueOrDefault(reason);
+            if (count > counted)
+            {
+                _pitrFailures.Add(count - counted, Tag("reason", reason));
+                _pitrFailuresCounted[reason] = count;
             }
         }
     }

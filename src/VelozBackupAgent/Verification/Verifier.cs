@@ -89,8 +89,24 @@ public sealed partial class Verifier
             checks.Add(Freshness(kind, item, local[kind], now));
         }
 
+        var pitr = new Pitr.PitrChecks(_options, _time);
+        var pitrLocal = _options.Pitr.Enabled ? await Pitr.PitrCatalog.LoadAsync(_local, cancellationToken).ConfigureAwait(false) : null;
+        if (pitrLocal is not null)
+        {
+            checks.Add(await pitr.StreamAsync(pitrLocal, cancellationToken).ConfigureAwait(false));
+            checks.Add(pitr.Base(pitrLocal));
+        }
+
         checks.Add(await S3CopyAsync(local, now, cancellationToken).ConfigureAwait(false));
         checks.Add(await ChecksumsAsync(local, request.ReadData, cancellationToken).ConfigureAwait(false));
+        if (pitrLocal is not null)
+        {
+            checks.Add(pitr.Continuity(pitrLocal));
+            if (_remote is not null)
+            {
+                checks.Add(await RemoteContinuityAsync(pitr, cancellationToken).ConfigureAwait(false));
+            }
+        }
 
         RestoreTestResult? test = null;
         if (request.TestRestore)
@@ -114,6 +130,18 @@ public sealed partial class Verifier
         }
 
         return report;
+    }
+
+    private async Task<CheckResult> RemoteContinuityAsync(Pitr.PitrChecks pitr, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return pitr.Continuity(await Pitr.PitrCatalog.LoadAsync(_remote!, cancellationToken).ConfigureAwait(false));
+        }
+        catch (StoreException ex)
+        {
+            return new CheckResult("WAL continuity (s3: no gap from the newest base backup to the newest WAL)", CheckStatus.Fail, $"S3 unusable: {ex.Message}");
+        }
     }
 
     private CheckResult Freshness(string kind, string item, IReadOnlyList<CatalogEntry> entries, DateTimeOffset now)
@@ -278,7 +306,8 @@ public sealed partial class Verifier
         var total = Stopwatch.StartNew();
         try
         {
-            foreach (var kind in BackupKinds.All.Where(k => _options.Kind(k).Enabled))
+            // A PITR test restore is the checklist's own line ("PITR tested to specific time").
+            foreach (var kind in BackupKinds.All.Where(k => _options.Kind(k).Enabled && k != BackupKinds.Pitr))
             {
                 var clock = Stopwatch.StartNew();
                 try

@@ -1,0 +1,804 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Sources;
+using VelozBackupAgent.Sources.Database;
+
+namespace VelozBackupAgent.Pitr;
+
+/// <summary>
+/// Streams the server's WAL into the store, supervised: runs <c>pg_receivewal --slot &lt;Slot&gt; --synchronous</c> into
+/// a spool directory (<c>&lt;LocalRoot&gt;/.state/pitr/spool</c>), creating the physical slot when it is missing, and
+/// starts it again with backoff (1 s doubling to 1 min) whenever it stops: the slot keeps the server from recycling
+/// WAL meanwhile, so a restart loses nothing. Each completed segment and timeline history file is stored through
+/// <see cref="WalArchive"/> (checksummed, durable, queued for S3) and only then leaves the spool. Every
+/// <c>ShipPartialEvery</c> the server is polled (its position, the slot's restart_lsn, which is what the receiver has
+/// flushed) and the newly received part of the segment still being written is stored as a piece, so a site failure
+/// loses seconds of commits. Timeline switches are followed by pg_receivewal itself; a spool left ahead of the
+/// server's history (after a restore to an earlier point) is moved aside and streaming starts again from the slot.
+/// </summary>
+/// <remarks>
+/// Everything that goes wrong is one line (<see cref="PitrStatus.LastError"/>, logged once per change) with a metric
+/// label (<see cref="PitrFailure"/>); the other kinds never notice.
+/// </remarks>
+public sealed partial class WalReceiver
+{
+    private const int PageSize = 8192;
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan HealthyRun = TimeSpan.FromMinutes(2);
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan SampleWindow = TimeSpan.FromHours(6);
+
+    private readonly BackupOptions _options;
+    private readonly WalArchive _archive;
+    private readonly PgTools _tools;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ILogger _childLogger;
+    private readonly string _spool;
+    private readonly string _statusPath;
+    private readonly string _queueDirectory;
+    private readonly bool _s3;
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly ConcurrentDictionary<string, long> _failures = new(StringComparer.Ordinal);
+    private readonly Queue<(DateTimeOffset Time, Lsn Server)> _samples = new();
+    private readonly Dictionary<WalFileName, uint> _shipped = [];
+    private readonly Lock _gate = new();
+
+    private PitrStatus _status = new();
+    private long _segmentSize = 16L * 1024 * 1024;
+    private Lsn _storedEnd = Lsn.Invalid;
+    private DateTimeOffset? _lastStoredAt;
+    private Lsn _received = Lsn.Invalid;
+    private DateTimeOffset? _lastReceivedAt;
+    private DateTimeOffset? _recoveryPoint;
+    private DateTimeOffset? _recoveryPointS3;
+    private long _restarts;
+    private string? _lastLoggedError;
+
+    public WalReceiver(BackupOptions options, WalArchive archive, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(archive);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _options = options;
+        _archive = archive;
+        _tools = new PgTools(options.Database);
+        _time = time;
+        _logger = loggerFactory.CreateLogger<WalReceiver>();
+        _childLogger = loggerFactory.CreateLogger("VelozBackupAgent.Pitr.PgReceiveWal");
+        _spool = Path.Combine(archive.StateDirectory, "spool");
+        _statusPath = Path.Combine(archive.StateDirectory, "status.json");
+        _queueDirectory = Path.Combine(options.StateDirectory, "upload-queue", BackupKinds.Pitr);
+        _s3 = options.S3.Enabled;
+        archive.Stored += (_, wal) => OnStored(wal);
+    }
+
+    /// <summary>The spool pg_receivewal writes into.</summary>
+    public string SpoolDirectory => _spool;
+
+    /// <summary>A consistent snapshot of what the receiver knows.</summary>
+    public PitrStatus Status
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _status;
+            }
+        }
+    }
+
+    /// <summary>The receiver's child process id while it runs (tests check its command line and environment).</summary>
+    public int? ProcessId { get; private set; }
+
+    /// <summary>Runs until <paramref name="stopping"/> is cancelled; never throws for a streaming problem.</summary>
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        PrivateDirectory.Create(_archive.StateDirectory);
+        PrivateDirectory.Create(_spool);
+        using var watcher = WatchSpool();
+        var backoff = TimeSpan.FromSeconds(1);
+        while (!stopping.IsCancellationRequested)
+        {
+            var started = _time.GetTimestamp();
+            try
+            {
+                await SessionAsync(stopping);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex) when (ex is WalArchiveException or BackupSourceException or NpgsqlException or IOException or UnauthorizedAccessException or TimeoutException)
+            {
+                Fail(FailureOf(ex), ex.Message);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Log.Unexpected(_logger, ex);
+                Fail(PitrFailure.Other, $"{ex.GetType().Name}: {ex.Message}");
+            }
+
+            if (stopping.IsCancellationRequested)
+            {
+                break;
+            }
+
+            if (_time.GetElapsedTime(started) > HealthyRun)
+            {
+                backoff = TimeSpan.FromSeconds(1);
+            }
+
+            try
+            {
+                await Task.Delay(backoff, _time, stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+            Interlocked.Increment(ref _restarts);
+        }
+
+        Update(s => s with { ReceiverUp = false, UpSince = null });
+    }
+
+    private async Task SessionAsync(CancellationToken stopping)
+    {
+        var connection = PgConnectionInfo.Parse(_options.Database.ConnectionString, Environment.GetEnvironmentVariable);
+        var server = new PgServer(connection);
+        var facts = await server.ProbeAsync(stopping);
+        if (server.Problems(facts) is [var first, ..])
+        {
+            throw new WalArchiveException(first.StartsWith("role ", StringComparison.Ordinal) ? PitrFailure.Privilege : PitrFailure.ServerSettings, first);
+        }
+
+        await _tools.CheckAsync("pg_receivewal", facts.Version.Major, _childLogger, stopping);
+        if (await _archive.CheckIdentityAsync(facts.SystemIdentifier, server.Describe(), stopping) is { } otherCluster)
+        {
+            throw new WalArchiveException(PitrFailure.OtherCluster, otherCluster);
+        }
+
+        if (await _archive.IdentityAsync(stopping) is null)
+        {
+            _archive.RememberIdentity(facts.SystemIdentifier);
+        }
+
+        _segmentSize = facts.SegmentSize;
+        var slotName = _options.Pitr.Slot;
+        var slot = await server.SlotAsync(slotName, stopping);
+        if (slot is null)
+        {
+            await server.CreateSlotAsync(slotName, stopping);
+            Log.SlotCreated(_logger, slotName, server.Describe());
+        }
+        else if (!slot.Physical)
+        {
+            throw new WalArchiveException(PitrFailure.ServerSettings, $"{slotName} on {server.Describe()} is a logical replication slot: give the agent a physical one (Backup:Pitr:Slot)");
+        }
+        else if (slot.WalStatus == "lost")
+        {
+            // The server recycled WAL the slot still needed (max_slot_wal_keep_size): streaming on would hide a gap.
+            // Start a new slot from now and say plainly what is missing; a new base backup closes it for restores.
+            await server.DropSlotAsync(slotName, stopping);
+            await server.CreateSlotAsync(slotName, stopping);
+            Fail(PitrFailure.SlotLost,
+                $"the replication slot {slotName} on {server.Describe()} lost WAL the receiver had not streamed (max_slot_wal_keep_size was exceeded): WAL after {_storedEnd} is missing from the archive; the slot was created again and streaming goes on, but take a new base backup (veloz-backup backup pitr) so a restore to later points works");
+        }
+        else if (slot.Active)
+        {
+            throw new WalArchiveException(PitrFailure.SlotActive,
+                string.Create(CultureInfo.InvariantCulture, $"the replication slot {slotName} on {server.Describe()} is in use by PID {slot.ActivePid} (another receiver or a second agent): stop it, or give this agent its own Backup:Pitr:Slot"));
+        }
+
+        // What an earlier run left: complete files, and the partial segment (stable now: nothing writes it).
+        RemoveUnusablePartials();
+        await ShipCompletedAsync(stopping);
+        await ShipStablePartialsAsync(all: true, stopping);
+        InitialiseStoredEnd();
+
+        var monitor = await server.OpenAsync(stopping);
+        await using (monitor)
+        {
+            var environment = new Dictionary<string, string?>(connection.ChildEnvironment(), StringComparer.Ordinal)
+            {
+                ["PGAPPNAME"] = "veloz-backup-receiver",
+            };
+            await using var receiver = ReceiverProcess.Start(_tools.PathOf("pg_receivewal"),
+                ["--directory", _spool, "--slot", slotName, "--synchronous", "--no-loop", "--no-password", "--verbose"],
+                environment, _tools.InstallHint(facts.Version.Major), _childLogger);
+            ProcessId = receiver.ProcessId;
+            var upSince = _time.GetUtcNow();
+            Update(s => s with { ReceiverUp = true, UpSince = upSince, Failure = PitrFailure.None, SystemIdentifier = facts.SystemIdentifier.ToString(CultureInfo.InvariantCulture) });
+            Log.Streaming(_logger, server.Describe(), slotName, _spool);
+            if (_lastLoggedError is not null)
+            {
+                Log.Recovered(_logger);
+                _lastLoggedError = null;
+            }
+
+            var monitorDb = monitor;
+            try
+            {
+                while (!receiver.HasExited && !stopping.IsCancellationRequested)
+                {
+                    await WaitAsync(receiver, stopping);
+                    await ShipCompletedAsync(stopping);
+                    monitorDb = await PollAsync(server, monitorDb, receiver, stopping);
+                }
+            }
+            finally
+            {
+                if (!ReferenceEquals(monitorDb, monitor))
+                {
+                    await monitorDb.DisposeAsync();
+                }
+
+                await receiver.StopAsync(StopGrace);
+                ProcessId = null;
+            }
+
+            // Whatever it had flushed before it stopped is stable now: store it before anything else happens.
+            await ShipCompletedAsync(CancellationToken.None);
+            await ShipStablePartialsAsync(all: true, CancellationToken.None);
+            Update(s => s with { ReceiverUp = false, UpSince = null });
+            if (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+
+            var stderr = receiver.Stderr;
+            if (stderr.Contains("not in this server's history", StringComparison.OrdinalIgnoreCase))
+            {
+                // The spool is ahead of the server's history (it was restored to an earlier point): what the spool holds
+                // is stored already; set it aside and stream again from the slot on the server's timeline.
+                var aside = MoveSpoolAside();
+                throw new WalArchiveException(PitrFailure.Other, $"the spool was ahead of {server.Describe()}'s timeline history (restored to an earlier point?); its files were stored and moved to {aside}; streaming starts again from the slot");
+            }
+
+            var (failure, line) = PgTools.Explain(stderr, server.Describe(), facts.User, slotName,
+                string.Create(CultureInfo.InvariantCulture, $"pg_receivewal stopped (exit code {receiver.ExitCode})"));
+            throw new WalArchiveException(failure, line);
+        }
+    }
+
+    private async Task WaitAsync(ReceiverProcess receiver, CancellationToken stopping)
+    {
+        using var tick = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        tick.CancelAfter(_options.Pitr.ShipPartialEvery);
+        try
+        {
+            await Task.WhenAny(receiver.Exited, _wake.Reader.ReadAsync(tick.Token).AsTask()).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+        {
+            // The tick.
+        }
+
+        stopping.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>One poll: the server's position, a new piece of the segment being written, the status.</summary>
+    private async Task<NpgsqlConnection> PollAsync(PgServer server, NpgsqlConnection db, ReceiverProcess receiver, CancellationToken stopping)
+    {
+        ServerPosition position;
+        try
+        {
+            position = await PgServer.PositionAsync(db, _options.Pitr.Slot, stopping);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException && !stopping.IsCancellationRequested)
+        {
+            // The receiver may still be fine; poll again on a fresh connection next time.
+            Log.PollFailed(_logger, ex.Message.Split('\n')[0]);
+            try
+            {
+                return await server.OpenAsync(stopping);
+            }
+            catch (BackupSourceException)
+            {
+                return db;
+            }
+        }
+
+        var now = _time.GetUtcNow();
+        var flushed = position.Slot?.RestartLsn ?? Lsn.Invalid;
+        if (flushed > _received || (flushed == position.ServerLsn && flushed != Lsn.Invalid))
+        {
+            _received = flushed;
+            _lastReceivedAt = now;
+        }
+
+        if (!receiver.HasExited)
+        {
+            await ShipReceivedPieceAsync(flushed, stopping);
+        }
+
+        await ShipStablePartialsAsync(all: false, stopping);
+        Sample(now, position.ServerLsn);
+        var s3End = S3End();
+        lock (_gate)
+        {
+            _recoveryPoint = RecoveryPointFor(_storedEnd, _recoveryPoint);
+            if (s3End is { } e)
+            {
+                _recoveryPointS3 = RecoveryPointFor(e, _recoveryPointS3);
+            }
+        }
+
+        var current = CurrentPartial();
+        Update(s => s with
+        {
+            CheckedAt = now,
+            ServerLsn = position.ServerLsn.ToString(),
+            ReceivedLsn = _received == Lsn.Invalid ? null : _received.ToString(),
+            LastReceivedAt = _lastReceivedAt,
+            StoredLsn = _storedEnd == Lsn.Invalid ? null : _storedEnd.ToString(),
+            LastStoredAt = _lastStoredAt,
+            StoredLsnS3 = s3End?.ToString(),
+            RecoveryPoint = _recoveryPoint,
+            RecoveryPointS3 = _s3 ? _recoveryPointS3 : null,
+            LagBytes = Math.Max(0, position.ServerLsn - _storedEnd),
+            LagBytesS3 = s3End is { } end ? Math.Max(0, position.ServerLsn - end) : null,
+            SlotRetainedBytes = flushed == Lsn.Invalid ? 0 : Math.Max(0, position.ServerLsn - flushed),
+            SlotWalStatus = position.Slot?.WalStatus,
+            Timeline = current?.File.Timeline ?? s.Timeline,
+            Segment = current?.File.ToString() ?? s.Segment,
+        });
+        SaveStatus();
+        return db;
+    }
+
+    /// <summary>Stores the part of the segment being written that the receiver has flushed and that is not stored yet.</summary>
+    private async Task ShipReceivedPieceAsync(Lsn flushed, CancellationToken stopping)
+    {
+        if (CurrentPartial() is not { } current || flushed == Lsn.Invalid)
+        {
+            return;
+        }
+
+        var start = current.File.StartLsn(_segmentSize);
+        if (flushed <= start || flushed - start >= _segmentSize)
+        {
+            // Not into this segment yet, or the segment is complete and about to be renamed (then stored whole).
+            return;
+        }
+
+        var end = (uint)(flushed - start);
+        var shipped = Shipped(current.File);
+        if (end > shipped)
+        {
+            await _archive.StorePieceAsync(current.Path, current.File, shipped, end, _segmentSize, stopping);
+            _shipped[current.File] = end;
+        }
+    }
+
+    /// <summary>
+    /// Stores what a partial segment nobody writes any more holds (the receiver stopped, or it moved on to a new
+    /// timeline): up to the end of its last non-zero page. The next piece starts at that last page again, since it may
+    /// have been only partly written.
+    /// </summary>
+    private async Task ShipStablePartialsAsync(bool all, CancellationToken cancellationToken)
+    {
+        var partials = Partials();
+        if (partials.Count == 0)
+        {
+            return;
+        }
+
+        var newest = partials[^1];
+        foreach (var partial in partials)
+        {
+            if (!all && partial == newest)
+            {
+                continue;
+            }
+
+            var shipped = Shipped(partial.File);
+            var end = EndOfWrittenPages(partial.Path, shipped);
+            if (end > shipped)
+            {
+                await _archive.StorePieceAsync(partial.Path, partial.File, shipped, end, _segmentSize, cancellationToken);
+            }
+
+            // Re-send the last page next time: it may have been written only in part.
+            _shipped[partial.File] = end > shipped ? (uint)Math.Max(0, (end - 1) / PageSize * PageSize) : shipped;
+            if (partial != newest)
+            {
+                // An older timeline's last segment: stored; nothing will write it again.
+                File.Delete(partial.Path);
+                _shipped.Remove(partial.File);
+            }
+        }
+    }
+
+    /// <summary>Stores every completed segment and history file in the spool, oldest first, and removes each once stored.</summary>
+    private async Task ShipCompletedAsync(CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(_spool))
+        {
+            return;
+        }
+
+        var files = Directory.EnumerateFiles(_spool)
+            .Select(p => (Path: p, Artifact: PitrArtifact.Classify(Path.GetFileName(p))))
+            .Where(f => f.Artifact is { Type: PitrArtifactType.Segment or PitrArtifactType.History })
+            // History files first: a restore must never see a timeline's segments without its history.
+            .OrderBy(f => f.Artifact!.Type == PitrArtifactType.History ? 0 : 1)
+            .ThenBy(f => f.Artifact!.Name, StringComparer.Ordinal)
+            .ToList();
+        foreach (var (path, artifact) in files)
+        {
+            try
+            {
+                await _archive.StoreFileAsync(path, _segmentSize, cancellationToken);
+            }
+            catch (WalArchiveException ex) when (ex.Failure == PitrFailure.Conflict)
+            {
+                // Keep the received copy beside the stored one for whoever investigates; go on with the rest.
+                var aside = path + ".conflict-" + _time.GetUtcNow().ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture);
+                File.Move(path, aside);
+                Fail(PitrFailure.Conflict, ex.Message + $" (the received copy is kept as {aside})");
+                continue;
+            }
+
+            File.Delete(path);
+            if (artifact!.File is { } segment && artifact.Type == PitrArtifactType.Segment)
+            {
+                _shipped.Remove(segment);
+                await _archive.DeleteSupersededPiecesAsync(segment, cancellationToken);
+            }
+        }
+    }
+
+    private void OnStored(ArchivedWal wal)
+    {
+        lock (_gate)
+        {
+            _lastStoredAt = _time.GetUtcNow();
+            if (wal.End != Lsn.Invalid && (wal.File is null || CurrentTimelineOrAny(wal.File.Value.Timeline)) && wal.End > _storedEnd)
+            {
+                _storedEnd = wal.End;
+            }
+        }
+    }
+
+    private bool CurrentTimelineOrAny(uint timeline) => _status.Timeline == 0 || timeline >= _status.Timeline;
+
+    /// <summary>
+    /// Where the stored WAL reaches when this process has stored nothing yet: the segment being received (pieces or
+    /// whole), else the newest stored segment.
+    /// </summary>
+    private void InitialiseStoredEnd()
+    {
+        if (_storedEnd != Lsn.Invalid)
+        {
+            return;
+        }
+
+        if (CurrentPartial() is { } current)
+        {
+            var start = current.File.StartLsn(_segmentSize);
+            var chain = _archive.StoredPieceEnd(current.File, _segmentSize);
+            _shipped[current.File] = chain == 0 ? 0 : (uint)Math.Max(0, (chain - 1) / PageSize * PageSize);
+            _storedEnd = chain > 0 ? start + chain : start;
+            return;
+        }
+
+        if (!Directory.Exists(_archive.Directory))
+        {
+            return;
+        }
+
+        WalFileName? newest = null;
+        foreach (var path in Directory.EnumerateFiles(_archive.Directory))
+        {
+            if (WalFileName.TryParse(Path.GetFileName(path), out var name) && File.Exists(path + ".sha256")
+                && (newest is null || name.SegmentNumber(_segmentSize) > newest.Value.SegmentNumber(_segmentSize)))
+            {
+                newest = name;
+            }
+        }
+
+        if (newest is { } n)
+        {
+            _storedEnd = n.StartLsn(_segmentSize) + _segmentSize;
+        }
+    }
+
+    private uint Shipped(WalFileName file)
+    {
+        if (!_shipped.TryGetValue(file, out var shipped))
+        {
+            var chain = _archive.StoredPieceEnd(file, _segmentSize);
+            shipped = chain == 0 ? 0 : (uint)Math.Max(0, (chain - 1) / PageSize * PageSize);
+            _shipped[file] = shipped;
+        }
+
+        return shipped;
+    }
+
+    /// <summary>
+    /// A .partial shorter or longer than a segment is what pg_receivewal leaves when it could not preallocate one (a full
+    /// disk); it refuses to start while it is there. All zeros, it holds nothing: removed. Otherwise it is set aside.
+    /// </summary>
+    private void RemoveUnusablePartials()
+    {
+        if (!Directory.Exists(_spool))
+        {
+            return;
+        }
+
+        foreach (var path in Directory.EnumerateFiles(_spool, "*.partial"))
+        {
+            var info = new FileInfo(path);
+            if (info.Length == _segmentSize)
+            {
+                continue;
+            }
+
+            if (AllZeros(path))
+            {
+                File.Delete(path);
+                Log.RemovedPartial(_logger, info.Name, info.Length);
+            }
+            else
+            {
+                var aside = path + ".unusable-" + _time.GetUtcNow().ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture);
+                File.Move(path, aside);
+                Log.SetAsidePartial(_logger, info.Name, info.Length, aside);
+            }
+        }
+    }
+
+    private static bool AllZeros(string path)
+    {
+        using var input = File.OpenRead(path);
+        var buffer = new byte[1 << 16];
+        int read;
+        while ((read = input.Read(buffer)) > 0)
+        {
+            if (buffer.AsSpan(0, read).IndexOfAnyExcept((byte)0) >= 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private sealed record SpoolPartial(string Path, WalFileName File);
+
+    /// <summary>The spool's .partial files, oldest first (by timeline, then position).</summary>
+    private List<SpoolPartial> Partials()
+    {
+        if (!Directory.Exists(_spool))
+        {
+            return [];
+        }
+
+        var partials = new List<SpoolPartial>();
+        foreach (var path in Directory.EnumerateFiles(_spool, "*.partial"))
+        {
+            var name = Path.GetFileName(path);
+            if (WalFileName.TryParse(name[..^".partial".Length], out var file))
+            {
+                partials.Add(new SpoolPartial(path, file));
+            }
+        }
+
+        return [.. partials.OrderBy(p => p.File.Timeline).ThenBy(p => p.File.SegmentNumber(_segmentSize))];
+    }
+
+    private SpoolPartial? CurrentPartial() => Partials() is [.., var newest] ? newest : null;
+
+    /// <summary>The end of the last page at or after <paramref name="from"/> that is not all zeros (page-aligned), or <paramref name="from"/>.</summary>
+    private uint EndOfWrittenPages(string path, uint from)
+    {
+        using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, PageSize);
+        var page = new byte[PageSize];
+        var end = from;
+        for (long offset = from / PageSize * PageSize; offset < Math.Min(input.Length, _segmentSize); offset += PageSize)
+        {
+            input.Position = offset;
+            var read = input.ReadAtLeast(page, PageSize, throwOnEndOfStream: false);
+            if (read == 0 || page.AsSpan(0, read).IndexOfAnyExcept((byte)0) < 0)
+            {
+                break;
+            }
+
+            end = (uint)(offset + read);
+        }
+
+        return end;
+    }
+
+    private void Sample(DateTimeOffset now, Lsn server)
+    {
+        if (server == Lsn.Invalid)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _samples.Enqueue((now, server));
+            while (_samples.Count > 1 && now - _samples.Peek().Time > SampleWindow)
+            {
+                _samples.Dequeue();
+            }
+        }
+    }
+
+    /// <summary>The newest sampled moment whose server position is within <paramref name="end"/> (never earlier than <paramref name="previous"/>).</summary>
+    private DateTimeOffset? RecoveryPointFor(Lsn end, DateTimeOffset? previous)
+    {
+        if (end == Lsn.Invalid)
+        {
+            return previous;
+        }
+
+        DateTimeOffset? best = previous;
+        foreach (var (time, server) in _samples)
+        {
+            if (server <= end && (best is null || time > best))
+            {
+                best = time;
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>How far S3 holds the WAL: the start of the oldest piece or segment still queued, else the local end.</summary>
+    private Lsn? S3End()
+    {
+        if (!_s3)
+        {
+            return null;
+        }
+
+        var end = _storedEnd;
+        if (Directory.Exists(_queueDirectory))
+        {
+            foreach (var marker in Directory.EnumerateFiles(_queueDirectory))
+            {
+                if (PitrArtifact.Classify(Path.GetFileName(marker)) is { File: { } file } artifact && artifact.Type is PitrArtifactType.Segment or PitrArtifactType.Partial)
+                {
+                    var start = file.StartLsn(_segmentSize) + (artifact.Type == PitrArtifactType.Partial ? artifact.PartialStart : 0);
+                    if (start < end)
+                    {
+                        end = start;
+                    }
+                }
+            }
+        }
+
+        return end;
+    }
+
+    private string MoveSpoolAside()
+    {
+        var aside = Path.Combine(_archive.StateDirectory, "spool-abandoned-" + _time.GetUtcNow().ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture));
+        PrivateDirectory.Create(aside);
+        foreach (var file in Directory.EnumerateFiles(_spool))
+        {
+            File.Move(file, Path.Combine(aside, Path.GetFileName(file)));
+        }
+
+        _shipped.Clear();
+        return aside;
+    }
+
+    private FileSystemWatcher? WatchSpool()
+    {
+        try
+        {
+            var watcher = new FileSystemWatcher(_spool) { NotifyFilter = NotifyFilters.FileName, IncludeSubdirectories = false };
+            // A completed segment appears by rename (X.partial → X): ship it at once rather than at the next tick.
+            watcher.Renamed += (_, _) => _wake.Writer.TryWrite(true);
+            watcher.Created += (_, e) =>
+            {
+                if (!e.Name!.EndsWith(".partial", StringComparison.Ordinal))
+                {
+                    _wake.Writer.TryWrite(true);
+                }
+            };
+            watcher.EnableRaisingEvents = true;
+            return watcher;
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or PlatformNotSupportedException)
+        {
+            Log.NoWatcher(_logger, ex.Message);
+            return null;
+        }
+    }
+
+    private void Fail(PitrFailure failure, string line)
+    {
+        _failures.AddOrUpdate(PgTools.Label(failure), 1, (_, n) => n + 1);
+        var now = _time.GetUtcNow();
+        Update(s => s with { ReceiverUp = false, UpSince = null, Failure = failure, LastError = line, LastErrorAt = now });
+        if (!string.Equals(line, _lastLoggedError, StringComparison.Ordinal))
+        {
+            Log.Failed(_logger, line);
+            _lastLoggedError = line;
+        }
+
+        SaveStatus();
+    }
+
+    private void Update(Func<PitrStatus, PitrStatus> change)
+    {
+        lock (_gate)
+        {
+            _status = change(_status) with
+            {
+                Restarts = Interlocked.Read(ref _restarts),
+                Failures = new Dictionary<string, long>(_failures, StringComparer.Ordinal),
+            };
+        }
+    }
+
+    private void SaveStatus()
+    {
+        try
+        {
+            PitrStatus.Save(_statusPath, Status);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.StatusNotSaved(_logger, ex.Message);
+        }
+    }
+
+    private static PitrFailure FailureOf(Exception ex) => ex switch
+    {
+        WalArchiveException w => w.Failure,
+        BackupSourceException b when b.Message.Contains("not found", StringComparison.Ordinal) || b.Message.Contains("older than the server", StringComparison.Ordinal) => PitrFailure.Tools,
+        BackupSourceException b when b.Message.Contains("no space left", StringComparison.OrdinalIgnoreCase) => PitrFailure.DiskFull,
+        BackupSourceException b when b.Message.Contains("REPLICATION", StringComparison.Ordinal) => PitrFailure.Privilege,
+        BackupSourceException => PitrFailure.Connection,
+        IOException io when io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) => PitrFailure.DiskFull,
+        NpgsqlException or TimeoutException => PitrFailure.Connection,
+        _ => PitrFailure.Other,
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(9001, LogLevel.Information, "pitr: streaming WAL from {Server} through slot {Slot} into {Spool}")]
+        public static partial void Streaming(ILogger logger, string server, string slot, string spool);
+
+        [LoggerMessage(9002, LogLevel.Information, "pitr: created the physical replication slot {Slot} on {Server}")]
+        public static partial void SlotCreated(ILogger logger, string slot, string server);
+
+        [LoggerMessage(9003, LogLevel.Error, "pitr: WAL streaming stopped: {Reason}; retrying with backoff, the other kinds go on")]
+        public static partial void Failed(ILogger logger, string reason);
+
+        [LoggerMessage(9004, LogLevel.Information, "pitr: WAL streaming works again")]
+        public static partial void Recovered(ILogger logger);
+
+        [LoggerMessage(9005, LogLevel.Debug, "pitr: polling the server failed ({Reason}); trying again on a new connection")]
+        public static partial void PollFailed(ILogger logger, string reason);
+
+        [LoggerMessage(9006, LogLevel.Warning, "pitr: cannot watch the spool ({Reason}); completed segments are stored at each poll instead")]
+        public static partial void NoWatcher(ILogger logger, string reason);
+
+        [LoggerMessage(9007, LogLevel.Warning, "pitr: cannot save the receiver's status ({Reason})")]
+        public static partial void StatusNotSaved(ILogger logger, string reason);
+
+        [LoggerMessage(9008, LogLevel.Error, "pitr: unexpected failure of the WAL receiver")]
+        public static partial void Unexpected(ILogger logger, Exception exception);
+
+        [LoggerMessage(9009, LogLevel.Warning, "pitr: removed {Name} from the spool: {Bytes} bytes of zeros, left by a receiver that could not preallocate a segment (a full disk?)")]
+        public static partial void RemovedPartial(ILogger logger, string name, long bytes);
+
+        [LoggerMessage(9010, LogLevel.Warning, "pitr: {Name} in the spool has {Bytes} bytes, not a whole segment; moved to {Aside} so streaming can start again")]
+        public static partial void SetAsidePartial(ILogger logger, string name, long bytes, string aside);
+    }
+}
