@@ -25,6 +25,7 @@ internal sealed class AgentContext : IAsyncDisposable
 
     private readonly Serilog.Core.Logger _serilog;
     private readonly List<IArtifactStore> _extraStores = [];
+    private Pitr.WalReceiver? _receiver;
 
     private AgentContext(BackupOptions options, IConfiguration configuration, Serilog.Core.Logger serilog, string? configPath)
     {
@@ -43,8 +44,9 @@ internal sealed class AgentContext : IAsyncDisposable
         }
 
         Repository = new BackupRepository(Local, Replicator);
+        WalArchive = new Pitr.WalArchive(options, Repository, LoggerFactory.CreateLogger<Pitr.WalArchive>());
         Pruner = new Pruner(options, Stores, WalManifests.ReadSegmentNamesAsync, Time, LoggerFactory.CreateLogger<Pruner>());
-        Runner = new BackupRunner(BackupSources.Create(options, Repository, Time, LoggerFactory), options.StateDirectory, Time, LoggerFactory.CreateLogger<BackupRunner>());
+        Runner = new BackupRunner(BackupSources.Create(options, Repository, Time, LoggerFactory, WalArchive), options.StateDirectory, Time, LoggerFactory.CreateLogger<BackupRunner>());
     }
 
     public BackupOptions Options { get; }
@@ -57,6 +59,12 @@ internal sealed class AgentContext : IAsyncDisposable
     public UploadQueue Queue { get; }
     public Replicator? Replicator { get; }
     public BackupRepository Repository { get; }
+
+    /// <summary>The PostgreSQL WAL in the store (kind pitr): what the receiver and pg-wal-push store through.</summary>
+    public Pitr.WalArchive WalArchive { get; }
+
+    /// <summary>The daemon's WAL receiver, made on first use (only the daemon runs it).</summary>
+    public Pitr.WalReceiver Receiver => _receiver ??= new Pitr.WalReceiver(Options, WalArchive, Time, LoggerFactory);
 
     /// <summary>Applies retention to every kind in every store.</summary>
     public Pruner Pruner { get; }

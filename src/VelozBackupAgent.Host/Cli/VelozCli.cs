@@ -56,6 +56,8 @@ internal static class VelozCli
         root.Subcommands.Add(Verbs.Import(commands));
         root.Subcommands.Add(RestoreVerbs.Restore(commands));
         root.Subcommands.Add(VerifyVerb.Verify(commands));
+        root.Subcommands.Add(PitrVerbs.PgWalPush(commands));
+        root.Subcommands.Add(PitrVerbs.PgWalGet(commands));
 
         var parse = root.Parse(verbArgs);
         if (parse.Errors.Count > 0)
@@ -149,6 +151,11 @@ internal sealed class VerbContext(Option<string?> configOption, Option<bool> ver
             return ExitCodes.Failed;
         }
         catch (StoreException ex)
+        {
+            await Error.WriteLineAsync($"veloz-backup: {FirstLine(ex.Message)}");
+            return ExitCodes.Failed;
+        }
+        catch (Pitr.WalArchiveException ex)
         {
             await Error.WriteLineAsync($"veloz-backup: {FirstLine(ex.Message)}");
             return ExitCodes.Failed;

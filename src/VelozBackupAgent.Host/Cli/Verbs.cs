@@ -34,7 +34,7 @@ internal static class Verbs
 
     public static Command Backup(VerbContext ctx)
     {
-        var kind = new Argument<string>("kind") { Description = "wal, config, database, secrets or all" };
+        var kind = new Argument<string>("kind") { Description = "wal, config, database, secrets, pitr (a base backup) or all" };
         var noUpload = new Option<bool>("--no-upload") { Description = "Only write the local store; leave the copies to S3 to the daemon's queue" };
         var command = new Command("backup", "Back up one kind (or all) now, the same way the daemon's schedule does; then copy the new artifacts to S3 when it is enabled.") { kind, noUpload };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
@@ -122,7 +122,7 @@ internal static class Verbs
 
     public static Command List(VerbContext ctx)
     {
-        var kind = new Argument<string?>("kind") { Description = "wal, config, database or secrets (default: all)", Arity = ArgumentArity.ZeroOrOne };
+        var kind = new Argument<string?>("kind") { Description = "wal, config, database, secrets or pitr (default: all)", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
         var target = new Option<string>("--target") { Description = "local, s3 or all", DefaultValueFactory = _ => "all" };
         target.AcceptOnlyFromAmong("local", "s3", "all");
@@ -200,6 +200,7 @@ internal static class Verbs
             }
 
             var backlog = agent.Replicator?.RefreshBacklog();
+            var pitr = agent.Options.Pitr.Enabled ? Pitr.PitrStatus.Load(Path.Combine(agent.WalArchive.StateDirectory, "status.json")) : null;
             if (parse.GetValue(json))
             {
                 await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
@@ -214,6 +215,17 @@ internal static class Verbs
                         artifacts = backlog.Artifacts, bytes = backlog.Bytes,
                         oldestEnqueuedAt = Format.IsoUtc(backlog.OldestEnqueuedAt),
                     },
+                    pitr = !agent.Options.Pitr.Enabled ? null : new
+                    {
+                        streaming = agent.Options.Pitr.Streaming,
+                        receiverUp = pitr?.ReceiverUp ?? false,
+                        checkedAt = Format.IsoUtc(pitr?.CheckedAt),
+                        serverLsn = pitr?.ServerLsn, receivedLsn = pitr?.ReceivedLsn, storedLsn = pitr?.StoredLsn, storedLsnS3 = pitr?.StoredLsnS3,
+                        lastReceivedAt = Format.IsoUtc(pitr?.LastReceivedAt), lastStoredAt = Format.IsoUtc(pitr?.LastStoredAt),
+                        recoveryPoint = Format.IsoUtc(pitr?.RecoveryPoint), recoveryPointS3 = Format.IsoUtc(pitr?.RecoveryPointS3),
+                        lagBytes = pitr?.LagBytes, slotRetainedBytes = pitr?.SlotRetainedBytes, timeline = pitr?.Timeline,
+                        lastError = pitr?.LastError,
+                    },
                 }, Json));
                 return ExitCodes.Success;
             }
@@ -227,6 +239,11 @@ internal static class Verbs
             else
             {
                 await ctx.Out.WriteLineAsync("S3 replication: disabled (Backup:S3:Enabled is false)");
+            }
+
+            if (agent.Options.Pitr.Enabled)
+            {
+                await ctx.Out.WriteLineAsync(PitrLine(agent.Options.Pitr, pitr, now));
             }
 
             return storeErrors.Count > 0 ? ExitCodes.Failed : ExitCodes.Success;
@@ -262,6 +279,10 @@ internal static class Verbs
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var k = KindsFrom(parse.GetValue(kind)).Single();
+            if (k == BackupKinds.Pitr)
+            {
+                throw new ArgumentException("import does not take pitr: WAL files go in with `veloz-backup pg-wal-push FILE` (checked like PostgreSQL's archive_command), base backups with `backup pitr`");
+            }
             var source = parse.GetValue(file)!;
             if (!source.Exists)
             {
@@ -274,6 +295,26 @@ internal static class Verbs
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    /// <summary>One line on the WAL stream: up or why not, how far received and stored, and how old that is.</summary>
+    internal static string PitrLine(Configuration.PitrOptions options, Pitr.PitrStatus? status, DateTimeOffset now)
+    {
+        if (!options.Streaming)
+        {
+            return "PITR: WAL arrives through archive_command (veloz-backup pg-wal-push); no receiver runs";
+        }
+
+        if (status is null)
+        {
+            return "PITR: the WAL receiver has not reported yet (is the daemon, veloz-backup run, running?)";
+        }
+
+        string Ago(DateTimeOffset? t) => t is { } v ? Format.Age(now - v) + " ago" : "never";
+        var state = status.ReceiverUp ? $"receiver up since {Ago(status.UpSince)}" : $"receiver DOWN: {status.LastError ?? "not started"}";
+        var s3 = status.StoredLsnS3 is { } s ? $", S3 {s} (recovery point {Ago(status.RecoveryPointS3)})" : "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"PITR: {state}; server {status.ServerLsn ?? "-"}, received {status.ReceivedLsn ?? "-"} ({Ago(status.LastReceivedAt)}), stored {status.StoredLsn ?? "-"} (recovery point {Ago(status.RecoveryPoint)}){s3}; slot {options.Slot} holds {Format.Bytes(status.SlotRetainedBytes)}; last poll {Ago(status.CheckedAt)}");
     }
 
     private static IReadOnlyList<string> KindsFrom(string? kind)

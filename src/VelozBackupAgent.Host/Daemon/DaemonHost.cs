@@ -55,6 +55,11 @@ internal static class DaemonHost
             builder.Services.AddHostedService<ReplicationService>();
         }
 
+        if (agent.Options.Pitr.Enabled && agent.Options.Pitr.Streaming)
+        {
+            builder.Services.AddHostedService<PitrReceiverService>();
+        }
+
         // systemd Type=notify: READY/STOPPING/WATCHDOG; also keeps NOTIFY_SOCKET away from child processes.
         SystemdNotifyService.AddTo(builder.Services, agent);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = agent.Options.StopGrace + TimeSpan.FromSeconds(15));

@@ -24,6 +24,12 @@ internal sealed class ReplicationService(AgentContext agent) : BackgroundService
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => agent.Replicator!.RunAsync(stoppingToken);
 }
 
+/// <summary>Streams PostgreSQL's WAL for point-in-time recovery for as long as the daemon runs (Backup:Pitr with Streaming).</summary>
+internal sealed class PitrReceiverService(AgentContext agent) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => agent.Receiver.RunAsync(stoppingToken);
+}
+
 internal static partial class DaemonLog
 {
     [LoggerMessage(3001, LogLevel.Information, "veloz-backup started: node {Node}, local store {Root}, S3 bucket {Bucket}, configuration {Config}; {Removed} interrupted writes cleaned up")]

@@ -37,6 +37,10 @@ internal sealed class MetricsService(AgentContext agent, BackupMetrics metrics) 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         metrics.Attach(agent.Runner, agent.Pruner, agent.Replicator);
+        if (agent.Options.Pitr.Enabled)
+        {
+            metrics.AttachPitr(agent.WalArchive, agent.Options.Pitr.Streaming ? () => agent.Receiver.Status : null);
+        }
         _loop = Task.Run(
             async () =>
             {
