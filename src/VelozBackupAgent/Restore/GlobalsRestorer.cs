@@ -328,9 +328,10 @@ public sealed partial class GlobalsRestorer
             warnings.Add($"{name} was taken with --no-role-passwords (the backup role could not read pg_authid): {string.Join(", ", withoutPassword)} have NO password now; set one with ALTER ROLE … PASSWORD before VeloZ connects");
         }
 
-        if (script.Tablespaces.Count > 0)
+        var missingTablespaces = script.Tablespaces.Count == 0 ? [] : script.Tablespaces.Except(await TablespacesAsync(db, cancellationToken).ConfigureAwait(false), StringComparer.Ordinal).ToList();
+        if (missingTablespaces.Count > 0)
         {
-            warnings.Add($"tablespaces in {name} are not restored by the agent: {string.Join(", ", script.Tablespaces)} (create them by hand, with a directory on this server, if the dump's tables use them)");
+            warnings.Add($"tablespaces in {name} are not restored by the agent: {string.Join(", ", missingTablespaces)} (create them by hand, with a directory on this server, if the dump's tables use them)");
         }
 
         if (script.NotRestored.Count > 0)
@@ -364,6 +365,25 @@ public sealed partial class GlobalsRestorer
         }
 
         return (roles, current);
+    }
+
+    private static async Task<List<string>> TablespacesAsync(NpgsqlConnection db, CancellationToken cancellationToken)
+    {
+        var names = new List<string>();
+        var command = new NpgsqlCommand("SELECT spcname::text FROM pg_catalog.pg_tablespace", db);
+        await using (command.ConfigureAwait(false))
+        {
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    names.Add(reader.GetString(0));
+                }
+            }
+        }
+
+        return names;
     }
 
     private static async Task<HashSet<(string Role, string Member)>> MembershipsAsync(NpgsqlConnection db, CancellationToken cancellationToken)
