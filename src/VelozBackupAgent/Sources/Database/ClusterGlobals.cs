@@ -112,6 +112,7 @@ internal sealed partial class ClusterGlobals
         }
 
         using var captured = new MemoryStream();
+        var complete = true;
         ArtifactInfo stored;
         await using (var dumpall = ChildProcess.Start(spec, _childLogger))
         await using (var encrypt = gpg.StartEncryption(recipients))
@@ -125,7 +126,8 @@ internal sealed partial class ClusterGlobals
                 while ((read = await dumpall.Output.ReadAsync(buffer, token)) > 0)
                 {
                     await stdin.WriteAsync(buffer.AsMemory(0, read), token);
-                    if (captured.Length + read <= CapturedLimit)
+                    complete = complete && captured.Length + read <= CapturedLimit;
+                    if (complete)
                     {
                         captured.Write(buffer, 0, read);
                     }
@@ -134,7 +136,7 @@ internal sealed partial class ClusterGlobals
             stored = await _repository.StoreAsync(BackupKinds.Database, name, encrypt.Output, cancellationToken: cancellationToken);
         }
 
-        var detail = Describe(stored.Name, captured, canReadPasswords, user);
+        var detail = Describe(stored.Name, complete ? captured : null, canReadPasswords, user);
         Log.Stored(_logger, stored.Name, stored.Size, dumpName, detail);
         return new GlobalsBackup(stored, detail);
     }
@@ -190,12 +192,16 @@ internal sealed partial class ClusterGlobals
     }
 
     /// <summary>The run's detail phrase: the artifact, what it holds, and what a restore will and will not do with it.</summary>
-    private string Describe(string name, MemoryStream captured, bool withPasswords, string user)
+    /// <param name="name">The stored artifact.</param>
+    /// <param name="captured">pg_dumpall's output, or null when it was too large to keep a copy of in memory.</param>
+    /// <param name="withPasswords">False when dumped with --no-role-passwords.</param>
+    /// <param name="user">The backup role.</param>
+    private string Describe(string name, MemoryStream? captured, bool withPasswords, string user)
     {
         var passwords = withPasswords
             ? ""
             : $" WITHOUT role passwords (the backup role {user} is not a superuser and cannot read pg_authid: pg_dumpall --no-role-passwords; a restore creates the roles without passwords)";
-        if (captured.Length >= CapturedLimit)
+        if (captured is null)
         {
             return $"globals: {name}{passwords}";
         }
