@@ -63,7 +63,7 @@ internal static class Verbs
             var rows = results.Select(r => new[]
             {
                 r.Kind, r.Outcome.ToString().ToLowerInvariant(),
-                r.Artifacts.Count switch { 0 => "-", 1 => r.Artifacts[0].Name, _ => $"{r.Artifacts.Count} artifacts" },
+                r.Artifacts.Count switch { 0 => "-", 1 => r.Artifacts[0].Name, _ => $"{r.Artifacts[^1].Name} (+{r.Artifacts.Count - 1} more)" },
                 Format.Bytes(r.Bytes), r.Duration.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture) + " s",
                 r.Detail ?? "",
             });

@@ -211,8 +211,8 @@ public sealed partial class ArchiveRestorer
         return new ArchiveComparison(files.Count, files.Sum(f => f.Size), differ, missing);
     }
 
-    /// <summary>Starts <c>gpg --decrypt</c> fed from the staged artifact; its output is the tar.gz.</summary>
-    private static ChildProcess StartDecrypting(Gpg gpg, StagedArtifact archive, CancellationToken cancellationToken)
+    /// <summary>Starts <c>gpg --decrypt</c> fed from the staged artifact; its output is the plaintext (the tar.gz, or a globals script).</summary>
+    internal static ChildProcess StartDecrypting(Gpg gpg, StagedArtifact archive, CancellationToken cancellationToken)
     {
         var child = gpg.StartDecryption();
         var path = archive.Path;

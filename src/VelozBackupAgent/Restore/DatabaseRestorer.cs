@@ -51,6 +51,12 @@ public sealed partial class DatabaseRestorer
         _logger = logger;
     }
 
+    /// <summary>
+    /// Restores the roles stored with a dump (its <c>globals_….sql.gpg</c>) before pg_restore runs, so a dump restores
+    /// onto a new server; null skips that step (test restores, which never touch the server's roles).
+    /// </summary>
+    public GlobalsRestorer? Globals { get; init; }
+
     /// <summary>The database name the configuration points at.</summary>
     public string ConfiguredDatabase => Connection().Database;
 
@@ -62,6 +68,11 @@ public sealed partial class DatabaseRestorer
     {
         ArgumentNullException.ThrowIfNull(dump);
         ArgumentNullException.ThrowIfNull(request);
+        if (ClusterGlobals.IsGlobalsName(dump.Source.Name))
+        {
+            throw new ArgumentException($"{dump.Source.Name} holds the cluster's roles, not a dump: restore the dump stored with it ({DatabaseSource.ArtifactPrefix(ConfiguredDatabase)}_….dump), and its roles come first");
+        }
+
         var connection = Connection();
         var target = request.Into ?? connection.Database;
         CheckName(target, request.Into is null ? Key : "--into");
@@ -76,12 +87,22 @@ public sealed partial class DatabaseRestorer
                 throw new ArgumentException($"database {target} exists: pass --yes to replace it (it is swapped only after the restore succeeded), or --into NAME for a side-by-side copy");
             }
 
+            // The roles the dump's objects belong to, before pg_restore needs them (a new server has none of them).
+            var roles = Globals is null ? null : await Globals.RestoreMissingRolesAsync(dump.Source, maintenance, cancellationToken).ConfigureAwait(false);
             await ExecuteAsync(maintenance, $"CREATE DATABASE {Quote(scratch)} TEMPLATE template0", cancellationToken).ConfigureAwait(false);
             try
             {
-                await PgRestoreAsync(connection, scratch, dump.Path, request.Jobs, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await PgRestoreAsync(connection, scratch, dump.Path, request.Jobs, cancellationToken).ConfigureAwait(false);
+                }
+                catch (RestoreException ex) when (roles is not null && GlobalsRestorer.MissingRole(ex.Message) is { } missing)
+                {
+                    throw new RestoreException(ex.Message + roles.ExplainMissing(missing, roles.Created), ex);
+                }
+
                 var tables = await CountRowsAsync(connection, scratch, cancellationToken).ConfigureAwait(false);
-                return new PreparedDatabase(this, connection, dump.Source.Name, target, scratch, stamp, tables, request.KeepOld, clock.Elapsed);
+                return new PreparedDatabase(this, connection, dump.Source.Name, target, scratch, stamp, tables, request.KeepOld, clock.Elapsed) { Roles = roles };
             }
             catch
             {
@@ -102,10 +123,13 @@ public sealed partial class DatabaseRestorer
 
         public IReadOnlyList<RestoredTable> Tables => tables;
 
+        /// <summary>What the globals step did before pg_restore; null when it did not run.</summary>
+        public GlobalsRestoreReport? Roles { get; init; }
+
         public async Task<RestoreResult> CommitAsync(CancellationToken cancellationToken)
         {
             var clock = Stopwatch.StartNew();
-            var warnings = new List<string>();
+            var warnings = new List<string>(Roles?.Warnings ?? []);
             var maintenance = await OpenMaintenanceAsync(connection, cancellationToken).ConfigureAwait(false);
             await using (maintenance.ConfigureAwait(false))
             {
@@ -132,7 +156,7 @@ public sealed partial class DatabaseRestorer
 
             var rows = tables.Sum(t => t.Rows);
             Log.Restored(owner._logger, artifact, target, tables.Count, rows, (prepared + clock.Elapsed).TotalSeconds);
-            return new RestoreResult(Kind, artifact, target, string.Create(CultureInfo.InvariantCulture, $"database {target}: {tables.Count} tables, {rows} rows"),
+            return new RestoreResult(Kind, artifact, target, string.Create(CultureInfo.InvariantCulture, $"database {target}: {tables.Count} tables, {rows} rows{Roles?.SummarySuffix}"),
                 prepared, clock.Elapsed, warnings) { Details = tables };
         }
 

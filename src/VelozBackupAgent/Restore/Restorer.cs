@@ -57,7 +57,10 @@ public sealed partial class Restorer
         _logger = loggerFactory.CreateLogger<Restorer>();
         _wal = new WalRestorer(options, time, loggerFactory.CreateLogger<WalRestorer>());
         _archives = new ArchiveRestorer(options, loggerFactory.CreateLogger<ArchiveRestorer>());
-        _database = new DatabaseRestorer(options.Database, time, loggerFactory.CreateLogger<DatabaseRestorer>());
+        _database = new DatabaseRestorer(options.Database, time, loggerFactory.CreateLogger<DatabaseRestorer>())
+        {
+            Globals = new GlobalsRestorer(options, sources, loggerFactory.CreateLogger<GlobalsRestorer>()),
+        };
         _service = new ServiceControl(options.Restore, loggerFactory.CreateLogger<ServiceControl>());
     }
 

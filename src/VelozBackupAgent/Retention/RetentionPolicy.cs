@@ -18,6 +18,7 @@ public sealed record RetentionDecision(IReadOnlyList<CatalogEntry> Delete, strin
 /// kind's retention.</item>
 /// <item>The newest artifact of each series (name prefix: <c>veloz</c>, <c>config</c>, <c>wal-manifest</c>,
 /// <c>orders_current</c>…) is never deleted, however old: a stale backup beats no backup.</item>
+/// <item>A dump's <c>globals_….sql.gpg</c> is no series: it goes exactly when its dump goes (<see cref="DumpCompanions"/>).</item>
 /// <item>A sealed WAL segment (no time in its name) goes only when a manifest that is being deleted lists it
 /// and no surviving manifest does; a segment no manifest mentions, or any segment when manifests could not be
 /// read, stays.</item>
@@ -61,7 +62,8 @@ public static class RetentionPolicy
 
         var cutoff = now - retention;
         var deleteTimed = new List<CatalogEntry>();
-        var series = entries.Where(e => e.Time is not null)
+        var (companions, rest) = DumpCompanions.Split(entries);
+        var series = rest.Where(e => e.Time is not null)
             .GroupBy(e => ArtifactName.TryParse(e.Name, out var prefix, out _, out _, out _) ? prefix : e.Name, StringComparer.Ordinal);
         foreach (var group in series)
         {
@@ -97,6 +99,9 @@ public static class RetentionPolicy
                     .OrderBy(e => e.Sequence));
             }
         }
+
+        // A dump's globals go with it, right after it (DumpCompanions).
+        deleteTimed.AddRange(DumpCompanions.ToDelete(companions, rest, deleteTimed.ToHashSet(), cutoff));
 
         // Segments first: a prune interrupted half-way leaves manifests that still explain what is stored.
         return new RetentionDecision([.. deleteSegments, .. deleteTimed.OrderBy(e => e.Time)], null);

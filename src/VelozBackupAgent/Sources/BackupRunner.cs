@@ -90,6 +90,11 @@ public sealed partial class BackupRunner
             {
                 return Finish(Failed("cancelled (the agent is stopping); nothing partial was kept", null));
             }
+            catch (PartialBackupException ex)
+            {
+                // What was stored stands (checksummed, queued for S3); the run still failed, and says why.
+                return Finish(Failed(ex.Message, null) with { Artifacts = ex.Stored });
+            }
             catch (Exception ex) when (ex is BackupSourceException or StoreException)
             {
                 return Finish(Failed(ex.Message, null));

@@ -66,7 +66,7 @@ public interface IWatchableSource : IBackupSource
 }
 
 /// <summary>An expected failure of a backup source, with a message fit for one line on an operator's terminal.</summary>
-public sealed class BackupSourceException : Exception
+public class BackupSourceException : Exception
 {
     public BackupSourceException(string message)
         : base(message)

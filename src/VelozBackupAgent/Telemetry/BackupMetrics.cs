@@ -309,6 +309,12 @@ public sealed partial class BackupMetrics : IDisposable
 
                 break;
             case BackupOutcome.Failed:
+                // A run may fail after storing complete artifacts (the dump stands, its globals do not): they count.
+                foreach (var artifact in result.Artifacts)
+                {
+                    _inventories[_stores[0].Target].Added(result.Kind, artifact.Name, artifact.Size);
+                }
+
                 var ended = result.StartedAt + result.Duration;
                 _lastFailure.AddOrUpdate(result.Kind, ended, (_, old) => ended > old ? ended : old);
                 break;

@@ -19,12 +19,15 @@ public sealed class DaemonTests : IDisposable
         $"--Backup:Database:ConnectionString={database.ConnectionString}",
         $"--Backup:Database:BinDirectory={TestEnvironment.PostgresBinDirectory}",
 
+        // The cluster globals beside each dump are encrypted to the secrets' recipients, even with that kind off.
+        $"--Backup:Secrets:Recipients:0={TestEnvironment.GpgRecipient}", $"--Backup:Secrets:GnupgHome={TestEnvironment.GnupgHome}",
+
         // The daemon's metrics listener: never the default port, which another test or agent may hold.
         $"--Backup:Http:Url=http://127.0.0.1:{Telemetry.RunningDaemon.FreePort()}",
     ];
 
     [Fact]
-    public async Task Backup_database_writes_one_dump_and_prints_one_row()
+    public async Task Backup_database_writes_one_dump_with_its_globals_and_prints_one_row()
     {
         await using var database = await PostgresDatabase.CreateAsync();
         await database.SeedOrdersAsync(100);
@@ -32,8 +35,24 @@ public sealed class DaemonTests : IDisposable
         var r = await VelozBackupBinary.RunAsync(Args(database, "backup", "database"));
 
         r.ExitCode.Should().Be(0, r.StdErr);
-        r.StdOut.Should().MatchRegex(@"database\s+succeeded\s+" + database.Name.Replace("_", "[-_]", StringComparison.Ordinal) + @"_\d{8}_\d{6}\.dump");
+        r.StdOut.Should().MatchRegex(@"database\s+succeeded\s+" + database.Name.Replace("_", "[-_]", StringComparison.Ordinal) + @"_\d{8}_\d{6}\.dump \(\+1 more\)");
         Directory.GetFiles(Path.Combine(_root, "database"), "*.dump").Should().ContainSingle();
+        Directory.GetFiles(Path.Combine(_root, "database"), "globals_*.sql.gpg").Should().ContainSingle();
+    }
+
+    [Fact]
+    public async Task A_database_backup_whose_globals_cannot_be_encrypted_fails_in_one_line_and_keeps_the_dump()
+    {
+        await using var database = await PostgresDatabase.CreateAsync();
+        await database.SeedOrdersAsync(10);
+
+        var r = await VelozBackupBinary.RunAsync([.. Args(database, "backup", "database"), "--Backup:Secrets:Recipients:0=nobody@example.invalid"]);
+
+        r.ExitCode.Should().Be(1);
+        r.ErrorLines.Should().ContainSingle().Which.Should()
+            .MatchRegex(@"^veloz-backup: backup database failed: the dump \S+\.dump is stored, but the cluster globals are not: Backup:Secrets:Recipients: no public key for nobody@example\.invalid .*; a restore onto a new server would lack its roles$");
+        Directory.GetFiles(Path.Combine(_root, "database"), "*.dump.sha256").Should().ContainSingle();
+        Directory.GetFiles(Path.Combine(_root, "database"), "globals_*").Should().BeEmpty();
     }
 
     [Fact]

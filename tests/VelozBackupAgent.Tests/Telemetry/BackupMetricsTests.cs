@@ -164,6 +164,32 @@ public sealed class BackupMetricsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_that_fails_after_storing_its_dump_counts_the_dump_and_still_shows_the_failure()
+    {
+        var options = Options();
+        var metrics = Metrics(options);
+        var dump = new ArtifactInfo("database", "veloz_20261123_100000.dump", 500, null);
+        var runner = new BackupRunner([
+            new ScriptedSource("database", _ =>
+            {
+                _clock.Advance(TimeSpan.FromSeconds(5));
+                throw new PartialBackupException([dump], "the dump veloz_20261123_100000.dump is stored, but the cluster globals are not: pg_dumpall not found", new BackupSourceException("pg_dumpall not found"));
+            }),
+        ], options.StateDirectory, _clock);
+        metrics.Attach(runner, new Pruner(options, [Local], (_, _, _) => Task.FromResult<IReadOnlyCollection<string>?>(null), _clock), null);
+
+        var result = await runner.RunAsync("database", BackupTrigger.Scheduled);
+        var scrape = new ScrapeText(metrics.Scrape());
+
+        result.Outcome.Should().Be(BackupOutcome.Failed);
+        result.Artifacts.Should().Equal(dump);
+        scrape["veloz_backup_runs_total{kind=\"database\",outcome=\"failed\"}"].Should().Be(1);
+        scrape["veloz_backup_artifacts{kind=\"database\",target=\"local\"}"].Should().Be(1, "the stored dump is a backup");
+        scrape["veloz_backup_last_success_timestamp_seconds{kind=\"database\",target=\"local\"}"].Should().Be(Unix(Now), "fresh: the dump's time");
+        scrape["veloz_backup_last_failure_timestamp_seconds{kind=\"database\"}"].Should().Be(Unix(Now + TimeSpan.FromSeconds(5)), "later than the success: the run-failing alert fires");
+    }
+
+    [Fact]
     public async Task An_unchanged_run_proves_the_newest_backup_current_but_a_WAL_change_run_is_not_a_sync()
     {
         var options = Options();

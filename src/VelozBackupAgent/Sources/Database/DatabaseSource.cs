@@ -3,11 +3,13 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Sources.Database;
 
 /// <summary>
-/// Backs up the PostgreSQL database with <c>pg_dump -Fc</c> into <c>&lt;LocalRoot&gt;/database/&lt;db&gt;_YYYYMMDD_HHMMSS.dump</c>.
+/// Backs up the PostgreSQL database with <c>pg_dump -Fc</c> into <c>&lt;LocalRoot&gt;/database/&lt;db&gt;_YYYYMMDD_HHMMSS.dump</c>,
+/// and beside it the cluster's roles as <c>globals_YYYYMMDD_HHMMSS.sql.gpg</c> (<see cref="ClusterGlobals"/>).
 /// </summary>
 /// <remarks>
 /// A run first connects with Npgsql, so a wrong password, an unreachable server or a missing database fails
@@ -29,6 +31,7 @@ public sealed partial class DatabaseSource : IBackupSource
     private readonly ILogger _logger;
     private readonly ILogger _childLogger;
     private readonly Func<string, string?> _environment;
+    private readonly ClusterGlobals _globals;
 
     public DatabaseSource(BackupOptions options, BackupRepository repository, TimeProvider time, ILoggerFactory loggerFactory)
         : this(options, repository, time, loggerFactory, System.Environment.GetEnvironmentVariable)
@@ -50,6 +53,7 @@ public sealed partial class DatabaseSource : IBackupSource
         _environment = environment;
         _logger = loggerFactory.CreateLogger<DatabaseSource>();
         _childLogger = loggerFactory.CreateLogger("VelozBackupAgent.Sources.Database.PgDump");
+        _globals = new ClusterGlobals(options, repository, loggerFactory.CreateLogger<ClusterGlobals>(), _childLogger);
     }
 
     /// <inheritdoc />
@@ -119,7 +123,21 @@ public sealed partial class DatabaseSource : IBackupSource
         var artifact = stored.Artifact;
         LastDumpInfo = new DatabaseDumpInfo(connection.Database, server.Version.Text, server.Version.Major, server.DatabaseSizeBytes,
             dumpVersion.Text, artifact.Name, artifact.Size, tablesWithData, _time.GetUtcNow(), _time.GetElapsedTime(started), stored.Replica);
-        return new BackupOutput([artifact], Detail(server, artifact.Size, tablesWithData, stored));
+        var detail = Detail(server, artifact.Size, tablesWithData, stored);
+        GlobalsBackup globals;
+        try
+        {
+            globals = await _globals.BackUpAsync(connection, artifact.Name, cancellationToken);
+        }
+        catch (Exception ex) when (ex is BackupSourceException or StoreException)
+        {
+            // The dump is stored and counts; the run fails so that the broken new-server path is noticed.
+            throw new PartialBackupException([artifact],
+                $"the dump {artifact.Name} is stored, but the cluster globals are not: {connection.Scrub(ex.Message)}; a restore onto a new server would lack its roles", ex);
+        }
+
+        // The dump last: the run's log line names the last artifact (veloz_….dump (+1 more)).
+        return new BackupOutput(globals.Artifact is { } g ? [g, artifact] : [artifact], $"{detail}; {globals.Detail}");
     }
 
     /// <summary>pg_dump's arguments: custom format, never prompt for a password, bounded lock wait. Nothing secret, ever.</summary>
