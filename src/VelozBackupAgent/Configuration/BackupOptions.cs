@@ -254,6 +254,16 @@ public sealed class PitrOptions : KindOptions
     /// <summary>Compression of base backups: <c>gzip</c> (<c>tar -xzf</c> reads it) or <c>none</c> (plain tar). Default gzip.</summary>
     public string Compression { get; set; } = "gzip";
 
+    /// <summary>How long a point-in-time restore waits for the server to replay WAL to the target and promote. Default 1 hour.</summary>
+    public TimeSpan RecoveryTimeout { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The server's log, read for the reason when PostgreSQL stops during a restore's recovery (e.g. "recovery ended
+    /// before configured recovery target was reached"); null or missing: pg_controldata's state is reported instead.
+    /// Default <c>/var/log/postgresql/postgresql-15-main.log</c> (Debian's).
+    /// </summary>
+    public string? ServerLog { get; set; } = "/var/log/postgresql/postgresql-15-main.log";
+
     /// <summary>
     /// How much WAL the slot may hold back on the server (receiver down or behind) before it is an alert; bound it on
     /// the server too with <c>max_slot_wal_keep_size</c>. Default 4096 MiB.

@@ -235,6 +235,11 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         }
 
         CheckPositive($"{Key}:{nameof(pitr.BaseFreshnessObjective)}", pitr.BaseFreshnessObjective, p);
+        CheckPositive($"{Key}:{nameof(pitr.RecoveryTimeout)}", pitr.RecoveryTimeout, p);
+        if (pitr.ServerLog is { Length: > 0 } log && !Path.IsPathFullyQualified(log))
+        {
+            p.Add($"{Key}:{nameof(pitr.ServerLog)} must be an absolute path: '{log}'");
+        }
         if (pitr.Compression is not ("gzip" or "none"))
         {
             p.Add($"{Key}:{nameof(pitr.Compression)} must be gzip or none: '{pitr.Compression}'");

@@ -61,6 +61,22 @@ public sealed class PgTools
     public string PathOf(string tool) =>
         string.IsNullOrWhiteSpace(_options.BinDirectory) ? tool : Path.Combine(_options.BinDirectory, tool);
 
+    /// <summary>
+    /// A program of the server package (pg_ctl, pg_waldump, pg_controldata, pg_verifybackup) for a cluster of major
+    /// version <paramref name="major"/>: <c>Backup:Database:BinDirectory</c>, else Debian's
+    /// <c>/usr/lib/postgresql/&lt;major&gt;/bin</c> when it has it, else the bare name (PATH).
+    /// </summary>
+    public string ServerToolPath(string tool, int major)
+    {
+        if (!string.IsNullOrWhiteSpace(_options.BinDirectory))
+        {
+            return Path.Combine(_options.BinDirectory, tool);
+        }
+
+        var debian = Path.Combine("/usr/lib/postgresql", major.ToString(System.Globalization.CultureInfo.InvariantCulture), "bin", tool);
+        return File.Exists(debian) ? debian : tool;
+    }
+
     /// <summary>How to get the tools, for "not found" messages.</summary>
     public string InstallHint(int? serverMajor = null) =>
         string.IsNullOrWhiteSpace(_options.BinDirectory)
