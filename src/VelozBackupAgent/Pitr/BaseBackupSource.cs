@@ -139,7 +139,7 @@ public sealed partial class BaseBackupSource : IBackupSource
             ServerVersionNum = facts.VersionNum,
             Timeline = label.StartTimeline,
             StartLsn = label.StartLsn.ToString(),
-            StartWalFile = label.StartWalFile,
+            StartWalFile = label.StartWalFile.ToString(),
             StopLsn = range.End.ToString(),
             StopTimeline = range.Timeline,
             StartTime = startedAt,

@@ -1,438 +1,617 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.RegularExpressions;
 using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Pitr;
 
-/// <summary>A WAL range a backup manifest lists.</summary>
+/// <summary>One WAL range of a backup manifest: the WAL of <see cref="Timeline"/> from <see cref="Start"/> to <see cref="End"/> the backup needs.</summary>
 public sealed record WalRange(uint Timeline, Lsn Start, Lsn End);
 
-/// <summary>What a base backup's <c>backup_label</c> says.</summary>
-public sealed record BackupLabel(Lsn StartLsn, string StartWalFile, uint StartTimeline, Lsn CheckpointLsn, string? StartTime, string? Label, string? BackupFrom)
+/// <summary>What <see cref="TarScanner"/> saw in a base backup's tar stream.</summary>
+/// <param name="Label">backup_label, parsed; null when absent or unreadable (then <see cref="Problems"/> says why).</param>
+/// <param name="SystemIdentifier">The first 8 bytes of global/pg_control, little-endian.</param>
+/// <param name="ManifestSha256">SHA-256 of the whole backup_manifest entry, lower-case hex.</param>
+/// <param name="WalRanges">The manifest's WAL-Ranges; the last one's End and Timeline are the backup's stop LSN and timeline.</param>
+/// <param name="Entries">Archive entries, not counting pax and GNU long-name headers.</param>
+/// <param name="TarBytes">Bytes read through the scanner.</param>
+/// <param name="Ended">True when the archive ended with its two zero blocks.</param>
+/// <param name="Problems">One line each: bad header checksums, truncation, an unreadable manifest tail…</param>
+public sealed record TarScanResult(
+    BackupLabel? Label, ulong? SystemIdentifier, string? ManifestSha256, IReadOnlyList<WalRange> WalRanges, int Entries, long TarBytes, bool Ended, IReadOnlyList<string> Problems)
 {
-    /// <summary>Parses backup_label; <see cref="FormatException"/> for junk.</summary>
-    public static BackupLabel Parse(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var line in text.Split('\n'))
-        {
-            var colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon > 0)
-            {
-                fields[line[..colon].Trim()] = line[(colon + 1)..].Trim();
-            }
-        }
+    /// <summary>Regular files directly under pg_wal/ (WAL fetched into the backup with <c>-X fetch</c>), by name.</summary>
+    public IReadOnlyList<string> WalFiles { get; init; } = [];
 
-        if (!fields.TryGetValue("START WAL LOCATION", out var start))
-        {
-            throw new FormatException("backup_label has no START WAL LOCATION");
-        }
+    /// <summary>The stop LSN: the end of the manifest's last WAL range.</summary>
+    public Lsn? StopLsn => WalRanges.Count > 0 ? WalRanges[^1].End : null;
 
-        var m = Regex.Match(start, @"^(?<lsn>[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}) \(file (?<file>[0-9A-F]{24})\)$");
-        if (!m.Success || !Lsn.TryParse(m.Groups["lsn"].Value, out var startLsn))
-        {
-            throw new FormatException($"backup_label START WAL LOCATION is not readable: '{start}'");
-        }
-
-        var checkpoint = fields.TryGetValue("CHECKPOINT LOCATION", out var c) && Lsn.TryParse(c, out var cl) ? cl : Lsn.Invalid;
-        if (!fields.TryGetValue("START TIMELINE", out var tl) || !uint.TryParse(tl, NumberStyles.None, CultureInfo.InvariantCulture, out var timeline) || timeline == 0)
-        {
-            throw new FormatException("backup_label has no readable START TIMELINE");
-        }
-
-        return new BackupLabel(startLsn, m.Groups["file"].Value, timeline, checkpoint,
-            fields.GetValueOrDefault("START TIME"), fields.GetValueOrDefault("LABEL"), fields.GetValueOrDefault("BACKUP FROM"));
-    }
+    /// <summary>The stop timeline: the manifest's last WAL range's timeline.</summary>
+    public uint? StopTimeline => WalRanges.Count > 0 ? WalRanges[^1].Timeline : null;
 }
 
-/// <summary>What <see cref="TarScanner"/> found once the stream ended.</summary>
-public sealed record TarScanResult(BackupLabel? Label, ulong? SystemIdentifier, string? ManifestSha256, IReadOnlyList<WalRange> WalRanges, int Entries, long TarBytes, bool Ended, IReadOnlyList<string> Problems);
-
 /// <summary>
-/// Passes a tar stream through unchanged while following its 512-byte structure, so a base backup's facts are read
-/// from the very bytes stored, without a second read: <c>backup_label</c>, the system identifier at the start of
-/// <c>global/pg_control</c>, and the SHA-256 and WAL ranges of <c>backup_manifest</c> (only its last 1 MiB is kept).
+/// A read-only pass-through stream over a tar byte stream: every byte read through it is returned unchanged, while it
+/// follows the 512-byte tar structure on the fly (ustar, pax, GNU long names, base-256 sizes; headers split across reads
+/// of any size) and keeps what a base backup's metadata needs: backup_label, the system identifier from pg_control, the
+/// SHA-256 and WAL-Ranges of backup_manifest (from a 1 MiB ring buffer of its tail, never the whole manifest), and whether
+/// the archive is whole. Read it to the end, then take <see cref="Result"/>.
 /// </summary>
-public sealed partial class TarScanner : ReadOnlyStream
+public sealed class TarScanner : ReadOnlyStream
 {
+    /// <summary>The most of backup_label kept.</summary>
+    public const int LabelCap = 64 * 1024;
+
+    /// <summary>How much of the manifest's end is kept to find its WAL-Ranges and Manifest-Checksum.</summary>
+    public const int ManifestTailBytes = 1024 * 1024;
+
     private const int Block = 512;
-    private const int LabelCap = 64 * 1024;
-    private const int TailCap = 1 << 20;
+    private const int MetaCap = 1024 * 1024; // pax and GNU long-name headers larger than this are not believed
+    private const int MaxProblems = 20;
 
     private readonly Stream _inner;
+    private readonly bool _leaveOpen;
     private readonly byte[] _header = new byte[Block];
     private readonly List<string> _problems = [];
+    private readonly List<string> _walFiles = [];
     private int _headerFill;
-    private long _entryLeft;
-    private long _padLeft;
-    private string? _entryName;
-    private string? _longName;
-    private bool _longNameEntry;
-    private bool _paxEntry;
-    private MemoryStream? _capture;
-    private int _captureCap;
-    private IncrementalHash? _manifestHash;
-    private byte[]? _tail;
-    private long _tailWritten;
+    private State _state = State.Header;
+    private long _remaining;
+    private long _size;
+    private int _padding;
+    private long _offset;
+    private long _entryOffset;
     private int _zeroBlocks;
-    private bool _ended;
-    private long _bytes;
     private int _entries;
-    private BackupLabel? _label;
-    private ulong? _systemIdentifier;
-    private string? _manifestSha;
-    private List<WalRange> _ranges = [];
     private bool _eof;
+    private bool _trailingData;
+    private string _name = "";
+    private Capture _capture;
+    private MemoryStream? _meta;
+    private string? _longName;
+    private Dictionary<string, string>? _pax;
+    private MemoryStream? _label;
+    private readonly byte[] _control = new byte[8];
+    private int _controlFill;
+    private ulong? _systemIdentifier;
+    private IncrementalHash? _manifestHash;
+    private IncrementalHash? _laggingHash;
+    private TailBuffer? _tail;
+    private string? _manifestSha;
+    private IReadOnlyList<WalRange> _walRanges = [];
 
-    public TarScanner(Stream inner) => _inner = inner;
+    /// <param name="inner">The tar stream.</param>
+    /// <param name="leaveOpen">Keep <paramref name="inner"/> open when the scanner is disposed.</param>
+    public TarScanner(Stream inner, bool leaveOpen = false)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        _inner = inner;
+        _leaveOpen = leaveOpen;
+    }
 
-    /// <summary>What was found; complete once the underlying stream ended.</summary>
+    private enum State
+    {
+        Header,
+        Data,
+        Padding,
+        End,
+        Broken,
+    }
+
+    private enum Capture
+    {
+        None,
+        Label,
+        Control,
+        Manifest,
+        LongName,
+        Pax,
+        GlobalPax,
+    }
+
+    /// <summary>True once the underlying stream has reported its end.</summary>
+    public bool Completed => _eof;
+
+    /// <summary>
+    /// What was seen. Meant for after the end of the stream; taken earlier it says the archive was not read to its end.
+    /// </summary>
     public TarScanResult Result
     {
         get
         {
             var problems = new List<string>(_problems);
-            if (_eof && (_entryLeft > 0 || _headerFill > 0))
+            if (!_eof)
             {
-                problems.Add("the archive is truncated in the middle of an entry");
+                problems.Add("the archive was not read to its end");
+            }
+            else if (_state is not (State.End or State.Broken))
+            {
+                problems.Add(Truncation());
             }
 
-            return new TarScanResult(_label, _systemIdentifier, _manifestSha, _ranges, _entries, _bytes, _ended, problems);
+            BackupLabel? label = null;
+            if (_label is not null)
+            {
+                try
+                {
+                    label = BackupLabel.Parse(new UTF8Encoding(false, false).GetString(_label.GetBuffer(), 0, (int)_label.Length));
+                }
+                catch (FormatException ex)
+                {
+                    problems.Add(ex.Message);
+                }
+            }
+
+            return new TarScanResult(label, _systemIdentifier, _manifestSha, _walRanges, _entries, _offset, _state == State.End, problems)
+            {
+                WalFiles = [.. _walFiles],
+            };
         }
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        return Read(buffer.AsSpan(offset, count));
+    }
 
     public override int Read(Span<byte> buffer)
     {
-        var read = _inner.Read(buffer);
-        Scan(buffer[..read], read == 0 && buffer.Length > 0);
-        return read;
+        var n = _inner.Read(buffer);
+        Observe(buffer[..n], buffer.Length);
+        return n;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        return ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var read = await _inner.ReadAsync(buffer, cancellationToken);
-        Scan(buffer.Span[..read], read == 0 && buffer.Length > 0);
-        return read;
+        var n = await _inner.ReadAsync(buffer, cancellationToken);
+        Observe(buffer.Span[..n], buffer.Length);
+        return n;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
             _manifestHash?.Dispose();
-            _capture?.Dispose();
+            _laggingHash?.Dispose();
+            if (!_leaveOpen)
+            {
+                _inner.Dispose();
+            }
         }
 
         base.Dispose(disposing);
     }
 
-    private void Scan(ReadOnlySpan<byte> data, bool eof)
+    private void Observe(ReadOnlySpan<byte> data, int requested)
     {
-        _bytes += data.Length;
-        if (eof)
+        if (data.IsEmpty)
         {
-            _eof = true;
+            _eof |= requested > 0;
+            return;
         }
 
         while (!data.IsEmpty)
         {
-            if (_entryLeft > 0)
+            int n;
+            switch (_state)
             {
-                var take = (int)Math.Min(_entryLeft, data.Length);
-                Content(data[..take]);
-                _entryLeft -= take;
-                data = data[take..];
-                if (_entryLeft == 0)
-                {
-                    EndEntry();
-                }
+                case State.Header:
+                    n = Math.Min(Block - _headerFill, data.Length);
+                    data[..n].CopyTo(_header.AsSpan(_headerFill));
+                    _headerFill += n;
+                    if (_headerFill == Block)
+                    {
+                        _headerFill = 0;
+                        OnHeader(_offset + n - Block);
+                    }
 
-                continue;
+                    break;
+                case State.Data:
+                    n = (int)Math.Min(_remaining, data.Length);
+                    OnData(data[..n]);
+                    _remaining -= n;
+                    if (_remaining == 0)
+                    {
+                        EndEntry();
+                        _state = _padding > 0 ? State.Padding : State.Header;
+                    }
+
+                    break;
+                case State.Padding:
+                    n = Math.Min(_padding, data.Length);
+                    _padding -= n;
+                    _state = _padding > 0 ? State.Padding : State.Header;
+                    break;
+                case State.End:
+                    // Zeros may pad the archive to a record size; anything else after the end is not part of it.
+                    n = data.Length;
+                    if (!_trailingData && data.ContainsAnyExcept((byte)0))
+                    {
+                        _trailingData = true;
+                        Problem(Invariant($"non-zero bytes follow the end-of-archive marker (at offset {_offset + data.IndexOfAnyExcept((byte)0)})"));
+                    }
+
+                    break;
+                default:
+                    n = data.Length;
+                    break;
             }
 
-            if (_padLeft > 0)
-            {
-                var take = (int)Math.Min(_padLeft, data.Length);
-                _padLeft -= take;
-                data = data[take..];
-                continue;
-            }
-
-            if (_ended)
-            {
-                // Anything after the end-of-archive blocks is padding (pg_basebackup pads to a record boundary).
-                return;
-            }
-
-            var copy = Math.Min(Block - _headerFill, data.Length);
-            data[..copy].CopyTo(_header.AsSpan(_headerFill));
-            _headerFill += copy;
-            data = data[copy..];
-            if (_headerFill == Block)
-            {
-                _headerFill = 0;
-                Header();
-            }
+            _offset += n;
+            data = data[n..];
         }
     }
 
-    private void Header()
+    private void OnHeader(long at)
     {
-        if (_header.AsSpan().IndexOfAnyExcept((byte)0) < 0)
+        var header = _header.AsSpan();
+        if (!header.ContainsAnyExcept((byte)0))
         {
             if (++_zeroBlocks == 2)
             {
-                _ended = true;
+                _state = State.End;
             }
 
             return;
+        }
+
+        if (_zeroBlocks == 1)
+        {
+            Problem(Invariant($"a lone zero block at offset {at - Block} inside the archive"));
         }
 
         _zeroBlocks = 0;
-        if (!ChecksumOk())
+        if (!ChecksumMatches(header, out var stored, out var computed))
         {
-            _problems.Add($"a tar header has a wrong checksum (after {_entries} entries)");
-            _ended = true;
+            Break(Invariant($"the tar header at offset {at} has a bad checksum (stored {stored}, computed {computed}): the archive is corrupt from there"));
             return;
         }
 
-        var size = ParseSize(_header.AsSpan(124, 12));
-        var type = (char)_header[156];
-        var name = Text(_header.AsSpan(0, 100));
-        if (_header.AsSpan(257, 5).SequenceEqual("ustar"u8))
+        if (ParseNumber(header.Slice(124, 12)) is not { } size)
         {
-            var prefix = Text(_header.AsSpan(345, 155));
-            if (prefix.Length > 0)
-            {
-                name = prefix + "/" + name;
-            }
+            Break(Invariant($"the tar header at offset {at} has an unreadable size field"));
+            return;
         }
 
-        _longNameEntry = type == 'L';
-        _paxEntry = type is 'x' or 'g';
-        if (_longName is not null && !_longNameEntry && !_paxEntry)
+        var type = (char)header[156];
+        _entryOffset = at;
+        _capture = Capture.None;
+        switch (type)
         {
-            name = _longName;
-            _longName = null;
+            case 'L':
+            case 'x':
+            case 'g':
+                _name = type == 'L' ? "GNU long name" : "pax header";
+                _capture = type switch { 'L' => Capture.LongName, 'x' => Capture.Pax, _ => Capture.GlobalPax };
+                if (size > MetaCap)
+                {
+                    Break(Invariant($"the {_name} at offset {at} claims {size} bytes"));
+                    return;
+                }
+
+                _meta = new MemoryStream((int)size);
+                break;
+            case 'K':
+                _name = "GNU long link name";
+                break;
+            default:
+                size = StartEntry(type, size);
+                break;
         }
 
-        _entryName = name.StartsWith("./", StringComparison.Ordinal) ? name[2..] : name;
-        if (!_longNameEntry && !_paxEntry)
-        {
-            _entries++;
-        }
-
-        _entryLeft = size;
-        _padLeft = (Block - (size % Block)) % Block;
-        BeginEntry(size);
+        _size = _remaining = size;
+        _padding = (int)((Block - (size % Block)) % Block);
         if (size == 0)
         {
             EndEntry();
+            _state = State.Header;
+        }
+        else
+        {
+            _state = State.Data;
         }
     }
 
-    private void BeginEntry(long size)
+    /// <summary>A real entry: its name (from a long-name or pax header before it, else the header), what to capture, its data size.</summary>
+    private long StartEntry(char type, long size)
     {
-        _capture = null;
-        if (_longNameEntry || _paxEntry)
+        _entries++;
+        var name = _longName ?? _pax?.GetValueOrDefault("path") ?? HeaderName(_header);
+        if (_pax?.GetValueOrDefault("size") is { } paxSize)
         {
-            _capture = new MemoryStream();
-            _captureCap = 64 * 1024;
-            return;
+            if (long.TryParse(paxSize, NumberStyles.None, CultureInfo.InvariantCulture, out var s))
+            {
+                size = s;
+            }
+            else
+            {
+                Problem($"the pax size of {PitrText.Quote(name)} is not a number");
+            }
         }
 
-        switch (_entryName)
+        _longName = null;
+        _pax = null;
+        _name = Normalize(name);
+
+        // As tar readers do: links, devices, directories and FIFOs carry no data whatever their size field says.
+        if (type is '1' or '2' or '3' or '4' or '5' or '6')
         {
-            case "backup_label":
-                _capture = new MemoryStream();
-                _captureCap = LabelCap;
+            return 0;
+        }
+
+        if (type is '0' or '\0' or '7')
+        {
+            _capture = _name switch
+            {
+                "backup_label" => Capture.Label,
+                "global/pg_control" => Capture.Control,
+                "backup_manifest" => Capture.Manifest,
+                _ => Capture.None,
+            };
+            if (_name.StartsWith("pg_wal/", StringComparison.Ordinal) && _name.IndexOf('/', 7) < 0 && _name.Length > 7)
+            {
+                _walFiles.Add(_name[7..]);
+            }
+
+            StartCapture(size);
+        }
+
+        return size;
+    }
+
+    private void StartCapture(long size)
+    {
+        switch (_capture)
+        {
+            case Capture.Label:
+                if (_label is not null)
+                {
+                    Problem("backup_label appears twice; the last one counts");
+                }
+
+                _label = new MemoryStream((int)Math.Min(size, LabelCap));
+                if (size > LabelCap)
+                {
+                    Problem(Invariant($"backup_label has {size} bytes; only the first {LabelCap} are read"));
+                }
+
                 break;
-            case "global/pg_control":
-                _capture = new MemoryStream();
-                _captureCap = 8;
+            case Capture.Control:
+                _controlFill = 0;
                 break;
-            case "backup_manifest":
+            case Capture.Manifest:
+                if (_manifestHash is not null)
+                {
+                    Problem("backup_manifest appears twice; the last one counts");
+                }
+
+                _manifestHash?.Dispose();
+                _laggingHash?.Dispose();
                 _manifestHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                _tail = new byte[(int)Math.Min(TailCap, Math.Max(size, 1))];
-                _tailWritten = 0;
+                _laggingHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                var lagging = _laggingHash;
+                _tail = new TailBuffer((int)Math.Min(size, ManifestTailBytes), evicted => lagging.AppendData(evicted));
+                _manifestSha = null;
+                _walRanges = [];
                 break;
             default:
                 break;
         }
     }
 
-    private void Content(ReadOnlySpan<byte> data)
+    private void OnData(ReadOnlySpan<byte> data)
     {
-        if (_capture is not null && _capture.Length < _captureCap)
+        switch (_capture)
         {
-            _capture.Write(data[..(int)Math.Min(data.Length, _captureCap - _capture.Length)]);
-        }
-
-        if (_manifestHash is not null && _tail is not null)
-        {
-            _manifestHash.AppendData(data);
-            foreach (var b in data)
-            {
-                _tail[_tailWritten % _tail.Length] = b;
-                _tailWritten++;
-            }
+            case Capture.Label:
+                var room = LabelCap - (int)_label!.Length;
+                _label.Write(data[..Math.Min(room, data.Length)]);
+                break;
+            case Capture.Control:
+                var take = Math.Min(_control.Length - _controlFill, data.Length);
+                data[..take].CopyTo(_control.AsSpan(_controlFill));
+                _controlFill += take;
+                break;
+            case Capture.Manifest:
+                _manifestHash!.AppendData(data);
+                _tail!.Append(data);
+                break;
+            case Capture.LongName:
+            case Capture.Pax:
+            case Capture.GlobalPax:
+                _meta!.Write(data);
+                break;
+            default:
+                break;
         }
     }
 
     private void EndEntry()
     {
-        _padLeft = _padLeft == 0 ? 0 : _padLeft;
-        if (_longNameEntry && _capture is not null)
+        switch (_capture)
         {
-            _longName = Encoding.UTF8.GetString(_capture.ToArray()).TrimEnd('\0');
-        }
-        else if (_paxEntry && _capture is not null)
-        {
-            _longName = PaxPath(Encoding.UTF8.GetString(_capture.ToArray())) ?? _longName;
-        }
-        else if (_entryName == "backup_label" && _capture is not null)
-        {
-            try
-            {
-                _label = BackupLabel.Parse(Encoding.UTF8.GetString(_capture.ToArray()));
-            }
-            catch (FormatException ex)
-            {
-                _problems.Add(ex.Message);
-            }
-        }
-        else if (_entryName == "global/pg_control" && _capture is { Length: 8 })
-        {
-            _systemIdentifier = BitConverter.ToUInt64(_capture.ToArray(), 0);
-        }
-        else if (_entryName == "backup_manifest" && _manifestHash is not null && _tail is not null)
-        {
-            _manifestSha = Convert.ToHexStringLower(_manifestHash.GetHashAndReset());
-            _manifestHash.Dispose();
-            _manifestHash = null;
-            _ranges = ParseRanges(TailText());
-            if (_ranges.Count == 0)
-            {
-                _problems.Add("the backup manifest's WAL-Ranges could not be read");
-            }
+            case Capture.Control:
+                if (_controlFill < _control.Length)
+                {
+                    Problem("global/pg_control is shorter than 8 bytes");
+                }
+                else
+                {
+                    _systemIdentifier = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(_control);
+                }
 
-            _tail = null;
+                break;
+            case Capture.Manifest:
+                _manifestSha = Convert.ToHexStringLower(_manifestHash!.GetHashAndReset());
+                var (ranges, problems) = ManifestTail.Read(_tail!.ToArray(), _size, _laggingHash!);
+                _walRanges = ranges;
+                problems.ForEach(Problem);
+                _tail = null;
+                break;
+            case Capture.LongName:
+                _longName = CString(_meta!.ToArray());
+                break;
+            case Capture.Pax:
+                _pax = ParsePax(_meta!.ToArray());
+                break;
+            case Capture.GlobalPax:
+                ParsePax(_meta!.ToArray());
+                break;
+            default:
+                break;
         }
 
-        _capture = null;
-        _longNameEntry = _paxEntry = false;
+        _meta = null;
+        _capture = Capture.None;
     }
 
-    private string TailText()
+    private string Truncation()
     {
-        var length = (int)Math.Min(_tailWritten, _tail!.Length);
-        var bytes = new byte[length];
-        var start = _tailWritten > _tail.Length ? (int)(_tailWritten % _tail.Length) : 0;
-        for (var i = 0; i < length; i++)
+        return _state switch
         {
-            bytes[i] = _tail[(start + i) % _tail.Length];
-        }
-
-        return Encoding.UTF8.GetString(bytes);
+            State.Data => Invariant($"the archive is truncated in {PitrText.Quote(_name)} (offset {_entryOffset}): {_size - _remaining} of {_size} bytes"),
+            State.Padding => Invariant($"the archive is truncated in the padding after {PitrText.Quote(_name)}"),
+            _ when _headerFill > 0 => Invariant($"the archive is truncated inside a header at offset {_offset - _headerFill}"),
+            _ when _offset == 0 => "the archive is empty",
+            _ when _zeroBlocks == 1 => "the archive ends after only one of its two end-of-archive blocks",
+            _ => Invariant($"the archive is truncated: it ends after {_entries} entries without its end-of-archive blocks"),
+        };
     }
 
-    internal static List<WalRange> ParseRanges(string tail)
+    private void Break(string problem)
     {
-        var ranges = new List<WalRange>();
-        var at = tail.LastIndexOf("\"WAL-Ranges\"", StringComparison.Ordinal);
-        if (at < 0)
-        {
-            return ranges;
-        }
-
-        foreach (Match m in RangeRegex().Matches(tail[at..]))
-        {
-            if (uint.TryParse(m.Groups["tl"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var tl)
-                && Lsn.TryParse(m.Groups["start"].Value, out var start) && Lsn.TryParse(m.Groups["end"].Value, out var end))
-            {
-                ranges.Add(new WalRange(tl, start, end));
-            }
-        }
-
-        return ranges;
+        Problem(problem);
+        _state = State.Broken;
     }
 
-    private static string? PaxPath(string records)
+    private void Problem(string problem)
     {
-        foreach (var record in records.Split('\n'))
+        if (_problems.Count < MaxProblems)
         {
-            var space = record.IndexOf(' ', StringComparison.Ordinal);
-            if (space > 0 && record[(space + 1)..].StartsWith("path=", StringComparison.Ordinal))
-            {
-                return record[(space + 6)..];
-            }
+            _problems.Add(problem);
         }
-
-        return null;
     }
 
-    private bool ChecksumOk()
+    /// <summary>The header checksum: the sum of its bytes with the checksum field counted as spaces (unsigned, or signed as some old tars wrote it).</summary>
+    private static bool ChecksumMatches(ReadOnlySpan<byte> header, out long stored, out long computed)
     {
-        var recorded = Text(_header.AsSpan(148, 8)).Trim();
-        if (!long.TryParse(recorded, NumberStyles.None, CultureInfo.InvariantCulture, out _))
-        {
-            try
-            {
-                _ = Convert.ToInt64(recorded, 8);
-            }
-            catch (FormatException)
-            {
-                return false;
-            }
-        }
-
-        long sum = 0;
+        long unsigned = 0, signed = 0;
         for (var i = 0; i < Block; i++)
         {
-            sum += i is >= 148 and < 156 ? (byte)' ' : _header[i];
+            var b = i is >= 148 and < 156 ? (byte)' ' : header[i];
+            unsigned += b;
+            signed += (sbyte)b;
         }
 
-        try
-        {
-            return Convert.ToInt64(recorded, 8) == sum;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
+        computed = unsigned;
+        stored = ParseNumber(header.Slice(148, 8)) ?? -1;
+        return stored == unsigned || stored == signed;
     }
 
-    private static long ParseSize(ReadOnlySpan<byte> field)
+    /// <summary>A numeric header field: octal digits (leading spaces allowed, ended by NUL or space), or base-256 when the first byte's high bit is set.</summary>
+    internal static long? ParseNumber(ReadOnlySpan<byte> field)
     {
         if ((field[0] & 0x80) != 0)
         {
-            long value = field[0] & 0x7F;
-            for (var i = 1; i < field.Length; i++)
+            if (field[0] == 0xFF)
             {
-                value = (value << 8) | field[i];
+                return null; // negative
+            }
+
+            long value = field[0] & 0x7F;
+            foreach (var b in field[1..])
+            {
+                if (value > (long.MaxValue >> 8))
+                {
+                    return null;
+                }
+
+                value = (value << 8) | b;
             }
 
             return value;
         }
 
-        var text = Text(field).Trim();
-        return text.Length == 0 ? 0 : Convert.ToInt64(text, 8);
+        var i = 0;
+        while (i < field.Length && field[i] == ' ')
+        {
+            i++;
+        }
+
+        long octal = 0;
+        for (; i < field.Length && field[i] is not (0 or (byte)' '); i++)
+        {
+            if (field[i] is < (byte)'0' or > (byte)'7' || octal > (long.MaxValue >> 3))
+            {
+                return null;
+            }
+
+            octal = (octal << 3) | (long)(field[i] - '0');
+        }
+
+        return octal;
     }
 
-    private static string Text(ReadOnlySpan<byte> field)
+    /// <summary>name (0, 100 bytes), joined with the ustar prefix (345, 155 bytes) in POSIX ustar headers. GNU headers use that space otherwise.</summary>
+    private static string HeaderName(ReadOnlySpan<byte> header)
     {
-        var end = field.IndexOf((byte)0);
-        return Encoding.UTF8.GetString(end < 0 ? field : field[..end]).Trim('\0');
+        var name = CString(header[..100]);
+        var posix = header.Slice(257, 6).SequenceEqual("ustar\0"u8);
+        var prefix = posix ? CString(header.Slice(345, 155)) : "";
+        return prefix.Length > 0 ? prefix + "/" + name : name;
     }
 
-    [GeneratedRegex("\\{\\s*\"Timeline\"\\s*:\\s*(?<tl>\\d+)\\s*,\\s*\"Start-LSN\"\\s*:\\s*\"(?<start>[0-9A-Fa-f]+/[0-9A-Fa-f]+)\"\\s*,\\s*\"End-LSN\"\\s*:\\s*\"(?<end>[0-9A-Fa-f]+/[0-9A-Fa-f]+)\"\\s*\\}")]
-    private static partial Regex RangeRegex();
+    private static string CString(ReadOnlySpan<byte> bytes)
+    {
+        var end = bytes.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(end < 0 ? bytes : bytes[..end]);
+    }
+
+    private static string Normalize(string name)
+    {
+        while (name.StartsWith("./", StringComparison.Ordinal))
+        {
+            name = name[2..];
+        }
+
+        return name.TrimEnd('/');
+    }
+
+    /// <summary>pax records: <c>"%d %s=%s\n"</c>, the length counting the whole record.</summary>
+    private Dictionary<string, string>? ParsePax(byte[] data)
+    {
+        var records = new Dictionary<string, string>(StringComparer.Ordinal);
+        var at = 0;
+        while (at < data.Length)
+        {
+            var space = Array.IndexOf(data, (byte)' ', at);
+            if (space < 0 || !int.TryParse(data.AsSpan(at, space - at), NumberStyles.None, CultureInfo.InvariantCulture, out var length)
+                || length <= space - at + 1 || at + length > data.Length || data[at + length - 1] != '\n')
+            {
+                Problem(Invariant($"a malformed pax header before offset {_entryOffset + Block} is ignored"));
+                return null;
+            }
+
+            var record = Encoding.UTF8.GetString(data, space + 1, at + length - space - 2);
+            var equals = record.IndexOf('=', StringComparison.Ordinal);
+            if (equals > 0)
+            {
+                records[record[..equals]] = record[(equals + 1)..];
+            }
+
+            at += length;
+        }
+
+        return records;
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

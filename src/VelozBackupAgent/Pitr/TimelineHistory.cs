@@ -21,10 +21,13 @@ public sealed record TimelineSegmentRange(uint Timeline, Lsn Begin, Lsn? End)
 /// </summary>
 public sealed class TimelineHistory
 {
+    private readonly IReadOnlyList<TimelineSegmentRange> _lineage;
+
     private TimelineHistory(uint timeline, IReadOnlyList<TimelineSwitch> switches)
     {
         Timeline = timeline;
         Switches = switches;
+        _lineage = Array.AsReadOnly(BuildLineage(timeline, switches));
     }
 
     /// <summary>The timeline the file describes.</summary>
@@ -109,19 +112,7 @@ public sealed class TimelineHistory
     /// The stretches of WAL each timeline owns on the way to <see cref="Timeline"/>, oldest first: the first begins
     /// at 0/0, each ends where the next begins, the last (<see cref="Timeline"/>) has no end.
     /// </summary>
-    public IReadOnlyList<TimelineSegmentRange> Lineage()
-    {
-        var ranges = new List<TimelineSegmentRange>(Switches.Count + 1);
-        var begin = Lsn.Invalid;
-        foreach (var s in Switches)
-        {
-            ranges.Add(new TimelineSegmentRange(s.ParentTimeline, begin, s.SwitchPoint));
-            begin = s.SwitchPoint;
-        }
-
-        ranges.Add(new TimelineSegmentRange(Timeline, begin, null));
-        return ranges;
-    }
+    public IReadOnlyList<TimelineSegmentRange> Lineage() => _lineage;
 
     /// <summary>
     /// True when position (<paramref name="timeline"/>, <paramref name="lsn"/>) is on this lineage: the timeline is
@@ -131,6 +122,20 @@ public sealed class TimelineHistory
 
     /// <summary>The timeline that owns <paramref name="lsn"/> on this lineage.</summary>
     public uint TimelineAt(Lsn lsn) => Lineage().Last(r => r.Contains(lsn)).Timeline;
+
+    private static TimelineSegmentRange[] BuildLineage(uint timeline, IReadOnlyList<TimelineSwitch> switches)
+    {
+        var ranges = new TimelineSegmentRange[switches.Count + 1];
+        var begin = Lsn.Invalid;
+        for (var i = 0; i < switches.Count; i++)
+        {
+            ranges[i] = new TimelineSegmentRange(switches[i].ParentTimeline, begin, switches[i].SwitchPoint);
+            begin = switches[i].SwitchPoint;
+        }
+
+        ranges[^1] = new TimelineSegmentRange(timeline, begin, null);
+        return ranges;
+    }
 
     private static (string Tli, string Lsn, string Reason) SplitFields(ReadOnlySpan<char> line)
     {

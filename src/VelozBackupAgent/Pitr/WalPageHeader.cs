@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 
 namespace VelozBackupAgent.Pitr;
@@ -40,9 +41,9 @@ public sealed record WalPageHeader(ushort Magic, ushort Info, uint Timeline, Lsn
     /// Reads a header; false for fewer than 24 bytes, for a never-written page (its header is all zeros), and for
     /// a long header cut short (fewer than 40 bytes).
     /// </summary>
-    public static bool TryRead(ReadOnlySpan<byte> page, out WalPageHeader header)
+    public static bool TryRead(ReadOnlySpan<byte> page, [MaybeNullWhen(false)] out WalPageHeader header)
     {
-        header = null!;
+        header = null;
         if (page.Length < ShortHeaderSize || !page[..ShortHeaderSize].ContainsAnyExcept((byte)0))
         {
             return false;

@@ -15,7 +15,7 @@ public sealed class WalPageHeaderTests
         var data = WalBytes.Segment(File3, Seg16, 1);
 
         WalPageHeader.TryRead(data, out var h).Should().BeTrue();
-        h.Magic.Should().Be(WalBytes.Magic15);
+        h!.Magic.Should().Be(WalBytes.Magic15);
         h.IsLong.Should().BeTrue();
         h.Timeline.Should().Be(1);
         h.PageAddress.Should().Be(Lsn.Parse("0/3000000"));
@@ -30,7 +30,7 @@ public sealed class WalPageHeaderTests
         var data = WalBytes.Segment(File3, Seg16, 2);
 
         WalPageHeader.TryRead(data.AsSpan(Page), out var h).Should().BeTrue();
-        h.IsLong.Should().BeFalse();
+        h!.IsLong.Should().BeFalse();
         h.PageAddress.Should().Be(Lsn.Parse("0/3002000"));
         h.SystemIdentifier.Should().BeNull();
         h.SegmentSize.Should().BeNull();
