@@ -180,31 +180,36 @@ internal sealed class StoredWal
     }
 
     /// <summary>
-    /// The pieces that cover the segment contiguously from offset 0, in the order to write them, each at its own offset:
-    /// a piece starts at or before where the chain so far ends and reaches further (a later piece rewrites the bytes it
-    /// overlaps — the receiver sends the last page again when it resumes, since it may have been only partly written).
-    /// A hole stops the chain; a piece wholly inside what the chain covers adds nothing.
+    /// The fewest pieces that cover the segment contiguously from offset 0, in the order to write them, each at its own
+    /// offset: from where the chain so far ends, the piece that starts at or before it and reaches furthest (pieces may
+    /// overlap: the receiver sends the last page again when it resumes, since it may have been written only in part;
+    /// every piece holds only bytes the receiver had received, so overlapping bytes agree). A hole stops the chain.
     /// </summary>
     internal static List<PitrArtifact> Chain(IEnumerable<PitrArtifact> pieces, uint segSize)
     {
+        var sorted = pieces.OrderBy(p => p.PartialStart).ThenByDescending(p => End(p, segSize)).ThenBy(p => p.Name, StringComparer.Ordinal).ToList();
         var chain = new List<PitrArtifact>();
         uint covered = 0;
-        foreach (var piece in pieces.OrderBy(p => p.PartialStart).ThenBy(p => End(p, segSize)).ThenBy(p => p.Name, StringComparer.Ordinal))
+        var next = 0;
+        while (true)
         {
-            var end = End(piece, segSize);
-            if (piece.PartialStart > covered)
+            PitrArtifact? best = null;
+            for (; next < sorted.Count && sorted[next].PartialStart <= covered; next++)
             {
-                break;
+                if (End(sorted[next], segSize) > (best is null ? covered : End(best, segSize)))
+                {
+                    best = sorted[next];
+                }
             }
 
-            if (end > covered)
+            if (best is null)
             {
-                chain.Add(piece);
-                covered = end;
+                return chain;
             }
+
+            chain.Add(best);
+            covered = End(best, segSize);
         }
-
-        return chain;
     }
 
     private static uint End(PitrArtifact piece, uint segSize) => piece.IsWholeSegment ? segSize : piece.PartialEnd;

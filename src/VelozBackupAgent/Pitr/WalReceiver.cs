@@ -380,8 +380,8 @@ public sealed partial class WalReceiver
 
     /// <summary>
     /// Stores what a partial segment nobody writes any more holds (the receiver stopped, or it moved on to a new
-    /// timeline): up to the end of its last non-zero page. The next piece starts at that last page again, since it may
-    /// have been only partly written.
+    /// timeline): up to its last received byte. The next piece starts at that last page again, since the last bytes
+    /// received may have been only part of it.
     /// </summary>
     private async Task ShipStablePartialsAsync(bool all, CancellationToken cancellationToken)
     {
@@ -400,7 +400,7 @@ public sealed partial class WalReceiver
             }
 
             var shipped = Shipped(partial.File);
-            var end = EndOfWrittenPages(partial.Path, shipped);
+            var end = EndOfWrittenBytes(partial.Path, shipped);
             if (end > shipped)
             {
                 await _archive.StorePieceAsync(partial.Path, partial.File, shipped, end, _segmentSize, cancellationToken);
@@ -597,8 +597,12 @@ public sealed partial class WalReceiver
 
     private SpoolPartial? CurrentPartial() => Partials() is [.., var newest] ? newest : null;
 
-    /// <summary>The end of the last page at or after <paramref name="from"/> that is not all zeros (page-aligned), or <paramref name="from"/>.</summary>
-    private uint EndOfWrittenPages(string path, uint from)
+    /// <summary>
+    /// Just past the last byte at or after <paramref name="from"/> that is not zero, or <paramref name="from"/>: the file
+    /// is written in order, so everything before it was received; what follows is the preallocated zeros. (A received
+    /// WAL byte that happens to be zero at the very end is left for the next piece, which sends that page again.)
+    /// </summary>
+    private uint EndOfWrittenBytes(string path, uint from)
     {
         using var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, PageSize);
         var page = new byte[PageSize];
@@ -607,12 +611,13 @@ public sealed partial class WalReceiver
         {
             input.Position = offset;
             var read = input.ReadAtLeast(page, PageSize, throwOnEndOfStream: false);
-            if (read == 0 || page.AsSpan(0, read).IndexOfAnyExcept((byte)0) < 0)
+            var last = read == 0 ? -1 : page.AsSpan(0, read).LastIndexOfAnyExcept((byte)0);
+            if (last < 0)
             {
                 break;
             }
 
-            end = (uint)(offset + read);
+            end = (uint)Math.Max(end, offset + last + 1);
         }
 
         return end;

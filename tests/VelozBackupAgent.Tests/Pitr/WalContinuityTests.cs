@@ -175,7 +175,21 @@ public sealed class WalContinuityTests
         var c = WalContinuity.Check(Inventory(names), 1, L("0/3000028"));
 
         c.End.Should().Be(L("0/3003000"));
-        c.Steps.Single().Pieces.Should().Equal(Piece(1, 3, 0, 0x500), Piece(1, 3, 0x500, 0x3000));
+        c.Steps.Single().Pieces.Should().Equal(Piece(1, 3, 0, 0x1000), Piece(1, 3, 0x500, 0x3000));
+    }
+
+    [Fact]
+    public void Overlapping_pieces_of_a_resumed_receiver_chain_through_the_page_sent_again()
+    {
+        // The receiver stopped after 0x2A10 (stored up to the end of its last written byte), resumed and sent the
+        // last page again from 0x2000, then went on from its flush position.
+        var names = new[] { Piece(1, 3, 0, 0x1800), Piece(1, 3, 0x1800, 0x2A10), Piece(1, 3, 0x2000, 0x2E00), Piece(1, 3, 0x2E00, 0x5000) };
+
+        var c = WalContinuity.Check(Inventory(names), 1, L("0/3000028"));
+
+        c.Complete.Should().BeTrue();
+        c.End.Should().Be(L("0/3005000"));
+        c.Steps.Single().Pieces.Should().Equal(Piece(1, 3, 0, 0x1800), Piece(1, 3, 0x1800, 0x2A10), Piece(1, 3, 0x2000, 0x2E00), Piece(1, 3, 0x2E00, 0x5000));
     }
 
     [Fact]
