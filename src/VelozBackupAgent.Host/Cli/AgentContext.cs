@@ -84,7 +84,12 @@ internal sealed class AgentContext : IAsyncDisposable
             _extraStores.Add(store);
             return store;
         }, progress);
-        return new Restorer(Options, sources, Time, LoggerFactory);
+        var baseBackup = Runner.Sources.OfType<Pitr.BaseBackupSource>().FirstOrDefault();
+        return new Restorer(Options, sources, Time, LoggerFactory)
+        {
+            // Called while the restore holds the pitr lock, so directly rather than through the runner.
+            FreshBaseBackup = baseBackup is null ? null : async ct => (await baseBackup.RunAsync(BackupTrigger.Manual, ct)).Detail ?? "",
+        };
     }
 
     /// <summary>The verification checklist over this agent's stores.</summary>

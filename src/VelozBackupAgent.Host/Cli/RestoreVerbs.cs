@@ -19,8 +19,83 @@ internal static class RestoreVerbs
         command.Subcommands.Add(Kind(ctx, BackupKinds.Database,
             "pg_restore a dump into a scratch database, then swap it in for the configured database (--yes) or keep it side by side (--into NAME). Reports tables and rows."));
         command.Subcommands.Add(Kind(ctx, BackupKinds.Secrets, "gpg --decrypt with the agent's keyring and extract into Backup:Secrets:Directory (or --target): files 0600, owner Backup:Restore:Owner."));
+        command.Subcommands.Add(Pitr(ctx));
         command.Subcommands.Add(Full(ctx));
         return command;
+    }
+
+    private static Command Pitr(VerbContext ctx)
+    {
+        var time = new Option<string?>("--target-time") { Description = "Recover to this time: the last commit at or before it is kept (ISO 8601; without a zone it is UTC), e.g. 2026-11-23T09:55:00Z" };
+        var lsn = new Option<string?>("--target-lsn") { Description = "Recover up to and including this WAL position, e.g. 0/5000060" };
+        var xid = new Option<string?>("--target-xid") { Description = "Recover up to and including the commit of this transaction id" };
+        var name = new Option<string?>("--target-name") { Description = "Recover to this restore point (pg_create_restore_point)" };
+        var timeline = new Option<string?>("--target-timeline") { Description = "Recover along this timeline (default: the newest stored timeline that descends from the base backup)" };
+        var baseName = new Option<string?>("--base") { Description = "Start from this base backup (base_YYYYMMDD_HHMMSS) instead of the newest one old enough for the target" };
+        var from = new Option<string?>("--from") { Description = "Take the base backup and WAL from local or s3 (default: the local store, else S3)" };
+        from.AcceptOnlyFromAmong("local", "s3");
+        var yes = new Option<bool>("--yes") { Description = "Confirm: restore the live cluster (Backup:Pitr:DataDirectory); the data directory it replaces is kept as <PGDATA>.pre-restore-<time>" };
+        var targetDir = new Option<string?>("--target-dir") { Description = "Restore into this empty directory instead, recovered by a temporary server on a free port and stopped again; the live cluster is not touched" };
+        var noService = new Option<bool>("--no-service") { Description = "Do not stop and start VeloZ nor wait for its health URL (PostgreSQL itself is still stopped and started)" };
+        var command = new Command("pitr",
+            "Point-in-time recovery of the PostgreSQL cluster (the runbook's Option A): the base backup and every WAL file it needs are verified and staged before " +
+            "anything stops; then VeloZ and PostgreSQL are stopped, the data directory moved aside (never deleted), the base extracted with the recovery settings, " +
+            "PostgreSQL started until it replayed to the target and promoted, the replication slot created again, VeloZ started, and a new base backup taken. " +
+            "No target: the end of the stored WAL. Times without a zone are UTC.")
+        {
+            time, lsn, xid, name, timeline, baseName, from, yes, targetDir, noService,
+        };
+        command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
+        {
+            if (!agent.Options.Pitr.Enabled)
+            {
+                throw new ArgumentException("point-in-time recovery is disabled: set Backup:Pitr:Enabled to true (and back the cluster up with it first)");
+            }
+
+            var target = VelozBackupAgent.Pitr.PitrTarget.Parse(parse.GetValue(time), parse.GetValue(lsn), parse.GetValue(xid), parse.GetValue(name));
+            uint? tl = parse.GetValue(timeline) is { } t
+                ? uint.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new ArgumentException($"--target-timeline: not a timeline number: '{t}'")
+                : null;
+            var request = new VelozBackupAgent.Pitr.PitrRestoreRequest(target, parse.GetValue(from), tl, parse.GetValue(baseName));
+            var directory = parse.GetValue(targetDir);
+            if (directory is null && !parse.GetValue(yes))
+            {
+                throw new ArgumentException("restore pitr replaces the live cluster: pass --yes to confirm, or --target-dir DIR to restore into a scratch directory");
+            }
+
+            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
+            var restorer = agent.CreateRestorer(progress);
+            restorer.Step += progress.Line;
+            if (directory is not null)
+            {
+                var report = await restorer.Pitr.RestoreIntoAsync(request, directory, keep: true, ct);
+                progress.Done();
+                await PrintStepsAsync(ctx, report.Steps);
+                await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"restored {report.Base} into {report.Directory} to {target.Describe()}: timeline {report.Outcome.Timeline}, stopped {report.Outcome.StoppedAt ?? "at the end of the WAL"}{(report.Outcome.SwitchPoint is { } p ? $" at {p}" : "")}"));
+                foreach (var table in report.Tables)
+                {
+                    await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {table.Name}: {table.Rows} rows"));
+                }
+
+                await ctx.Out.WriteLineAsync($"the server is stopped; to look inside: pg_ctl -D {report.Directory} start (it listens on 127.0.0.1:{report.Port.ToString(CultureInfo.InvariantCulture)} only, archiving off)");
+                await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"total {Seconds(report.Total)}: {(report.Total <= agent.Options.Verify.RtoDatabase ? "within" : "OVER")} the RTO (database corruption) of {agent.Options.Verify.RtoDatabase:c}"));
+                return ExitCodes.Success;
+            }
+
+            var live = await restorer.RestorePitrAsync(request, !parse.GetValue(noService), ct);
+            progress.Done();
+            await PrintStepsAsync(ctx, restorer.Pitr.Steps);
+            await PrintAsync(ctx, live, "RTO (database corruption)");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static async Task PrintStepsAsync(VerbContext ctx, IReadOnlyList<VelozBackupAgent.Pitr.PitrStep> steps)
+    {
+        await Format.TableAsync(ctx.Out, ["STEP", "TIME"], steps.Select(s => new[] { s.Name, Seconds(s.Duration) }));
     }
 
     private static Command Kind(VerbContext ctx, string kind, string description)
@@ -95,9 +170,14 @@ internal static class RestoreVerbs
         var yes = new Option<bool>("--yes") { Description = "Confirm: this replaces the secrets, configuration, database and WAL directory of this host" };
         var source = new Option<string?>("--source") { Description = "s3://BUCKET[/NODE] to restore from (default: the local store, and Backup:S3 for whatever it lacks)" };
         var noService = new Option<bool>("--no-service") { Description = "Do not run the stop/start commands nor wait for the health URL" };
+        var databaseFrom = new Option<string?>("--database-from")
+        {
+            Description = "pitr: the whole cluster to the newest stored WAL (the default when Backup:Pitr is enabled); dump: the newest pg_dump (the runbook's Option B)",
+        };
+        databaseFrom.AcceptOnlyFromAmong("pitr", "dump");
         var command = new Command("full",
             "The site-failure path: the newest secrets, configuration, database and WAL, in that order, from S3 when the local store is gone; " +
-            "then start VeloZ and wait for its health URL. Prints each step's time and the total against the runbook's RTO.") { yes, source, noService };
+            "then start VeloZ and wait for its health URL. Prints each step's time and the total against the runbook's RTO.") { yes, source, noService, databaseFrom };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             if (!parse.GetValue(yes))
@@ -108,7 +188,12 @@ internal static class RestoreVerbs
             using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
             var restorer = agent.CreateRestorer(progress);
             restorer.Step += progress.Line;
-            var report = await restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct);
+            var report = await restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct, parse.GetValue(databaseFrom));
+            if (restorer.Pitr.Steps.Count > 0)
+            {
+                await PrintStepsAsync(ctx, restorer.Pitr.Steps);
+            }
+
             progress.Done();
             await PrintAsync(ctx, report, "RTO (complete site failure)");
             return ExitCodes.Success;
@@ -159,7 +244,7 @@ internal static class RestoreVerbs
     private static string KindScenario(string kind) => kind switch
     {
         BackupKinds.Wal => "single node failure",
-        BackupKinds.Database => "database corruption",
+        BackupKinds.Database or BackupKinds.Pitr => "database corruption",
         _ => "complete site failure",
     };
 

@@ -414,6 +414,10 @@ public sealed partial class PitrRestorer
             await VerifyBackupAsync(plan, target, cancellationToken);
             WriteRecoverySettings(plan, target, port);
             user.Own(target);
+
+            // pg_ctl opens the log as the server's user.
+            await File.WriteAllTextAsync(log, "", cancellationToken);
+            user.Own(log);
             var pgCtl = _tools.ServerToolPath("pg_ctl", MajorOf(plan.Base.Info));
             var outcome = await Timed($"recovering with a temporary server on 127.0.0.1:{port}", async () =>
             {
@@ -496,6 +500,8 @@ public sealed partial class PitrRestorer
                 File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             }
 
+            // The server's user owns its data directory: pg_verifybackup and the server run as it.
+            plan.User.Own(directory);
             return true;
         });
     }
@@ -726,7 +732,13 @@ public sealed partial class PitrRestorer
         {
             var lines = File.ReadLines(logFile).TakeLast(200).ToList();
             var fatal = lines.Where(l => l.Contains("FATAL:", StringComparison.Ordinal) || l.Contains("PANIC:", StringComparison.Ordinal)).TakeLast(2).ToList();
-            return fatal.Count == 0 ? null : string.Join(" / ", fatal.Select(l => l[(l.IndexOf(':', l.IndexOf("FATAL", StringComparison.Ordinal) is var i and >= 0 ? i : 0) + 1)..].Trim()));
+            if (fatal.Count == 0)
+            {
+                fatal = lines.Where(l => l.Trim().Length > 0).TakeLast(2).ToList();
+                return fatal.Count == 0 ? null : $"the server log {logFile} ends: " + string.Join(" / ", fatal.Select(l => l.Trim()));
+            }
+
+            return string.Join(" / ", fatal.Select(l => l[(l.IndexOf("FATAL:", StringComparison.Ordinal) is var f and >= 0 ? f : l.IndexOf("PANIC:", StringComparison.Ordinal))..].Trim()));
         }
         catch (IOException)
         {

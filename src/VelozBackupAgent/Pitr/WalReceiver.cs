@@ -104,6 +104,12 @@ public sealed partial class WalReceiver
         var backoff = TimeSpan.FromSeconds(1);
         while (!stopping.IsCancellationRequested)
         {
+            if (ReceiverPause.Active(_options.StateDirectory))
+            {
+                await WhilePausedAsync(stopping);
+                continue;
+            }
+
             var started = _time.GetTimestamp();
             try
             {
@@ -126,6 +132,11 @@ public sealed partial class WalReceiver
             if (stopping.IsCancellationRequested)
             {
                 break;
+            }
+
+            if (ReceiverPause.Active(_options.StateDirectory))
+            {
+                continue;
             }
 
             if (_time.GetElapsedTime(started) > HealthyRun)
@@ -151,6 +162,8 @@ public sealed partial class WalReceiver
 
     private async Task SessionAsync(CancellationToken stopping)
     {
+        // A restore moves the spool aside (it held the old timeline): start each session with one.
+        PrivateDirectory.Create(_spool);
         var connection = PgConnectionInfo.Parse(_options.Database.ConnectionString, Environment.GetEnvironmentVariable);
         var server = new PgServer(connection);
         var facts = await server.ProbeAsync(stopping);
@@ -226,7 +239,7 @@ public sealed partial class WalReceiver
             var monitorDb = monitor;
             try
             {
-                while (!receiver.HasExited && !stopping.IsCancellationRequested)
+                while (!receiver.HasExited && !stopping.IsCancellationRequested && !ReceiverPause.Active(_options.StateDirectory))
                 {
                     await WaitAsync(receiver, stopping);
                     await ShipCompletedAsync(stopping);
@@ -248,7 +261,7 @@ public sealed partial class WalReceiver
             await ShipCompletedAsync(CancellationToken.None);
             await ShipStablePartialsAsync(all: true, CancellationToken.None);
             Update(s => s with { ReceiverUp = false, UpSince = null });
-            if (stopping.IsCancellationRequested)
+            if (stopping.IsCancellationRequested || ReceiverPause.Active(_options.StateDirectory))
             {
                 return;
             }
@@ -266,6 +279,40 @@ public sealed partial class WalReceiver
                 string.Create(CultureInfo.InvariantCulture, $"pg_receivewal stopped (exit code {receiver.ExitCode})"));
             throw new WalArchiveException(failure, line);
         }
+    }
+
+    /// <summary>
+    /// A restore replaces the cluster: no streaming until it is done. Afterwards the server is another history (a new
+    /// timeline from an earlier point): what this process knew of positions no longer applies.
+    /// </summary>
+    private async Task WhilePausedAsync(CancellationToken stopping)
+    {
+        Log.Paused(_logger);
+        Update(s => s with { ReceiverUp = false, UpSince = null, LastError = "paused while a restore replaces the cluster", LastErrorAt = _time.GetUtcNow() });
+        SaveStatus();
+        while (!stopping.IsCancellationRequested && ReceiverPause.Active(_options.StateDirectory))
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
+        lock (_gate)
+        {
+            _storedEnd = Lsn.Invalid;
+            _received = Lsn.Invalid;
+            _recoveryPoint = null;
+            _recoveryPointS3 = null;
+            _samples.Clear();
+        }
+
+        _shipped.Clear();
+        Log.Resumed(_logger);
     }
 
     private async Task WaitAsync(ReceiverProcess receiver, CancellationToken stopping)
@@ -799,6 +846,12 @@ public sealed partial class WalReceiver
 
         [LoggerMessage(9008, LogLevel.Error, "pitr: unexpected failure of the WAL receiver")]
         public static partial void Unexpected(ILogger logger, Exception exception);
+
+        [LoggerMessage(9011, LogLevel.Information, "pitr: streaming paused while a restore replaces the cluster")]
+        public static partial void Paused(ILogger logger);
+
+        [LoggerMessage(9012, LogLevel.Information, "pitr: the restore is done; streaming starts again")]
+        public static partial void Resumed(ILogger logger);
 
         [LoggerMessage(9009, LogLevel.Warning, "pitr: removed {Name} from the spool: {Bytes} bytes of zeros, left by a receiver that could not preallocate a segment (a full disk?)")]
         public static partial void RemovedPartial(ILogger logger, string name, long bytes);

@@ -62,6 +62,53 @@ public sealed partial class Restorer
             Globals = new GlobalsRestorer(options, sources, loggerFactory.CreateLogger<GlobalsRestorer>()),
         };
         _service = new ServiceControl(options.Restore, loggerFactory.CreateLogger<ServiceControl>());
+        Pitr = new Pitr.PitrRestorer(options, sources, time, loggerFactory);
+        Pitr.Step += line => OnStep(line);
+    }
+
+    /// <summary>Point-in-time recovery of the cluster (live, or into a scratch directory).</summary>
+    public Pitr.PitrRestorer Pitr { get; }
+
+    /// <summary>Takes a new base backup after a point-in-time restore (the daemon's base backup source); null: none is taken.</summary>
+    public Func<CancellationToken, Task<string>>? FreshBaseBackup { get; init; }
+
+    /// <summary>
+    /// The runbook's Option A on the live cluster: everything verified and staged first, then VeloZ and PostgreSQL
+    /// stopped, the cluster restored to <paramref name="request"/>'s target, PostgreSQL started until it promoted, VeloZ
+    /// started and healthy; then a new base backup for the new timeline.
+    /// </summary>
+    public async Task<RestoreReport> RestorePitrAsync(Pitr.PitrRestoreRequest request, bool manageService, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var clock = Stopwatch.StartNew();
+        using var kindLock = await LockAsync(BackupKinds.Pitr, cancellationToken).ConfigureAwait(false);
+        var prepared = await Pitr.PrepareLiveAsync(request, cancellationToken).ConfigureAwait(false);
+        await using (prepared.ConfigureAwait(false))
+        {
+            var (results, service) = await SwitchOverAsync([prepared], manageService, cancellationToken).ConfigureAwait(false);
+            var total = clock.Elapsed;
+            var warnings = await NewBaseAsync(cancellationToken).ConfigureAwait(false);
+            return new RestoreReport([.. results.Select(r => r with { Warnings = [.. r.Warnings, .. warnings] })], service, total, _options.Verify.RtoDatabase, []);
+        }
+    }
+
+    /// <summary>A new base backup once the restored cluster runs: the next restore must not need the old timeline's WAL.</summary>
+    private async Task<IReadOnlyList<string>> NewBaseAsync(CancellationToken cancellationToken)
+    {
+        if (FreshBaseBackup is null)
+        {
+            return ["no new base backup was taken (PITR base backups are disabled here): take one with veloz-backup backup pitr"];
+        }
+
+        try
+        {
+            var detail = await Pitr.Timed("taking a new base backup of the restored cluster", () => FreshBaseBackup(cancellationToken)).ConfigureAwait(false);
+            return [$"new base backup taken: {detail}"];
+        }
+        catch (Exception ex) when (ex is BackupSourceException or Storage.StoreException or IOException)
+        {
+            return [$"the new base backup failed ({ex.Message}): run veloz-backup backup pitr now, restores to points after this one need it"];
+        }
     }
 
     /// <summary>Step lines (<c>verifying …</c>, <c>stopping VeloZ</c>) as they begin, for the terminal.</summary>
@@ -95,8 +142,16 @@ public sealed partial class Restorer
     /// <paramref name="sourceUrl"/> (an <c>s3://bucket[/node]</c>), or else from the local store, falling back to
     /// the configured S3 per kind when the local store has none. Replaces the configured database.
     /// </summary>
-    public async Task<RestoreReport> RestoreFullAsync(string? sourceUrl, bool manageService, CancellationToken cancellationToken)
+    public async Task<RestoreReport> RestoreFullAsync(string? sourceUrl, bool manageService, CancellationToken cancellationToken, string? databaseFrom = null)
     {
+        // With PITR on, the database comes back with its whole cluster at the newest stored WAL (an RPO of seconds);
+        // the daily dump stays the runbook's Option B.
+        var pitr = (databaseFrom ?? (_options.Pitr.Enabled ? "pitr" : "dump")) == "pitr";
+        if (pitr && !_options.Pitr.Enabled)
+        {
+            throw new ArgumentException("--database-from pitr needs Backup:Pitr:Enabled; use --database-from dump");
+        }
+
         var clock = Stopwatch.StartNew();
         var store = sourceUrl is null ? null : _sources.S3Store(sourceUrl);
         var locks = new List<KindLock>();
@@ -112,13 +167,25 @@ public sealed partial class Restorer
                     continue;
                 }
 
-                if (kind == BackupKinds.Pitr)
+                if (kind == BackupKinds.Pitr && !pitr)
                 {
-                    skipped.Add("pitr: the database comes from its newest dump; restore the cluster to a point in time with restore pitr");
+                    skipped.Add("pitr: the database comes from its newest dump (--database-from dump)");
+                    continue;
+                }
+
+                if (kind == BackupKinds.Database && pitr)
+                {
+                    skipped.Add("database: restored with its cluster by point-in-time recovery to the newest WAL (--database-from dump for the dump)");
                     continue;
                 }
 
                 locks.Add(await LockAsync(kind, cancellationToken).ConfigureAwait(false));
+                if (kind == BackupKinds.Pitr)
+                {
+                    prepared.Add(await Pitr.PrepareLiveAsync(new Pitr.PitrRestoreRequest(global::VelozBackupAgent.Pitr.PitrTarget.Latest, SourceUrl: sourceUrl), cancellationToken).ConfigureAwait(false));
+                    continue;
+                }
+
                 var artifact = store is null
                     ? await _sources.LatestAsync(kind, null, null, cancellationToken).ConfigureAwait(false)
                     : await _sources.NewestInAsync(store, kind, null, cancellationToken).ConfigureAwait(false)
@@ -127,7 +194,14 @@ public sealed partial class Restorer
             }
 
             var (results, service) = await SwitchOverAsync(prepared, manageService, cancellationToken).ConfigureAwait(false);
-            return new RestoreReport(results, service, clock.Elapsed, _options.Verify.RtoSiteFailure, skipped);
+            var total = clock.Elapsed;
+            if (pitr)
+            {
+                var warnings = await NewBaseAsync(cancellationToken).ConfigureAwait(false);
+                results = [.. results.Select(r => r.Kind == BackupKinds.Pitr ? r with { Warnings = [.. r.Warnings, .. warnings] } : r)];
+            }
+
+            return new RestoreReport(results, service, total, _options.Verify.RtoSiteFailure, skipped);
         }
         finally
         {
@@ -207,7 +281,7 @@ public sealed partial class Restorer
     private TimeSpan ObjectiveOf(string kind) => kind switch
     {
         BackupKinds.Wal => _options.Verify.RtoSingleNode,
-        BackupKinds.Database => _options.Verify.RtoDatabase,
+        BackupKinds.Database or BackupKinds.Pitr => _options.Verify.RtoDatabase,
         _ => _options.Verify.RtoSiteFailure,
     };
 

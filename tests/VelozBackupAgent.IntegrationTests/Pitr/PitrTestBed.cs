@@ -52,6 +52,10 @@ internal sealed class PitrTestBed : IAsyncDisposable
     public static async Task<PitrTestBed> CreateAsync(bool withS3 = false, PgClusterOptions? cluster = null, bool replication = true, Action<Dictionary<string, object?>>? configure = null)
     {
         var root = Directory.CreateTempSubdirectory("veloz-pitr-").FullName;
+
+        // Restores stage WAL and scratch clusters under here for the server's OS user, who must be able to get in.
+        File.SetUnixFileMode(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         var pg = await PgCluster.CreateAsync(cluster);
         S3rverServer? s3 = null;
         var bucket = "pitr-" + Guid.NewGuid().ToString("N")[..8];
