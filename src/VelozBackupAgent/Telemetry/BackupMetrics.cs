@@ -84,6 +84,7 @@ public sealed partial class BackupMetrics : IDisposable
     private Replicator? _replicator;
     private WalSource? _wal;
     private Func<PitrStatus>? _pitrStatus;
+    private PitrStatus? _pitrScraped;
     private Counter<long>? _pitrFailures;
     private readonly Dictionary<string, long> _pitrFailuresCounted = new(StringComparer.Ordinal);
     private long _walConflictsCounted;
@@ -377,13 +378,14 @@ public sealed partial class BackupMetrics : IDisposable
     /// run-marking artifact in the inventory, or a later successful run of this process (an unchanged run writes
     /// nothing but proves the newest backup current).
     /// </summary>
-    public DateTimeOffset? LastSuccess(string kind, string target)
+    public DateTimeOffset? LastSuccess(string kind, string target) => LastSuccess(kind, target, _pitrStatus?.Invoke());
+
+    private DateTimeOffset? LastSuccess(string kind, string target, PitrStatus? pitr)
     {
-        if (kind == BackupKinds.Pitr && _pitrStatus is not null)
+        if (kind == BackupKinds.Pitr && pitr is not null)
         {
             // The streamed WAL's freshness is its recovery point: an idle server writes no WAL, and is still current.
-            var status = _pitrStatus();
-            return target == _stores[0].Target ? status.RecoveryPoint : status.RecoveryPointS3;
+            return target == _stores[0].Target ? pitr.RecoveryPoint : pitr.RecoveryPointS3;
         }
 
         DateTimeOffset? newest = _inventories.TryGetValue(target, out var inventory) ? inventory.Totals(kind).NewestRun : null;
@@ -419,6 +421,9 @@ public sealed partial class BackupMetrics : IDisposable
         lock (_scrapeGate)
         {
             _restoreTest = restoreTest;
+            // One status for the whole collection: the receiver polls every few seconds, and a scrape whose
+            // server and stored positions (or recovery point and last success) came from two polls would disagree.
+            _pitrScraped = _pitrStatus?.Invoke();
             CountWalConflicts();
             CountPitrFailures();
             families = _pipeline.Collect();
@@ -649,7 +654,7 @@ public sealed partial class BackupMetrics : IDisposable
     private void CreatePitrInstruments()
     {
         _pitrFailures = _meter.CreateCounter<long>("veloz_backup_pitr_failures", "{failure}",
-            "Times WAL streaming stopped or a WAL file could not be stored, by reason (connection, server_settings, privilege, hba, slot_active, tools, disk_full, other_cluster, conflict, other).");
+            $"Times WAL streaming stopped or a WAL file could not be stored, by reason ({string.Join(", ", PgTools.Labels)}).");
         foreach (var reason in PgTools.Labels)
         {
             _pitrFailures.Add(0, Tag("reason", reason));
@@ -685,17 +690,17 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> PitrGauge(Func<PitrStatus, long> value)
     {
-        if (_pitrStatus is not null)
+        if (_pitrScraped is { } status)
         {
-            yield return new Measurement<long>(value(_pitrStatus()));
+            yield return new Measurement<long>(value(status));
         }
     }
 
     private IEnumerable<Measurement<double>> PitrGauge(Func<PitrStatus, double> value)
     {
-        if (_pitrStatus is not null)
+        if (_pitrScraped is { } status)
         {
-            yield return new Measurement<double>(value(_pitrStatus()));
+            yield return new Measurement<double>(value(status));
         }
     }
 
@@ -703,12 +708,11 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObservePitrStored()
     {
-        if (_pitrStatus is null)
+        if (_pitrScraped is not { } status)
         {
             yield break;
         }
 
-        var status = _pitrStatus();
         yield return new Measurement<long>(Position(status.StoredLsn), Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
@@ -718,12 +722,11 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<double>> ObservePitrRecoveryPoint()
     {
-        if (_pitrStatus is null)
+        if (_pitrScraped is not { } status)
         {
             yield break;
         }
 
-        var status = _pitrStatus();
         yield return new Measurement<double>(Seconds(status.RecoveryPoint), Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
@@ -733,12 +736,11 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObservePitrLag()
     {
-        if (_pitrStatus is null)
+        if (_pitrScraped is not { } status)
         {
             yield break;
         }
 
-        var status = _pitrStatus();
         yield return new Measurement<long>(status.LagBytes, Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
@@ -754,12 +756,12 @@ public sealed partial class BackupMetrics : IDisposable
 
     private void CountPitrFailures()
     {
-        if (_pitrStatus is null || _pitrFailures is null)
+        if (_pitrScraped is null || _pitrFailures is null)
         {
             return;
         }
 
-        foreach (var (reason, count) in _pitrStatus().Failures)
+        foreach (var (reason, count) in _pitrScraped.Failures)
         {
             var counted = _pitrFailuresCounted.GetValueOrDefault(reason);
             if (count > counted)
@@ -776,7 +778,7 @@ public sealed partial class BackupMetrics : IDisposable
         {
             foreach (var store in _stores)
             {
-                yield return new Measurement<double>(Seconds(LastSuccess(kind, store.Target)), Tag("kind", kind), Tag("target", store.Target));
+                yield return new Measurement<double>(Seconds(LastSuccess(kind, store.Target, _pitrScraped)), Tag("kind", kind), Tag("target", store.Target));
             }
         }
     }
