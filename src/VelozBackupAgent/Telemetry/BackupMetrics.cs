@@ -69,6 +69,7 @@ public sealed partial class BackupMetrics : IDisposable
     private readonly Counter<long> _retentionDeleted;
     private readonly Histogram<double> _duration;
     private readonly IReadOnlyList<string> _enabledKinds;
+    private readonly IReadOnlyList<string> _freshKinds;
     private readonly IReadOnlyList<IArtifactStore> _stores;
     private readonly Dictionary<string, StoreInventory> _inventories = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastRunSuccess = new(StringComparer.Ordinal);
@@ -84,6 +85,7 @@ public sealed partial class BackupMetrics : IDisposable
     private Replicator? _replicator;
     private WalSource? _wal;
     private Func<PitrStatus>? _pitrStatus;
+    private PitrStatus? _pitrScraped;
     private Counter<long>? _pitrFailures;
     private readonly Dictionary<string, long> _pitrFailuresCounted = new(StringComparer.Ordinal);
     private long _walConflictsCounted;
@@ -111,6 +113,13 @@ public sealed partial class BackupMetrics : IDisposable
 
         _enabledKinds = [.. BackupKinds.All.Where(k => options.Kind(k).Enabled)];
 
+        // PITR's freshness is the recovery point the receiver measures. Through archive_command (no streaming) PostgreSQL
+        // pushes a segment when it completes one, and without the server's position an idle server and a stuck
+        // archive_command look the same: the agent claims no recovery point then (its base backups are judged as
+        // pitr-base; PostgreSQL's pg_stat_archiver watches the archiving), rather than the newest base backup's time
+        // held to the WAL's 5-minute objective, which made every such agent stale.
+        _freshKinds = [.. _enabledKinds.Where(k => k != BackupKinds.Pitr || options.Pitr.Streaming)];
+
         // The provider listens before the first measurement, so the zeros below are not lost.
         _pipeline = new MetricsPipeline(meterName);
         _meter = new Meter(meterName);
@@ -124,7 +133,7 @@ public sealed partial class BackupMetrics : IDisposable
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
 
         _meter.CreateObservableGauge("veloz_backup_last_success_timestamp_seconds", ObserveLastSuccess, "s",
-            "When the newest successful backup of the kind was taken in the target (Unix seconds; 0: never). For the WAL, its newest manifest (full sync).");
+            "When the newest successful backup of the kind was taken in the target (Unix seconds; 0: never). For the WAL, its newest manifest (full sync); for pitr, the recovery point (only while streaming).");
         _meter.CreateObservableGauge("veloz_backup_last_failure_timestamp_seconds", ObserveLastFailure, "s",
             "When the last failed run of the kind ended in this process (Unix seconds; 0: none since the agent started).");
         _meter.CreateObservableGauge("veloz_backup_freshness_objective_seconds", ObserveObjectives, "s",
@@ -375,15 +384,18 @@ public sealed partial class BackupMetrics : IDisposable
     /// <summary>
     /// The newest successful backup of <paramref name="kind"/> in <paramref name="target"/>: the newest
     /// run-marking artifact in the inventory, or a later successful run of this process (an unchanged run writes
-    /// nothing but proves the newest backup current).
+    /// nothing but proves the newest backup current). For PITR the recovery point the receiver reports for the target
+    /// (null while it knows none, and without streaming).
     /// </summary>
-    public DateTimeOffset? LastSuccess(string kind, string target)
+    public DateTimeOffset? LastSuccess(string kind, string target) => LastSuccess(kind, target, _pitrStatus?.Invoke());
+
+    private DateTimeOffset? LastSuccess(string kind, string target, PitrStatus? pitr)
     {
-        if (kind == BackupKinds.Pitr && _pitrStatus is not null)
+        if (kind == BackupKinds.Pitr)
         {
             // The streamed WAL's freshness is its recovery point: an idle server writes no WAL, and is still current.
-            var status = _pitrStatus();
-            return target == _stores[0].Target ? status.RecoveryPoint : status.RecoveryPointS3;
+            // A base backup is not a recovery point (the base backups have their own series and health entry).
+            return pitr is null ? null : target == _stores[0].Target ? pitr.RecoveryPoint : pitr.RecoveryPointS3;
         }
 
         DateTimeOffset? newest = _inventories.TryGetValue(target, out var inventory) ? inventory.Totals(kind).NewestRun : null;
@@ -395,11 +407,14 @@ public sealed partial class BackupMetrics : IDisposable
         return newest;
     }
 
-    /// <summary>The <c>/health</c> verdict now: the scheduler's state and every enabled kind's freshness in the local store.</summary>
+    /// <summary>
+    /// The <c>/health</c> verdict now: the scheduler's state and every enabled kind's freshness in the local store (pitr:
+    /// the recovery point, only while streaming; pitr-base: the newest base backup).
+    /// </summary>
     public HealthReport Health(SchedulerState scheduler)
     {
         var now = _time.GetUtcNow();
-        var kinds = _enabledKinds.Select(k => Freshness.Evaluate(_options, k, LastSuccess(k, _stores[0].Target), now)).ToList();
+        var kinds = _freshKinds.Select(k => Freshness.Evaluate(_options, k, LastSuccess(k, _stores[0].Target), now)).ToList();
         if (_options.Pitr.Enabled)
         {
             kinds.Add(Freshness.Evaluate(PitrBaseKind, NewestBase(_stores[0].Target), _options.Pitr.BaseFreshnessObjective, _options.FreshnessGrace, now));
@@ -419,6 +434,9 @@ public sealed partial class BackupMetrics : IDisposable
         lock (_scrapeGate)
         {
             _restoreTest = restoreTest;
+            // One status for the whole collection: the receiver polls every few seconds, and a scrape whose
+            // server and stored positions (or recovery point and last success) came from two polls would disagree.
+            _pitrScraped = _pitrStatus?.Invoke();
             CountWalConflicts();
             CountPitrFailures();
             families = _pipeline.Collect();
@@ -649,7 +667,7 @@ public sealed partial class BackupMetrics : IDisposable
     private void CreatePitrInstruments()
     {
         _pitrFailures = _meter.CreateCounter<long>("veloz_backup_pitr_failures", "{failure}",
-            "Times WAL streaming stopped or a WAL file could not be stored, by reason (connection, server_settings, privilege, hba, slot_active, tools, disk_full, other_cluster, conflict, other).");
+            $"Times WAL streaming stopped or a WAL file could not be stored, by reason ({string.Join(", ", PgTools.Labels)}).");
         foreach (var reason in PgTools.Labels)
         {
             _pitrFailures.Add(0, Tag("reason", reason));
@@ -685,17 +703,17 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> PitrGauge(Func<PitrStatus, long> value)
     {
-        if (_pitrStatus is not null)
+        if (_pitrScraped is { } status)
         {
-            yield return new Measurement<long>(value(_pitrStatus()));
+            yield return new Measurement<long>(value(status));
         }
     }
 
     private IEnumerable<Measurement<double>> PitrGauge(Func<PitrStatus, double> value)
     {
-        if (_pitrStatus is not null)
+        if (_pitrScraped is { } status)
         {
-            yield return new Measurement<double>(value(_pitrStatus()));
+            yield return new Measurement<double>(value(status));
         }
     }
 
@@ -703,12 +721,11 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObservePitrStored()
     {
-        if (_pitrStatus is null)
+        if (_pitrScraped is not { } status)
         {
             yield break;
         }
 
-        var status = _pitrStatus();
         yield return new Measurement<long>(Position(status.StoredLsn), Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
@@ -718,12 +735,11 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<double>> ObservePitrRecoveryPoint()
     {
-        if (_pitrStatus is null)
+        if (_pitrScraped is not { } status)
         {
             yield break;
         }
 
-        var status = _pitrStatus();
         yield return new Measurement<double>(Seconds(status.RecoveryPoint), Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
@@ -733,12 +749,11 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObservePitrLag()
     {
-        if (_pitrStatus is null)
+        if (_pitrScraped is not { } status)
         {
             yield break;
         }
 
-        var status = _pitrStatus();
         yield return new Measurement<long>(status.LagBytes, Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
@@ -754,12 +769,12 @@ public sealed partial class BackupMetrics : IDisposable
 
     private void CountPitrFailures()
     {
-        if (_pitrStatus is null || _pitrFailures is null)
+        if (_pitrScraped is null || _pitrFailures is null)
         {
             return;
         }
 
-        foreach (var (reason, count) in _pitrStatus().Failures)
+        foreach (var (reason, count) in _pitrScraped.Failures)
         {
             var counted = _pitrFailuresCounted.GetValueOrDefault(reason);
             if (count > counted)
@@ -772,11 +787,11 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<double>> ObserveLastSuccess()
     {
-        foreach (var kind in _enabledKinds)
+        foreach (var kind in _freshKinds)
         {
             foreach (var store in _stores)
             {
-                yield return new Measurement<double>(Seconds(LastSuccess(kind, store.Target)), Tag("kind", kind), Tag("target", store.Target));
+                yield return new Measurement<double>(Seconds(LastSuccess(kind, store.Target, _pitrScraped)), Tag("kind", kind), Tag("target", store.Target));
             }
         }
     }
@@ -785,7 +800,7 @@ public sealed partial class BackupMetrics : IDisposable
         _enabledKinds.Select(k => new Measurement<double>(Seconds(_lastFailure.TryGetValue(k, out var t) ? t : null), Tag("kind", k)));
 
     private IEnumerable<Measurement<double>> ObserveObjectives() =>
-        _enabledKinds.Select(k => new Measurement<double>(_options.Kind(k).FreshnessObjective.TotalSeconds, Tag("kind", k)));
+        _freshKinds.Select(k => new Measurement<double>(_options.Kind(k).FreshnessObjective.TotalSeconds, Tag("kind", k)));
 
     private IEnumerable<Measurement<long>> ObserveInventory(Func<KindTotals, long> value)
     {

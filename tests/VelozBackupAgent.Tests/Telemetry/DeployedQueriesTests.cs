@@ -1,7 +1,10 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
 using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Pitr;
+using VelozBackupAgent.Replication;
 using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Telemetry;
 using VelozBackupAgent.Verification;
@@ -31,15 +34,30 @@ public sealed partial class DeployedQueriesTests : IDisposable
         throw new DirectoryNotFoundException("the repository root (VelozBackupAgent.sln) is not above the test assembly");
     }
 
-    /// <summary>Names a real scrape offers to queries, with every family present (a restore-test record written first).</summary>
+    /// <summary>
+    /// Names a real scrape offers to queries, with every family present: a restore-test record written first, and
+    /// PITR on with a streaming receiver's status attached (its families exist only then).
+    /// </summary>
     private HashSet<string> Exposed(out HashSet<string> families)
     {
         var options = BackupConfiguration.Load(new ConfigurationBuilder().AddInMemoryCollection(
-            new Dictionary<string, string?> { ["Backup:LocalRoot"] = _root }).Build());
+            new Dictionary<string, string?> { ["Backup:LocalRoot"] = _root, ["Backup:Pitr:Enabled"] = "true" }).Build());
         RestoreTestState.Write(options.StateDirectory, new RestoreTestResult(
             new DateTimeOffset(2026, 11, 1, 4, 0, 0, TimeSpan.Zero), true, new Dictionary<string, double> { ["total"] = 60 }, null));
-        using var metrics = new BackupMetrics(options, new LocalArtifactStore(_root), null, meterName: "VelozBackupAgent.Tests." + Guid.NewGuid().ToString("N"));
+        var local = new LocalArtifactStore(_root);
+        using var metrics = new BackupMetrics(options, local, null, meterName: "VelozBackupAgent.Tests." + Guid.NewGuid().ToString("N"));
+        var streaming = new PitrStatus
+        {
+            ReceiverUp = true,
+            ServerLsn = "0/3000148",
+            ReceivedLsn = "0/3000148",
+            StoredLsn = "0/3000148",
+            RecoveryPoint = new DateTimeOffset(2026, 11, 1, 4, 0, 0, TimeSpan.Zero),
+        };
+        metrics.AttachPitr(new WalArchive(options, new BackupRepository(local), NullLogger.Instance), () => streaming);
         var scrape = new ScrapeText(metrics.Scrape());
+        scrape.Types.Keys.Should().Contain(["veloz_backup_pitr_receiver_up", "veloz_backup_pitr_failures_total", "veloz_backup_pitr_base_backup_timestamp_seconds"],
+            "the PITR families are exposed, so the checks below cover them");
         families = [.. scrape.Types.Keys];
         return scrape.QueryableNames;
     }
