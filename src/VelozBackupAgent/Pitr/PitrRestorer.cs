@@ -132,6 +132,18 @@ public sealed partial class PitrRestorer
     /// <summary>How the restore_command is run: this program with pg-wal-get (set by the host; the tests' binary runs through dotnet).</summary>
     public string? AgentCommand { get; init; }
 
+    /// <summary>
+    /// Where scratch restores of the drill go: beside the live data directory when the agent is root (the server's user
+    /// must own it, on the database's own disk), else the agent's state directory (the agent then runs the server itself).
+    /// </summary>
+    public static string ScratchRoot(BackupOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return ServerUser.AgentIsRoot
+            ? Path.GetDirectoryName(Path.GetFullPath(options.Pitr.DataDirectory)) ?? Path.GetTempPath()
+            : Path.Combine(options.StateDirectory, "verify");
+    }
+
     /// <summary>Chooses, verifies and stages everything a restore needs into <paramref name="walDirectory"/>; touches nothing live.</summary>
     public async Task<PitrPlan> PlanAsync(PitrRestoreRequest request, string walDirectory, ServerUser user, CancellationToken cancellationToken)
     {
@@ -224,8 +236,14 @@ public sealed partial class PitrRestorer
             user.Own(walDirectory);
 
             var dump = new WalDump(_tools.ServerToolPath("pg_waldump", MajorOf(chosen.Info)), _loggerFactory.CreateLogger<WalDump>());
-            var lastCommit = await Timed("reading the target in the WAL", () => CheckTargetAsync(dump, target, chosen, coverage, segmentSize, walDirectory, bases, cancellationToken));
-            return new PitrPlan(store, chosen, coverage, target, segmentSize, archive, walDirectory, user, lastCommit);
+            var last = await Timed("reading the target in the WAL", () => CheckTargetAsync(dump, target, chosen, coverage, segmentSize, walDirectory, bases, cancellationToken));
+            if (target.Kind == PitrTargetKind.LastCommit)
+            {
+                // A time target needs a later commit to stop before; the newest commit's own position needs none.
+                target = last?.Position is { } position ? new PitrTarget(PitrTargetKind.Lsn, Position: position) : PitrTarget.Latest;
+            }
+
+            return new PitrPlan(store, chosen, coverage, target, segmentSize, archive, walDirectory, user, last?.Time);
         }
         catch
         {
@@ -302,13 +320,14 @@ public sealed partial class PitrRestorer
         }
     }
 
-    /// <summary>Checks the target against the WAL; returns the newest commit found (null when none was looked for or found).</summary>
-    private static async Task<DateTimeOffset?> CheckTargetAsync(WalDump dump, PitrTarget target, PitrBase chosen, WalCoverage coverage, long segmentSize, string directory,
+    /// <summary>Checks the target against the WAL; returns the newest commit found (null when none was found).</summary>
+    private static async Task<WalEvent?> CheckTargetAsync(WalDump dump, PitrTarget target, PitrBase chosen, WalCoverage coverage, long segmentSize, string directory,
         IReadOnlyList<PitrBase> bases, CancellationToken cancellationToken)
     {
         switch (target.Kind)
         {
             case PitrTargetKind.Latest:
+            case PitrTargetKind.LastCommit:
             case PitrTargetKind.Time:
             {
                 // The newest commit: in the last two segments, else anywhere since the base.
@@ -319,11 +338,13 @@ public sealed partial class PitrRestorer
                     events = await dump.EventsAsync(directory, coverage.Steps, segmentSize, coverage.Start, coverage.End, cancellationToken);
                 }
 
-                var last = events.Where(e => e.Time is not null).Select(e => e.Time).Max();
-                if (target.Kind == PitrTargetKind.Time && (last is null || target.Time > last))
+                var last = events.Where(e => e.Time is not null).MaxBy(e => e.Time);
+                // PostgreSQL stops a time target before the first commit later than it: without one, recovery runs off
+                // the end of the WAL and the server refuses to start ("recovery ended before … target was reached").
+                if (target.Kind == PitrTargetKind.Time && (last is null || target.Time >= last.Time))
                 {
-                    throw new RestoreException(last is { } l
-                        ? $"the target {target.Describe()} is after the newest commit in the stored WAL ({PitrTarget.FormatTime(l)}, WAL to {coverage.End}): PostgreSQL could not reach it; restore to {PitrTarget.FormatTime(l)}, or to the end of the WAL (no target); nothing was stopped"
+                    throw new RestoreException(last?.Time is { } l
+                        ? $"the target {target.Describe()} is not before the newest commit in the stored WAL ({PitrTarget.FormatTime(l)}, WAL to {coverage.End}): PostgreSQL stops a time target at the first commit after it, and there is none; restore to the end of the WAL (no target) to keep every commit; nothing was stopped"
                         : $"the target {target.Describe()} is after the end of the stored WAL ({coverage.End}): no transaction committed after {chosen.Info.Archive}; restore to the end of the WAL (no target); nothing was stopped");
                 }
 
@@ -349,7 +370,7 @@ public sealed partial class PitrRestorer
                         $"{target.Describe()} is at {found.Position}, before {chosen.Info.Archive} is consistent ({chosen.Info.StopLsn}): start from an earlier base backup with --base; nothing was stopped");
                 }
 
-                return events.Where(e => e.Time is not null).Select(e => e.Time).Max();
+                return events.Where(e => e.Time is not null).MaxBy(e => e.Time);
             }
         }
     }

@@ -19,12 +19,18 @@ public enum PitrTargetKind
 
     /// <summary><c>recovery_target_name</c>: the restore point made with <c>pg_create_restore_point()</c>.</summary>
     Name,
+
+    /// <summary>The time of the newest commit in the stored WAL (the drill's "specific time"); the end of the WAL when none.</summary>
+    LastCommit,
 }
 
 /// <summary>A recovery target, as the operator gave it, and the PostgreSQL settings it becomes.</summary>
 public sealed record PitrTarget(PitrTargetKind Kind, DateTimeOffset? Time = null, Lsn? Position = null, string? Xid = null, string? Name = null)
 {
     public static PitrTarget Latest { get; } = new(PitrTargetKind.Latest);
+
+    /// <summary>The newest commit the stored WAL holds: resolved to a <see cref="PitrTargetKind.Time"/> target once the WAL is read.</summary>
+    public static PitrTarget LastCommit { get; } = new(PitrTargetKind.LastCommit);
 
     /// <summary>For messages: <c>time 2026-11-23 09:55:00+00</c>, <c>LSN 0/5000060</c>, …</summary>
     public string Describe() => Kind switch
@@ -33,6 +39,7 @@ public sealed record PitrTarget(PitrTargetKind Kind, DateTimeOffset? Time = null
         PitrTargetKind.Lsn => $"LSN {Position}",
         PitrTargetKind.Xid => $"transaction {Xid}",
         PitrTargetKind.Name => $"restore point '{Name}'",
+        PitrTargetKind.LastCommit => "the newest stored commit",
         _ => "the end of the stored WAL (latest)",
     };
 

@@ -51,9 +51,9 @@ public sealed class PreparedPitr : IPreparedRestore
         var options = _owner.Options;
         var warnings = new List<string>();
         using var pause = ReceiverPause.Begin(options.StateDirectory);
-        await _owner.Timed($"stopping PostgreSQL: {options.Pitr.StopCommand}", () => Shell.RunAsync(options.Pitr.StopCommand, "Backup:Pitr:StopCommand", _owner.Logger, cancellationToken));
+        await _owner.Timed("stopping PostgreSQL (Backup:Pitr:StopCommand)", () => Shell.RunAsync(options.Pitr.StopCommand, "Backup:Pitr:StopCommand", _owner.Logger, cancellationToken));
         var hadData = Directory.Exists(_pgdata);
-        await _owner.Timed($"moving {_pgdata} aside to {SetAside} and the restored copy into place", () =>
+        await _owner.Timed($"moving {_pgdata} aside to {Path.GetFileName(SetAside)}, the restored copy into place", () =>
         {
             if (hadData)
             {
@@ -70,7 +70,7 @@ public sealed class PreparedPitr : IPreparedRestore
             : $"there was no data directory at {_pgdata} before";
         try
         {
-            await _owner.Timed($"starting PostgreSQL: {options.Pitr.StartCommand}", async () =>
+            await _owner.Timed("starting PostgreSQL (Backup:Pitr:StartCommand)", async () =>
             {
                 try
                 {
@@ -115,7 +115,7 @@ public sealed class PreparedPitr : IPreparedRestore
         }
 
         var summary = string.Create(CultureInfo.InvariantCulture,
-            $"cluster {_pgdata} restored from {Plan.Base.Info.Archive} to {Plan.Target.Describe()}: timeline {Outcome.Timeline}, stopped {Outcome.StoppedAt ?? "at the end of the WAL"}{(Outcome.SwitchPoint is { } p ? $" at {p}" : "")}");
+            $"cluster {_pgdata} restored from {Plan.Base.Info.Archive} to {Plan.Target.Describe()}: now timeline {Outcome.Timeline}, from {(Outcome.SwitchPoint is { } p ? p.ToString() : "?")} (recovery: {Outcome.StoppedAt ?? "end of WAL"})");
         return new RestoreResult(Kind, Artifact, _pgdata, summary, _prepared, clock.Elapsed, warnings) { Details = Outcome };
     }
 

@@ -87,29 +87,39 @@ public sealed partial class Restorer
         {
             var (results, service) = await SwitchOverAsync([prepared], manageService, cancellationToken).ConfigureAwait(false);
             var total = clock.Elapsed;
-            var warnings = await NewBaseAsync(cancellationToken).ConfigureAwait(false);
-            return new RestoreReport([.. results.Select(r => r with { Warnings = [.. r.Warnings, .. warnings] })], service, total, _options.Verify.RtoDatabase, []);
+            var (line, warning) = await NewBaseAsync(cancellationToken).ConfigureAwait(false);
+            return new RestoreReport([.. results.Select(r => WithNewBase(r, line, warning))], service, total, _options.Verify.RtoDatabase, []);
         }
     }
 
-    /// <summary>A new base backup once the restored cluster runs: the next restore must not need the old timeline's WAL.</summary>
-    private async Task<IReadOnlyList<string>> NewBaseAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// A new base backup once the restored cluster runs (after VeloZ is back: it is not part of the downtime), so the next
+    /// restore does not depend on the old timeline's WAL. Returns a line for the summary, or a warning.
+    /// </summary>
+    private async Task<(string? Line, string? Warning)> NewBaseAsync(CancellationToken cancellationToken)
     {
         if (FreshBaseBackup is null)
         {
-            return ["no new base backup was taken (PITR base backups are disabled here): take one with veloz-backup backup pitr"];
+            return (null, "no new base backup was taken: take one with veloz-backup backup pitr");
         }
 
         try
         {
             var detail = await Pitr.Timed("taking a new base backup of the restored cluster", () => FreshBaseBackup(cancellationToken)).ConfigureAwait(false);
-            return [$"new base backup taken: {detail}"];
+            return ($"new base backup: {detail}", null);
         }
         catch (Exception ex) when (ex is BackupSourceException or Storage.StoreException or IOException)
         {
-            return [$"the new base backup failed ({ex.Message}): run veloz-backup backup pitr now, restores to points after this one need it"];
+            return (null, $"the new base backup failed ({ex.Message}): run veloz-backup backup pitr now, restores to points after this one need it");
         }
     }
+
+    private static RestoreResult WithNewBase(RestoreResult result, string? line, string? warning) =>
+        result.Kind != BackupKinds.Pitr ? result : result with
+        {
+            Summary = line is null ? result.Summary : $"{result.Summary}; {line}",
+            Warnings = warning is null ? result.Warnings : [.. result.Warnings, warning],
+        };
 
     /// <summary>Step lines (<c>verifying …</c>, <c>stopping VeloZ</c>) as they begin, for the terminal.</summary>
     public event Action<string>? Step;
@@ -197,8 +207,8 @@ public sealed partial class Restorer
             var total = clock.Elapsed;
             if (pitr)
             {
-                var warnings = await NewBaseAsync(cancellationToken).ConfigureAwait(false);
-                results = [.. results.Select(r => r.Kind == BackupKinds.Pitr ? r with { Warnings = [.. r.Warnings, .. warnings] } : r)];
+                var (line, warning) = await NewBaseAsync(cancellationToken).ConfigureAwait(false);
+                results = [.. results.Select(r => WithNewBase(r, line, warning))];
             }
 
             return new RestoreReport(results, service, total, _options.Verify.RtoSiteFailure, skipped);

@@ -125,7 +125,7 @@ public sealed partial class PitrRestoreTests
         // After the newest stored commit.
         r = await bed.RunAsync("restore", "pitr", "--target-time", (await bed.Cluster.ScalarAsync<DateTimeOffset>("SELECT clock_timestamp() + interval '10 minutes'")).ToString("O", CultureInfo.InvariantCulture), "--yes");
         r.ExitCode.Should().Be(1);
-        r.ErrorLines.Should().ContainSingle().Which.Should().Contain("is after the newest commit in the stored WAL").And.Contain("nothing was stopped");
+        r.ErrorLines.Should().ContainSingle().Which.Should().Contain("is not before the newest commit in the stored WAL").And.Contain("nothing was stopped");
         await NothingStoppedAsync(bed);
 
         // A restore point that does not exist, an LSN beyond the stored WAL.
@@ -162,6 +162,72 @@ public sealed partial class PitrRestoreTests
         r.ExitCode.Should().Be(2);
         r.ErrorLines.Should().ContainSingle().Which.Should().Contain("--yes");
     }
+
+    [Fact]
+    public async Task The_drill_restores_to_the_newest_commit_in_a_scratch_cluster_and_records_it()
+    {
+        await using var bed = await PitrTestBed.CreateAsync();
+        await using var daemon = bed.StartDaemon();
+        await bed.WaitForStatusAsync(daemon, s => s.ReceiverUp, "the receiver streaming");
+        await PitrTestBed.WaitForAsync(daemon, () => bed.LocalArtifacts().Any(n => n.EndsWith(".json", StringComparison.Ordinal)), "a base backup");
+        var last = await bed.Orders.CommitAsync();
+        await bed.WaitForStatusAsync(daemon, s => PitrStatus.Position(s.StoredLsn) >= Lsn.Parse(last.Lsn), "the commit stored");
+
+        var r = await bed.RunAsync("verify", "--test-restore");
+        r.ExitCode.Should().Be(0, r.StdOut + r.StdErr);
+        r.StdOut.Should().MatchRegex(@"PASS\s+PITR tested to specific time").And.Contain("1 rows").And.Contain("removed again");
+        r.StdOut.Should().MatchRegex(@"PASS\s+Recovery time within RTO").And.Contain("pitr ");
+        Directory.GetDirectories(Path.GetDirectoryName(bed.Cluster.DataDirectory)!).Should().NotContain(d => d.Contains("veloz-pitr-drill", StringComparison.Ordinal), "the scratch cluster is removed");
+        var state = await File.ReadAllTextAsync(Path.Combine(bed.LocalRoot, ".state", "restore-test.json"));
+        state.Should().Contain("\"pitr\"");
+        (await daemon.StopAsync()).Should().Be(0, daemon.Console);
+    }
+
+    [Fact]
+    public async Task A_site_failure_restores_the_cluster_from_S3_alone_onto_a_new_empty_cluster()
+    {
+        await using var bed = await PitrTestBed.CreateAsync(withS3: true);
+        CommittedOrder last;
+        await using (var daemon = bed.StartDaemon())
+        {
+            await bed.WaitForStatusAsync(daemon, s => s.ReceiverUp, "the receiver streaming");
+            await PitrTestBed.WaitForAsync(daemon, () => bed.LocalArtifacts().Any(n => n.EndsWith(".json", StringComparison.Ordinal)), "a base backup");
+            for (var i = 0; i < 5; i++)
+            {
+                await bed.Orders.CommitAsync();
+            }
+
+            last = await bed.Orders.CommitAsync();
+            await bed.WaitForStatusAsync(daemon, s => PitrStatus.Position(s.StoredLsnS3) >= Lsn.Parse(last.Lsn), "the last commit in S3");
+            (await daemon.StopAsync()).Should().Be(0, daemon.Console);
+        }
+
+        var before = await bed.Orders.IdsAsync();
+
+        // The site burns: the server dies, the local store is lost. A new host has a fresh, empty cluster.
+        await bed.Cluster.KillAsync();
+        Directory.Delete(bed.LocalRoot, recursive: true);
+        Directory.CreateDirectory(bed.LocalRoot);
+        await using var fresh = await PgCluster.CreateAsync(new PgClusterOptions { Start = false });
+        var config = await File.ReadAllTextAsync(bed.ConfigPath);
+        config = config.Replace(Json(bed.Cluster.DataDirectory), Json(fresh.DataDirectory), StringComparison.Ordinal)
+            .Replace(Json(bed.Cluster.StopCommand), Json(fresh.StopCommand), StringComparison.Ordinal)
+            .Replace(Json(bed.Cluster.StartCommand), Json(fresh.StartCommand), StringComparison.Ordinal);
+        await File.WriteAllTextAsync(bed.ConfigPath, config);
+
+        var r = await bed.RunAsync("restore", "full", "--yes", "--source", $"s3://{bed.Bucket}/{PitrTestBed.NodeName}", "--no-service");
+        r.ExitCode.Should().Be(0, r.StdOut + r.StdErr);
+        r.StdOut.Should().MatchRegex(@"pitr\s+base_\d{8}_\d{6}\.tar\.gz").And.Contain("new base backup:").And.Contain("within the RTO (complete site failure)");
+
+        // The restored cluster listens where the old one did (its configuration came with the base backup).
+        (await bed.Orders.IdsAsync()).Should().Equal(before);
+        var roleLogsIn = new OrdersWriter(bed.ConnectionString);
+        (await roleLogsIn.IdsAsync()).Should().Equal(before, "the app role came back with its password");
+        Directory.GetDirectories(fresh.Root).Should().Contain(d => Path.GetFileName(d).StartsWith("data.pre-restore-", StringComparison.Ordinal), "the empty cluster is kept aside, not deleted");
+        await fresh.RunAsOsUserAsync(fresh.Tool("pg_ctl"), "-D", fresh.DataDirectory, "-m", "immediate", "-w", "stop");
+    }
+
+    private static string Json(string value) => System.Text.Json.JsonSerializer.Serialize(value);
 
     private static async Task NothingStoppedAsync(PitrTestBed bed)
     {
