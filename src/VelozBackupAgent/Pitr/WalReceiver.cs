@@ -146,6 +146,8 @@ public sealed partial class WalReceiver
 
             try
             {
+                // While nothing streams the slot still grows on the server: keep the figures (and the alerts) current.
+                await PollWhileDownAsync(stopping);
                 await Task.Delay(backoff, _time, stopping);
             }
             catch (OperationCanceledException)
@@ -399,6 +401,40 @@ public sealed partial class WalReceiver
         });
         SaveStatus();
         return db;
+    }
+
+    /// <summary>
+    /// One poll of the server while the receiver is down: its position, what the slot retains, the lag — so a slot
+    /// filling the server's disk shows while streaming is broken, which is when it happens. Failures are ignored (the
+    /// session's error says what is wrong).
+    /// </summary>
+    private async Task PollWhileDownAsync(CancellationToken stopping)
+    {
+        try
+        {
+            var server = new PgServer(PgConnectionInfo.Parse(_options.Database.ConnectionString, Environment.GetEnvironmentVariable));
+            var db = await server.OpenAsync(stopping);
+            await using (db)
+            {
+                var position = await PgServer.PositionAsync(db, _options.Pitr.Slot, stopping);
+                var now = _time.GetUtcNow();
+                Sample(now, position.ServerLsn);
+                var flushed = position.Slot?.RestartLsn ?? Lsn.Invalid;
+                Update(s => s with
+                {
+                    CheckedAt = now,
+                    ServerLsn = position.ServerLsn.ToString(),
+                    LagBytes = _storedEnd == Lsn.Invalid ? s.LagBytes : Math.Max(0, position.ServerLsn - _storedEnd),
+                    SlotRetainedBytes = flushed == Lsn.Invalid ? s.SlotRetainedBytes : Math.Max(0, position.ServerLsn - flushed),
+                    SlotWalStatus = position.Slot?.WalStatus,
+                });
+                SaveStatus();
+            }
+        }
+        catch (Exception ex) when (ex is BackupSourceException or NpgsqlException or TimeoutException or InvalidOperationException or IOException && !stopping.IsCancellationRequested)
+        {
+            // The session reports why it cannot stream.
+        }
     }
 
     /// <summary>Stores the part of the segment being written that the receiver has flushed and that is not stored yet.</summary>
