@@ -31,7 +31,7 @@ public sealed record PitrStatus
     /// <summary>The server's current WAL position at the last poll.</summary>
     public string? ServerLsn { get; init; }
 
-    /// <summary>What the receiver has flushed (the slot's restart_lsn): durable in the spool.</summary>
+    /// <summary>What the receiver has flushed (pg_stat_replication.flush_lsn of its walsender): durable in the spool.</summary>
     public string? ReceivedLsn { get; init; }
 
     /// <summary>When the received position last moved (or was found level with the server's).</summary>

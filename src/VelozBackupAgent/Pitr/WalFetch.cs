@@ -104,6 +104,11 @@ public static class WalFetch
                 // An unreachable store cannot say "not there": asking the next one, and failing if none answers.
                 problems.Add($"{store.Target}: {ex.Message}");
             }
+            catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
+            {
+                // Whatever else a store throws (an SDK's own checksum error, say) is no answer either; never a crash.
+                problems.Add($"{store.Target}: {ex.Message.Split('\n')[0].Trim()}");
+            }
         }
 
         return problems.Count == 0

@@ -15,7 +15,7 @@ namespace VelozBackupAgent.Pitr;
 /// starts it again with backoff (1 s doubling to 1 min) whenever it stops: the slot keeps the server from recycling
 /// WAL meanwhile, so a restart loses nothing. Each completed segment and timeline history file is stored through
 /// <see cref="WalArchive"/> (checksummed, durable, queued for S3) and only then leaves the spool. Every
-/// <c>ShipPartialEvery</c> the server is polled (its position, the slot's restart_lsn, which is what the receiver has
+/// <c>ShipPartialEvery</c> the server is polled (its position, and the flush position the receiver reported, which is what it has
 /// flushed) and the newly received part of the segment still being written is stored as a piece, so a site failure
 /// loses seconds of commits. Timeline switches are followed by pg_receivewal itself; a spool left ahead of the
 /// server's history (after a restore to an earlier point) is moved aside and streaming starts again from the slot.
@@ -356,7 +356,11 @@ public sealed partial class WalReceiver
         }
 
         var now = _time.GetUtcNow();
-        var flushed = position.Slot?.RestartLsn ?? Lsn.Invalid;
+        // The slot's restart_lsn is what the receiver reported flushed (pg_stat_replication, which would say it too, shows
+        // its details to privileged roles only). Until the receiver's first report it is still where the slot was created
+        // or left, which the file may not hold yet: pieces are therefore also bounded by what the file holds.
+        var restart = position.Slot?.RestartLsn ?? Lsn.Invalid;
+        var flushed = restart;
         if (flushed > _received || (flushed == position.ServerLsn && flushed != Lsn.Invalid))
         {
             _received = flushed;
@@ -365,7 +369,15 @@ public sealed partial class WalReceiver
 
         if (!receiver.HasExited)
         {
-            await ShipReceivedPieceAsync(flushed, stopping);
+            try
+            {
+                await ShipReceivedPieceAsync(flushed, stopping);
+            }
+            catch (WalArchiveException ex) when (ex.Failure == PitrFailure.Other)
+            {
+                // Bytes that do not look like WAL yet are never stored; the next poll tries again (and lag shows if it lasts).
+                Log.PieceDeferred(_logger, ex.Message);
+            }
         }
 
         await ShipStablePartialsAsync(all: false, stopping);
@@ -394,7 +406,7 @@ public sealed partial class WalReceiver
             RecoveryPointS3 = _s3 ? _recoveryPointS3 : null,
             LagBytes = Math.Max(0, position.ServerLsn - _storedEnd),
             LagBytesS3 = s3End is { } end ? Math.Max(0, position.ServerLsn - end) : null,
-            SlotRetainedBytes = flushed == Lsn.Invalid ? 0 : Math.Max(0, position.ServerLsn - flushed),
+            SlotRetainedBytes = restart == Lsn.Invalid ? 0 : Math.Max(0, position.ServerLsn - restart),
             SlotWalStatus = position.Slot?.WalStatus,
             Timeline = current?.File.Timeline ?? s.Timeline,
             Segment = current?.File.ToString() ?? s.Segment,
@@ -419,13 +431,13 @@ public sealed partial class WalReceiver
                 var position = await PgServer.PositionAsync(db, _options.Pitr.Slot, stopping);
                 var now = _time.GetUtcNow();
                 Sample(now, position.ServerLsn);
-                var flushed = position.Slot?.RestartLsn ?? Lsn.Invalid;
+                var restart = position.Slot?.RestartLsn ?? Lsn.Invalid;
                 Update(s => s with
                 {
                     CheckedAt = now,
                     ServerLsn = position.ServerLsn.ToString(),
                     LagBytes = _storedEnd == Lsn.Invalid ? s.LagBytes : Math.Max(0, position.ServerLsn - _storedEnd),
-                    SlotRetainedBytes = flushed == Lsn.Invalid ? s.SlotRetainedBytes : Math.Max(0, position.ServerLsn - flushed),
+                    SlotRetainedBytes = restart == Lsn.Invalid ? s.SlotRetainedBytes : Math.Max(0, position.ServerLsn - restart),
                     SlotWalStatus = position.Slot?.WalStatus,
                 });
                 SaveStatus();
@@ -452,8 +464,8 @@ public sealed partial class WalReceiver
             return;
         }
 
-        var end = (uint)(flushed - start);
         var shipped = Shipped(current.File);
+        var end = Math.Min((uint)(flushed - start), EndOfWrittenBytes(current.Path, shipped));
         if (end > shipped)
         {
             await _archive.StorePieceAsync(current.Path, current.File, shipped, end, _segmentSize, stopping);
@@ -882,6 +894,9 @@ public sealed partial class WalReceiver
 
         [LoggerMessage(9008, LogLevel.Error, "pitr: unexpected failure of the WAL receiver")]
         public static partial void Unexpected(ILogger logger, Exception exception);
+
+        [LoggerMessage(9013, LogLevel.Debug, "pitr: not storing the newest received bytes yet: {Reason}")]
+        public static partial void PieceDeferred(ILogger logger, string reason);
 
         [LoggerMessage(9011, LogLevel.Information, "pitr: streaming paused while a restore replaces the cluster")]
         public static partial void Paused(ILogger logger);

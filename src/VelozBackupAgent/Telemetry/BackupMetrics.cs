@@ -680,7 +680,7 @@ public sealed partial class BackupMetrics : IDisposable
         _meter.CreateObservableGauge("veloz_backup_pitr_server_wal_position_bytes", () => PitrGauge(s => Position(s.ServerLsn)), "By",
             "The server's current WAL position (LSN as a byte position) at the last poll.");
         _meter.CreateObservableGauge("veloz_backup_pitr_received_wal_position_bytes", () => PitrGauge(s => Position(s.ReceivedLsn)), "By",
-            "How far the receiver has received and flushed the server's WAL (the slot's restart_lsn).");
+            "How far the receiver has received and flushed the server's WAL (pg_stat_replication.flush_lsn of its walsender).");
         _meter.CreateObservableGauge("veloz_backup_pitr_received_timestamp_seconds", () => PitrGauge(s => Seconds(s.LastReceivedAt)), "s",
             "When the receiver was last found to have received new WAL, or to be level with the server (Unix seconds; 0: never).");
         _meter.CreateObservableGauge("veloz_backup_pitr_stored_wal_position_bytes", ObservePitrStored, "By",

@@ -1,4 +1,5 @@
 using VelozBackupAgent.IntegrationTests.Infrastructure;
+using VelozBackupAgent.Pitr;
 
 namespace VelozBackupAgent.IntegrationTests.Pitr;
 
@@ -99,6 +100,60 @@ public sealed class PgWalPushTests
         r.ExitCode.Should().Be(1);
         r.ErrorLines.Should().ContainSingle().Which.Should().Contain("Backup:Pitr:Enabled is false");
         bed.LocalArtifacts().Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task Pg_wal_get_assembles_the_segment_being_written_from_local_then_S3_and_refuses_a_corrupt_copy()
+    {
+        await using var bed = await PitrTestBed.CreateAsync(withS3: true);
+        CommittedOrder commit;
+        await using (var daemon = bed.StartDaemon())
+        {
+            await bed.WaitForStatusAsync(daemon, s => s.ReceiverUp, "the receiver streaming");
+
+            // The start-up base backup ends with a WAL switch: commit after it, into a segment that stays open.
+            await PitrTestBed.WaitForAsync(daemon, () => bed.LocalArtifacts().Any(n => n.EndsWith(".json", StringComparison.Ordinal)), "a base backup");
+            commit = await bed.Orders.CommitAsync();
+            await bed.WaitForStatusAsync(daemon, s => PitrStatus.Position(s.StoredLsnS3) >= Lsn.Parse(commit.Lsn), "the commit in S3");
+            (await daemon.StopAsync()).Should().Be(0, daemon.Console);
+        }
+
+        var segment = WalFileName.Containing(1, Lsn.Parse(commit.Lsn), 16L * 1024 * 1024).ToString();
+        bed.LocalArtifacts().Should().NotContain(segment, "the segment is still being written: only its pieces are stored");
+        var live = await File.ReadAllBytesAsync(Path.Combine(bed.Cluster.DataDirectory, "pg_wal", segment));
+        var covered = (int)(Lsn.Parse(commit.Lsn).Value % (16UL * 1024 * 1024));
+
+        var local = Path.Combine(bed.Root, "from-local");
+        var r = await bed.RunAsync("pg-wal-get", segment, local);
+        r.ExitCode.Should().Be(0, r.StdErr);
+        var bytes = await File.ReadAllBytesAsync(local);
+        bytes.Should().HaveCount(16 * 1024 * 1024, "PostgreSQL wants a whole segment: the rest is zeros");
+        bytes.AsSpan(0, covered).SequenceEqual(live.AsSpan(0, covered)).Should().BeTrue("the pieces hold what the server wrote up to the commit");
+
+        // The local store is gone: from S3.
+        Directory.Delete(bed.PitrDirectory, recursive: true);
+        var s3 = Path.Combine(bed.Root, "from-s3");
+        r = await bed.RunAsync("pg-wal-get", segment, s3);
+        r.ExitCode.Should().Be(0, r.StdErr);
+        (await File.ReadAllBytesAsync(s3)).AsSpan(0, covered).SequenceEqual(live.AsSpan(0, covered)).Should().BeTrue();
+
+        // Not stored at all: PostgreSQL's end of WAL.
+        r = await bed.RunAsync("pg-wal-get", "000000010000000000000099", Path.Combine(bed.Root, "none"));
+        r.ExitCode.Should().Be(1);
+
+        // A corrupt copy in S3: exit 126, so PostgreSQL aborts rather than ending recovery early; no crash.
+        var objects = Directory.GetFiles(bed.S3!.DataDirectory, "*._S3rver_object", SearchOption.AllDirectories)
+            .Where(f => f.Contains(segment + ".", StringComparison.Ordinal) && !f.Contains(".sha256", StringComparison.Ordinal)).ToList();
+        objects.Should().NotBeEmpty();
+        var piece = await File.ReadAllBytesAsync(objects[0]);
+        piece[piece.Length / 2] ^= 0xFF;
+        await File.WriteAllBytesAsync(objects[0], piece);
+        var corrupt = Path.Combine(bed.Root, "corrupt");
+        r = await bed.RunAsync("pg-wal-get", segment, corrupt);
+        r.ExitCode.Should().Be(126, r.StdErr);
+        r.ErrorLines.Should().ContainSingle().Which.Should().Contain(segment);
+        r.StdErr.Should().NotContain("Unhandled exception");
+        File.Exists(corrupt).Should().BeFalse();
     }
 
     private static async Task<string> CopyOutAsync(PgCluster cluster, string segment, string directory)

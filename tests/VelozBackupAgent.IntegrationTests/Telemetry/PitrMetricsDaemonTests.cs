@@ -34,7 +34,7 @@ public sealed class PitrMetricsDaemonTests
         (lint.StdOut + lint.StdErr).Should().BeEmpty("promtool's linter has nothing to say about a scrape with PITR on");
 
         scrape["veloz_backup_pitr_receiver_up"].Should().Be(1);
-        scrape["veloz_backup_pitr_receiver_restarts"].Should().Be(0);
+        scrape["veloz_backup_pitr_receiver_restarts"].Should().Be(0, daemon.Console);
         var server = scrape["veloz_backup_pitr_server_wal_position_bytes"];
         var stored = scrape["veloz_backup_pitr_stored_wal_position_bytes{target=\"local\"}"];
         stored.Should().BeGreaterThanOrEqualTo(lsn.Value);
