@@ -78,7 +78,7 @@ internal static class RestoreVerbs
                     await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {table.Name}: {table.Rows} rows"));
                 }
 
-                await ctx.Out.WriteLineAsync($"the server is stopped; to look inside: pg_ctl -D {report.Directory} start (it listens on 127.0.0.1:{report.Port.ToString(CultureInfo.InvariantCulture)} only, archiving off)");
+                await ctx.Out.WriteLineAsync($"the server is stopped; to look inside: {report.StartCommand} (it listens on 127.0.0.1:{report.Port.ToString(CultureInfo.InvariantCulture)} only, password logins, archiving off)");
                 await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"total {Seconds(report.Total)}: {(report.Total <= agent.Options.Verify.RtoDatabase ? "within" : "OVER")} the RTO (database corruption) of {agent.Options.Verify.RtoDatabase:c}"));
                 return ExitCodes.Success;

@@ -26,7 +26,8 @@ internal static class VerifyVerb
         var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
         var command = new Command("verify",
             "Run the backup verification checklist: freshness of each kind against its objective, the S3 copy, every checksum, " +
-            "a test restore (--test-restore), PITR (skipped: phase 2) and recovery time against the RTOs. Exit 0 when nothing fails, 3 when a check fails.")
+            "with PITR the WAL stream, base backups and WAL continuity, a test restore (--test-restore; with PITR also a scratch point-in-time restore) " +
+            "and recovery time against the RTOs. Exit 0 when nothing fails, 3 when a check fails.")
         {
             testRestore, readData, report, json,
         };

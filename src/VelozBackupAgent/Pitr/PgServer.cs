@@ -117,7 +117,7 @@ public sealed class PgServer
         if (facts.MaxWalSenders < 2)
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"max_wal_senders is {facts.MaxWalSenders} on {where}: set it to at least 3 (the receiver, a base backup and one spare) in postgresql.conf and restart PostgreSQL"));
+                $"max_wal_senders is {facts.MaxWalSenders} on {where}: the receiver and a base backup need 2 (3 leaves one spare): set it in postgresql.conf and restart PostgreSQL"));
         }
 
         if (facts.MaxReplicationSlots < 1)

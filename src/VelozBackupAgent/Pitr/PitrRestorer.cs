@@ -40,7 +40,8 @@ public sealed record PitrOutcome(uint Timeline, Lsn? SwitchPoint, string? Stoppe
 /// <param name="Tables">Tables of the configured database and their rows (the sanity query).</param>
 /// <param name="Steps">Each step's time.</param>
 /// <param name="Total">The whole restore.</param>
-public sealed record PitrScratchReport(string Directory, int Port, string Base, PitrOutcome Outcome, IReadOnlyList<RestoredTable> Tables, IReadOnlyList<PitrStep> Steps, TimeSpan Total);
+/// <param name="StartCommand">How to start the kept copy again to look inside (as the server's user).</param>
+public sealed record PitrScratchReport(string Directory, int Port, string Base, PitrOutcome Outcome, IReadOnlyList<RestoredTable> Tables, IReadOnlyList<PitrStep> Steps, TimeSpan Total, string StartCommand);
 
 /// <summary>
 /// A restore plan: the base backup and every WAL file it needs, verified and staged, the target checked against the
@@ -392,7 +393,7 @@ public sealed partial class PitrRestorer
         {
             await ExtractAsync(plan, restoring, cancellationToken);
             await VerifyBackupAsync(plan, restoring, cancellationToken);
-            WriteRecoverySettings(plan, restoring, scratchPort: null);
+            WriteRecoverySettings(plan, restoring, scratch: null);
             user.Own(restoring);
             return new PreparedPitr(this, plan, pgdata, restoring, stamp, clock.Elapsed);
         }
@@ -429,18 +430,24 @@ public sealed partial class PitrRestorer
         using var plan = await PlanAsync(request, $"{target}.restore-wal-{Stamp()}", user, cancellationToken);
         var port = FreePort();
         var log = target + ".log";
+
+        // While it recovers, the temporary server takes connections on a private socket only (no TCP at all), and lets the
+        // agent in without a password there: a password file may name only the live server's host and port.
+        var socket = Path.Combine(Path.GetTempPath(), "veloz-pg-" + Guid.NewGuid().ToString("N")[..8]);
+        PrivateDirectory.Create(socket);
+        user.Own(socket);
         try
         {
             await ExtractAsync(plan, target, cancellationToken);
             await VerifyBackupAsync(plan, target, cancellationToken);
-            WriteRecoverySettings(plan, target, port);
+            WriteRecoverySettings(plan, target, new ScratchServer(port, socket));
             user.Own(target);
 
             // pg_ctl opens the log as the server's user.
             await File.WriteAllTextAsync(log, "", cancellationToken);
             user.Own(log);
             var pgCtl = _tools.ServerToolPath("pg_ctl", MajorOf(plan.Base.Info));
-            var outcome = await Timed($"recovering with a temporary server on 127.0.0.1:{port}", async () =>
+            var outcome = await Timed($"recovering with a temporary server (port {port}, private socket only)", async () =>
             {
                 try
                 {
@@ -451,12 +458,16 @@ public sealed partial class PitrRestorer
                     throw new RestoreException($"the temporary server did not start: {ServerLogTail(log) ?? ex.Message}", ex);
                 }
 
-                return await WaitForPromotionAsync(ScratchConnection(port), target, log, cancellationToken);
+                return await WaitForPromotionAsync(ScratchConnection(socket, port), target, log, cancellationToken);
             });
-            var tables = await Timed("checking the recovered database", () => CountRowsAsync(ScratchConnection(port), cancellationToken));
+            var tables = await Timed("checking the recovered database", () => CountRowsAsync(ScratchConnection(socket, port), cancellationToken));
             await Timed("stopping the temporary server", () => user.RunAsync(pgCtl, ["-D", target, "-m", "fast", "-w", "stop"], "pg_ctl stop", _logger, cancellationToken));
-            RemoveRecoverySettings(target, keepScratchSettings: true);
-            return new PitrScratchReport(target, port, plan.Base.Info.Archive, outcome, tables, Steps, clock.Elapsed);
+            RemoveRecoverySettings(target, keepScratchSettings: false);
+            WriteInspectionSettings(target, port);
+            user.Own(target);
+            var again = $"{pgCtl} -D {Shell(target)} -l {Shell(log)} start";
+            return new PitrScratchReport(target, port, plan.Base.Info.Archive, outcome, tables, Steps, clock.Elapsed,
+                ServerUser.AgentIsRoot ? $"runuser -u {user.Name} -- {again}" : again);
         }
         catch
         {
@@ -465,6 +476,11 @@ public sealed partial class PitrRestorer
         }
         finally
         {
+            if (Directory.Exists(socket))
+            {
+                Directory.Delete(socket, recursive: true);
+            }
+
             if (!keep)
             {
                 await StopQuietlyAsync(user, target);
@@ -474,6 +490,44 @@ public sealed partial class PitrRestorer
                 }
 
                 File.Delete(log);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Removes what an interrupted drill left in <paramref name="root"/> (its scratch cluster, log and staged WAL, all
+    /// named <paramref name="prefix"/>…), stopping a temporary server still running there first.
+    /// </summary>
+    public async Task RemoveLeftoversAsync(string root, string prefix)
+    {
+        if (!Directory.Exists(root))
+        {
+            return;
+        }
+
+        foreach (var path in Directory.EnumerateFileSystemEntries(root, prefix + "*").ToList())
+        {
+            try
+            {
+                if (Directory.Exists(path))
+                {
+                    if (File.Exists(Path.Combine(path, "postmaster.pid")))
+                    {
+                        await StopQuietlyAsync(ServerUser.For(path), path);
+                    }
+
+                    Directory.Delete(path, recursive: true);
+                }
+                else
+                {
+                    File.Delete(path);
+                }
+
+                Log.LeftoverRemoved(_logger, path);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                Log.StopFailed(_logger, path, ex.Message);
             }
         }
     }
@@ -545,8 +599,11 @@ public sealed partial class PitrRestorer
         });
     }
 
+    /// <summary>Where a scratch copy's temporary server listens while it recovers.</summary>
+    private sealed record ScratchServer(int Port, string Socket);
+
     /// <summary>The recovery settings, appended to postgresql.auto.conf (which wins over postgresql.conf), and recovery.signal.</summary>
-    private void WriteRecoverySettings(PitrPlan plan, string directory, int? scratchPort)
+    private void WriteRecoverySettings(PitrPlan plan, string directory, ScratchServer? scratch)
     {
         var settings = new List<(string Key, string Value)>
         {
@@ -559,16 +616,14 @@ public sealed partial class PitrRestorer
             settings.Add(target);
         }
 
-        if (scratchPort is { } port)
+        if (scratch is not null)
         {
-            // A scratch copy must never reach production: its own port on loopback, no socket, no archiving, no upstream.
+            // A scratch copy must never reach production: no TCP, a socket in a directory only its server's user (and
+            // root) can enter, no archiving, no upstream.
             var hba = Path.Combine(directory, "veloz_scratch_hba.conf");
-            File.WriteAllText(hba, "# veloz-backup scratch restore: password logins on loopback only\nhost all all 127.0.0.1/32 md5\n");
+            File.WriteAllText(hba, "# veloz-backup scratch restore, while it recovers: the private socket only\nlocal all all trust\n");
             File.WriteAllText(Path.Combine(directory, "veloz_scratch_ident.conf"), "");
-            settings.AddRange([
-                ("port", port.ToString(CultureInfo.InvariantCulture)), ("listen_addresses", "127.0.0.1"), ("unix_socket_directories", ""),
-                ("archive_mode", "off"), ("archive_command", ""), ("primary_conninfo", ""), ("primary_slot_name", ""),
-                ("hba_file", hba), ("ident_file", Path.Combine(directory, "veloz_scratch_ident.conf")), ("logging_collector", "off")]);
+            settings.AddRange(ScratchSettings(directory, scratch.Port, listen: "", socket: scratch.Socket));
             var conf = Path.Combine(directory, "postgresql.conf");
             if (!File.Exists(conf))
             {
@@ -577,8 +632,33 @@ public sealed partial class PitrRestorer
             }
         }
 
+        AppendBlock(directory, "recovery settings, removed again after promotion", settings);
+        File.WriteAllText(Path.Combine(directory, "recovery.signal"), "");
+        File.Delete(Path.Combine(directory, "standby.signal"));
+    }
+
+    private static IEnumerable<(string Key, string Value)> ScratchSettings(string directory, int port, string listen, string socket) =>
+    [
+        ("port", port.ToString(CultureInfo.InvariantCulture)), ("listen_addresses", listen), ("unix_socket_directories", socket),
+        ("archive_mode", "off"), ("archive_command", ""), ("primary_conninfo", ""), ("primary_slot_name", ""),
+        ("hba_file", Path.Combine(directory, "veloz_scratch_hba.conf")), ("ident_file", Path.Combine(directory, "veloz_scratch_ident.conf")),
+        ("logging_collector", "off"),
+    ];
+
+    /// <summary>
+    /// A kept scratch copy, for someone to look inside: loopback TCP on its port with password logins (the cluster's own
+    /// roles), no socket, no archiving, no upstream.
+    /// </summary>
+    private void WriteInspectionSettings(string directory, int port)
+    {
+        File.WriteAllText(Path.Combine(directory, "veloz_scratch_hba.conf"), "# veloz-backup scratch restore: password logins on loopback only\nhost all all 127.0.0.1/32 md5\n");
+        AppendBlock(directory, "a scratch copy: loopback only, archiving off", ScratchSettings(directory, port, listen: "127.0.0.1", socket: ""));
+    }
+
+    private void AppendBlock(string directory, string what, IEnumerable<(string Key, string Value)> settings)
+    {
         var text = new StringBuilder();
-        text.Append('\n').Append(Marker).Append(' ').Append(Stamp()).Append(": recovery settings, removed again after promotion\n");
+        text.Append('\n').Append(Marker).Append(' ').Append(Stamp()).Append(": ").Append(what).Append('\n');
         foreach (var (key, value) in settings)
         {
             text.Append(key).Append(" = '").Append(value.Replace("'", "''", StringComparison.Ordinal)).Append("'\n");
@@ -586,8 +666,6 @@ public sealed partial class PitrRestorer
 
         text.Append(Marker).Append(" end\n");
         File.AppendAllText(Path.Combine(directory, "postgresql.auto.conf"), text.ToString());
-        File.WriteAllText(Path.Combine(directory, "recovery.signal"), "");
-        File.Delete(Path.Combine(directory, "standby.signal"));
     }
 
     /// <summary>Takes our block out of postgresql.auto.conf again (a scratch copy keeps its port and loopback-only settings).</summary>
@@ -679,6 +757,11 @@ public sealed partial class PitrRestorer
 
                 last = "still replaying WAL";
             }
+            catch (PostgresException ex) when (ex.SqlState.StartsWith("28", StringComparison.Ordinal) || ex.SqlState == PostgresErrorCodes.InvalidCatalogName)
+            {
+                // It answers, but refuses the login (or lacks the database): waiting would not change that.
+                throw new RestoreException($"PostgreSQL is up but refuses the agent's connection ({ex.MessageText}): check Backup:Database:ConnectionString and the password (pgpass entries must match this host and port); recovery itself may well have finished");
+            }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException or System.Net.Sockets.SocketException && !cancellationToken.IsCancellationRequested)
             {
                 last = ex is PostgresException pg ? pg.MessageText : ex.Message.Split('\n')[0];
@@ -767,10 +850,13 @@ public sealed partial class PitrRestorer
         }
     }
 
-    private string ScratchConnection(int port)
+    private string ScratchConnection(string socket, int port)
     {
         var connection = PgConnectionInfo.Parse(_options.Database.ConnectionString, Environment.GetEnvironmentVariable);
-        return new NpgsqlConnectionStringBuilder(connection.PrecheckConnectionString()) { Host = "127.0.0.1", Port = port, Timeout = 5 }.ConnectionString;
+        return new NpgsqlConnectionStringBuilder(connection.PrecheckConnectionString())
+        {
+            Host = socket, Port = port, Timeout = 5, Password = null, Passfile = null, SslMode = SslMode.Disable,
+        }.ConnectionString;
     }
 
     internal string LiveConnection()
@@ -869,6 +955,9 @@ public sealed partial class PitrRestorer
 
         [LoggerMessage(9402, LogLevel.Debug, "restore pitr: staged {Done} of {Total} WAL segments")]
         public static partial void Staged(ILogger logger, int done, int total);
+
+        [LoggerMessage(9404, LogLevel.Information, "restore pitr: removed {Path}, left by an interrupted drill")]
+        public static partial void LeftoverRemoved(ILogger logger, string path);
 
         [LoggerMessage(9403, LogLevel.Warning, "restore pitr: could not stop the temporary server in {Directory}: {Reason}")]
         public static partial void StopFailed(ILogger logger, string directory, string reason);

@@ -31,7 +31,10 @@ public sealed record PitrStatus
     /// <summary>The server's current WAL position at the last poll.</summary>
     public string? ServerLsn { get; init; }
 
-    /// <summary>What the receiver has flushed (pg_stat_replication.flush_lsn of its walsender): durable in the spool.</summary>
+    /// <summary>
+    /// What the receiver has reported flushed, durable in the spool: the slot's restart_lsn (pg_stat_replication's
+    /// flush_lsn would say the same, but shows its details to privileged roles only).
+    /// </summary>
     public string? ReceivedLsn { get; init; }
 
     /// <summary>When the received position last moved (or was found level with the server's).</summary>

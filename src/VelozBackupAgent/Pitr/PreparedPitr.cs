@@ -51,7 +51,18 @@ public sealed class PreparedPitr : IPreparedRestore
         var options = _owner.Options;
         var warnings = new List<string>();
         using var pause = ReceiverPause.Begin(options.StateDirectory);
-        await _owner.Timed("stopping PostgreSQL (Backup:Pitr:StopCommand)", () => Shell.RunAsync(options.Pitr.StopCommand, "Backup:Pitr:StopCommand", _owner.Logger, cancellationToken));
+        await _owner.Timed("stopping PostgreSQL (Backup:Pitr:StopCommand)", async () =>
+        {
+            try
+            {
+                await Shell.RunAsync(options.Pitr.StopCommand, "Backup:Pitr:StopCommand", _owner.Logger, cancellationToken);
+            }
+            catch (RestoreException ex) when (!PostmasterRuns(_pgdata))
+            {
+                // pg_ctl stop (1) and pg_ctlcluster stop (2) fail on a server that is not running: a new host, a crashed one.
+                warnings.Add($"the stop command failed, but no PostgreSQL runs on {_pgdata}: going on ({ex.Message})");
+            }
+        });
         var hadData = Directory.Exists(_pgdata);
         await _owner.Timed($"moving {_pgdata} aside to {Path.GetFileName(SetAside)}, the restored copy into place", () =>
         {
@@ -117,6 +128,21 @@ public sealed class PreparedPitr : IPreparedRestore
         var summary = string.Create(CultureInfo.InvariantCulture,
             $"cluster {_pgdata} restored from {Plan.Base.Info.Archive} to {Plan.Target.Describe()}: now timeline {Outcome.Timeline}, from {(Outcome.SwitchPoint is { } p ? p.ToString() : "?")} (recovery: {Outcome.StoppedAt ?? "end of WAL"})");
         return new RestoreResult(Kind, Artifact, _pgdata, summary, _prepared, clock.Elapsed, warnings) { Details = Outcome };
+    }
+
+    /// <summary>True while a postmaster's pid file in <paramref name="pgdata"/> names a living process.</summary>
+    internal static bool PostmasterRuns(string pgdata)
+    {
+        try
+        {
+            var pidFile = Path.Combine(pgdata, "postmaster.pid");
+            return File.Exists(pidFile) && File.ReadLines(pidFile).FirstOrDefault() is { } first
+                && int.TryParse(first.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && PosixFile.ProcessExists(pid);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return true;
+        }
     }
 
     public ValueTask DisposeAsync()

@@ -15,8 +15,8 @@ namespace VelozBackupAgent.Pitr;
 /// starts it again with backoff (1 s doubling to 1 min) whenever it stops: the slot keeps the server from recycling
 /// WAL meanwhile, so a restart loses nothing. Each completed segment and timeline history file is stored through
 /// <see cref="WalArchive"/> (checksummed, durable, queued for S3) and only then leaves the spool. Every
-/// <c>ShipPartialEvery</c> the server is polled (its position, and the flush position the receiver reported, which is what it has
-/// flushed) and the newly received part of the segment still being written is stored as a piece, so a site failure
+/// <c>ShipPartialEvery</c> the server is polled (its position, and the slot's restart_lsn: the flush position the receiver
+/// reported) and the newly received part of the segment still being written is stored as a piece, so a site failure
 /// loses seconds of commits. Timeline switches are followed by pg_receivewal itself; a spool left ahead of the
 /// server's history (after a restore to an earlier point) is moved aside and streaming starts again from the slot.
 /// </summary>

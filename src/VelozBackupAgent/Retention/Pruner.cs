@@ -129,7 +129,16 @@ public sealed partial class Pruner
             if (!dryRun)
             {
                 await store.DeleteAsync(kind, entry.Name, cancellationToken).ConfigureAwait(false);
-                Log.DeletedArtifact(_logger, kind, store.Target, entry.Name, entry.Size, retention.TotalDays);
+                if (kind == BackupKinds.Pitr && entry.Time is null)
+                {
+                    // WAL has no age of its own: it goes when no kept base backup needs it (or a whole segment replaced its pieces).
+                    Log.DeletedWal(_logger, kind, store.Target, entry.Name, entry.Size);
+                }
+                else
+                {
+                    Log.DeletedArtifact(_logger, kind, store.Target, entry.Name, entry.Size, retention.TotalDays);
+                }
+
                 Deleted?.Invoke(this, action);
             }
 
@@ -186,6 +195,9 @@ public sealed partial class Pruner
     {
         [LoggerMessage(5001, LogLevel.Information, "retention deleted {Kind}/{Name} from {Target} ({Bytes} bytes, older than {RetentionDays} days)")]
         public static partial void DeletedArtifact(ILogger logger, string kind, string target, string name, long bytes, double retentionDays);
+
+        [LoggerMessage(5004, LogLevel.Information, "retention deleted {Kind}/{Name} from {Target} ({Bytes} bytes): no kept base backup needs it, or its whole segment is stored")]
+        public static partial void DeletedWal(ILogger logger, string kind, string target, string name, long bytes);
 
         [LoggerMessage(5002, LogLevel.Warning, "retention refused to delete anything of {Kind} in {Target}: {Reason}")]
         public static partial void Refused(ILogger logger, string kind, string target, string reason);

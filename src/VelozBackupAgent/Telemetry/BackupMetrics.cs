@@ -153,7 +153,7 @@ public sealed partial class BackupMetrics : IDisposable
         _meter.CreateObservableGauge("veloz_backup_restore_test_duration_seconds", ObserveRestoreDurations, "s",
             "How long each kind took in the newest test restore that passed (total: the whole restore).");
         _meter.CreateObservableGauge("veloz_backup_restore_test_objective_seconds", ObserveRestoreObjectives, "s",
-            "Recovery time objective a test restore is held to: wal (Backup:Verify:RtoSingleNode), database (RtoDatabase), total (RtoSiteFailure).");
+            "Recovery time objective a test restore is held to: wal (Backup:Verify:RtoSingleNode), database and pitr (RtoDatabase), total (RtoSiteFailure).");
 
         var targets = _stores.Select(s => s.Target).ToList();
         if (options.Pitr.Enabled)
@@ -680,7 +680,7 @@ public sealed partial class BackupMetrics : IDisposable
         _meter.CreateObservableGauge("veloz_backup_pitr_server_wal_position_bytes", () => PitrGauge(s => Position(s.ServerLsn)), "By",
             "The server's current WAL position (LSN as a byte position) at the last poll.");
         _meter.CreateObservableGauge("veloz_backup_pitr_received_wal_position_bytes", () => PitrGauge(s => Position(s.ReceivedLsn)), "By",
-            "How far the receiver has received and flushed the server's WAL (pg_stat_replication.flush_lsn of its walsender).");
+            "How far the receiver has received and flushed the server's WAL (the slot's restart_lsn, which it reports).");
         _meter.CreateObservableGauge("veloz_backup_pitr_received_timestamp_seconds", () => PitrGauge(s => Seconds(s.LastReceivedAt)), "s",
             "When the receiver was last found to have received new WAL, or to be level with the server (Unix seconds; 0: never).");
         _meter.CreateObservableGauge("veloz_backup_pitr_stored_wal_position_bytes", ObservePitrStored, "By",
@@ -835,6 +835,12 @@ public sealed partial class BackupMetrics : IDisposable
     {
         yield return new Measurement<double>(_options.Verify.RtoSingleNode.TotalSeconds, Tag("kind", BackupKinds.Wal));
         yield return new Measurement<double>(_options.Verify.RtoDatabase.TotalSeconds, Tag("kind", BackupKinds.Database));
+        if (_options.Pitr.Enabled)
+        {
+            // The drill's scratch point-in-time restore is held to the database corruption RTO too.
+            yield return new Measurement<double>(_options.Verify.RtoDatabase.TotalSeconds, Tag("kind", BackupKinds.Pitr));
+        }
+
         yield return new Measurement<double>(_options.Verify.RtoSiteFailure.TotalSeconds, Tag("kind", "total"));
     }
 

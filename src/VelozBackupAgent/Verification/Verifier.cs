@@ -40,8 +40,9 @@ public sealed record VerifyRequest(bool TestRestore, bool ReadData);
 
 /// <summary>
 /// The runbook's Backup Verification Checklist as code: freshness of each kind against its objective, the S3 copy,
-/// every checksum, a real test restore of each kind into scratch locations (never the live system), PITR (SKIP:
-/// phase 2) and the measured recovery times against the RTOs. Every figure comes from the stores themselves.
+/// every checksum, a real test restore of each kind into scratch locations (never the live system), point-in-time
+/// recovery (the WAL stream, base backups, WAL continuity, a scratch restore to the newest stored commit) and the
+/// measured recovery times against the RTOs. Every figure comes from the stores themselves.
 /// </summary>
 public sealed partial class Verifier
 {
@@ -310,7 +311,9 @@ public sealed partial class Verifier
     {
         var label = $"{PitrTestLabel} (within {Human(_options.Verify.RtoDatabase)})";
         var stamp = _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture);
-        var directory = Path.Combine(Pitr.PitrRestorer.ScratchRoot(_options), "veloz-pitr-drill-" + stamp);
+        var root = Pitr.PitrRestorer.ScratchRoot(_options);
+        var directory = Path.Combine(root, "veloz-pitr-drill-" + stamp);
+        await _restorer.Pitr.RemoveLeftoversAsync(root, "veloz-pitr-drill-").ConfigureAwait(false);
         try
         {
             var report = await _restorer.Pitr.RestoreIntoAsync(new Pitr.PitrRestoreRequest(Pitr.PitrTarget.LastCommit), directory, keep: false, cancellationToken).ConfigureAwait(false);
@@ -373,16 +376,18 @@ public sealed partial class Verifier
         }
 
         var pitr = new CheckResult(PitrTestLabel, CheckStatus.Skip, "point-in-time recovery is disabled (Backup:Pitr:Enabled)");
+        string? pitrFailure = null;
         if (_options.Pitr.Enabled)
         {
             var clock = Stopwatch.StartNew();
-            (pitr, var pitrFailure) = await TestPitrAsync(cancellationToken).ConfigureAwait(false);
+            (pitr, pitrFailure) = await TestPitrAsync(cancellationToken).ConfigureAwait(false);
             durations[BackupKinds.Pitr] = Math.Round(clock.Elapsed.TotalSeconds, 3);
-            failure ??= pitrFailure;
         }
 
         durations["total"] = Math.Round(total.Elapsed.TotalSeconds, 3);
-        var result = new RestoreTestResult(_time.GetUtcNow(), failure is null, durations, failure);
+
+        // The PITR drill has its own checklist line; the recorded test restore (the metrics) counts it with the rest.
+        var result = new RestoreTestResult(_time.GetUtcNow(), failure is null && pitrFailure is null, durations, failure ?? pitrFailure);
         return (new CheckResult(Label, failure is null ? CheckStatus.Pass : CheckStatus.Fail, failure ?? string.Join("; ", details)), result, pitr);
     }
 
