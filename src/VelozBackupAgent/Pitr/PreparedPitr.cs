@@ -71,7 +71,17 @@ public sealed class PreparedPitr : IPreparedRestore
                 Directory.Move(_pgdata, SetAside);
             }
 
-            Directory.Move(_restoring, _pgdata);
+            try
+            {
+                Directory.Move(_restoring, _pgdata);
+            }
+            catch when (hadData)
+            {
+                // Never leave the cluster without its data directory.
+                Directory.Move(SetAside, _pgdata);
+                throw;
+            }
+
             PosixFile.FsyncDirectory(Path.GetDirectoryName(_pgdata)!);
             return Task.CompletedTask;
         });

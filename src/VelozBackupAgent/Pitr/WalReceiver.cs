@@ -533,12 +533,13 @@ public sealed partial class WalReceiver
             {
                 await _archive.StoreFileAsync(path, _segmentSize, cancellationToken);
             }
-            catch (WalArchiveException ex) when (ex.Failure == PitrFailure.Conflict)
+            catch (WalArchiveException ex) when (ex.Failure is PitrFailure.Conflict or PitrFailure.OtherCluster or PitrFailure.Other)
             {
-                // Keep the received copy beside the stored one for whoever investigates; go on with the rest.
-                var aside = path + ".conflict-" + _time.GetUtcNow().ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture);
+                // A file that can never be stored must not hold up the ones after it: keep it beside the spool for whoever
+                // investigates (never delete received WAL), say so, go on with the rest.
+                var aside = path + (ex.Failure == PitrFailure.Conflict ? ".conflict-" : ".rejected-") + _time.GetUtcNow().ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture);
                 File.Move(path, aside);
-                Fail(PitrFailure.Conflict, ex.Message + $" (the received copy is kept as {aside})");
+                Fail(ex.Failure, ex.Message + $" (the received copy is kept as {aside})");
                 continue;
             }
 
