@@ -103,7 +103,8 @@ VELOZ_DB_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
 psql_as_superuser() {
     PGPASSWORD="$PG_PASSWORD" "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -v ON_ERROR_STOP=1 -q "$@" >/dev/null
 }
-psql_as_superuser -d postgres -c "CREATE ROLE veloz LOGIN PASSWORD '$VELOZ_DB_PASSWORD'" -c "CREATE DATABASE veloz OWNER veloz"
+# REPLICATION: the agent streams the server's WAL for point-in-time recovery (initdb's pg_hba.conf allows replication on loopback).
+psql_as_superuser -d postgres -c "CREATE ROLE veloz LOGIN REPLICATION PASSWORD '$VELOZ_DB_PASSWORD'" -c "CREATE DATABASE veloz OWNER veloz"
 PGPASSWORD="$VELOZ_DB_PASSWORD" "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U veloz -d veloz -v ON_ERROR_STOP=1 -q >/dev/null <<'SQL'
 CREATE TABLE orders (
     id bigserial PRIMARY KEY, placed_at timestamptz NOT NULL, symbol text NOT NULL,
@@ -121,7 +122,8 @@ INSERT INTO trades (order_id, executed_at, qty, price)
 SELECT id, placed_at + interval '150 milliseconds', qty, price FROM orders WHERE status = 'filled';
 SQL
 # The agent (and pg_dump) get the password the way a host would give it: a pgpass file, never a command line.
-printf '127.0.0.1:%s:veloz:veloz:%s\n' "$PG_PORT" "$VELOZ_DB_PASSWORD" >"$SANDBOX/pgpass"
+# Any database: replication connections look up the password under the database name "replication".
+printf '127.0.0.1:%s:*:veloz:%s\n' "$PG_PORT" "$VELOZ_DB_PASSWORD" >"$SANDBOX/pgpass"
 chmod 0600 "$SANDBOX/pgpass"
 log "PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT: database veloz with 20000 orders and their trades"
 
@@ -209,6 +211,10 @@ log "demo WAL writer appending to $WAL_DIR/orders_current.wal (sealing a segment
 # ----------------------------------------------------------------------------------- configuration
 HTTP_PORT="$(free_port)"
 CONFIG="$SANDBOX/appsettings.json"
+# PostgreSQL's own stop/start for a live point-in-time restore: the same options pg_start started it with.
+if [ "$(id -u)" = 0 ]; then AS_PG="runuser -u postgres -- "; else AS_PG=""; fi
+PG_STOP="$AS_PG$PG_BIN/pg_ctl -D $PG_DATA -m fast -w stop"
+PG_START="$AS_PG$PG_BIN/pg_ctl -D $PG_DATA -l $SANDBOX/pgrun/postgres.log -w start -o '-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$SANDBOX/pgrun -c fsync=off'"
 cat >"$CONFIG" <<JSON
 {
   "Backup": {
@@ -225,6 +231,9 @@ cat >"$CONFIG" <<JSON
                   "BinDirectory": "$PG_BIN", "Schedule": "30 0/2 * * * ?", "Retention": "30.00:00:00" },
     "Secrets": { "Enabled": true, "Directory": "$VELOZ_ETC/secrets", "Recipients": [ "$RECIPIENT" ], "GnupgHome": "$SANDBOX/gnupg",
                  "Schedule": "45 0/2 * * * ?", "Retention": "30.00:00:00" },
+    "Pitr": { "Enabled": true, "DataDirectory": "$PG_DATA", "Slot": "veloz_backup", "ShipPartialEvery": "00:00:05",
+              "BaseSchedule": "0 0/5 * * * ?", "StopCommand": "$PG_STOP", "StartCommand": "$PG_START",
+              "ServerLog": "$SANDBOX/pgrun/postgres.log", "Retention": "30.00:00:00" },
     "S3": { "Enabled": true, "Bucket": "veloz-backups", "ServiceUrl": "http://127.0.0.1:$S3_PORT", "Region": "us-east-1",
             "ForcePathStyle": true, "ChunkedUpload": false },
     "Restore": { "StopCommand": "echo demo: VeloZ would be stopped here", "StartCommand": "echo demo: VeloZ would be started here",
@@ -252,20 +261,23 @@ cat <<EOF
 ==================================================================================================
  VelozBackupAgent demo - everything lives in $SANDBOX
 --------------------------------------------------------------------------------------------------
- backups (local)   $SANDBOX/backup/{wal,config,database,secrets}
+ backups (local)   $SANDBOX/backup/{wal,config,database,secrets,pitr}
  backups (S3)      s3://veloz-backups/demo/<kind>/ on http://127.0.0.1:$S3_PORT (s3rver; files in $SANDBOX/s3)
  metrics           http://127.0.0.1:$HTTP_PORT/metrics
  health            http://127.0.0.1:$HTTP_PORT/health
  log file          $SANDBOX/log/backup*.log
  configuration     $CONFIG
  backed up         WAL $WAL_DIR (live writer), config $VELOZ_ETC, database veloz on 127.0.0.1:$PG_PORT,
-                   secrets $VELOZ_ETC/secrets (gpg, key in $SANDBOX/gnupg)
- schedules         every kind runs at start-up; then WAL and config every minute, database and secrets every 2 minutes
+                   secrets $VELOZ_ETC/secrets (gpg, key in $SANDBOX/gnupg), and the cluster's own WAL streamed (pitr)
+ schedules         every kind runs at start-up; then WAL and config every minute, database and secrets every 2 minutes,
+                   a PITR base backup every 5 minutes, the streamed WAL stored every 5 s
 
  Try, in another terminal ($CLI is veloz-backup --config $CONFIG with the demo's credentials):
    $CLI status
    $CLI list
    $CLI list database --target s3
+   $CLI list pitr
+   $CLI restore pitr --target-dir $SANDBOX/pitr-look      (a point-in-time restore into a scratch directory)
    $CLI backup config
    curl -s http://127.0.0.1:$HTTP_PORT/metrics | grep '^veloz_backup_last_success'
    cd $SANDBOX/backup/database && sha256sum -c *.dump.sha256

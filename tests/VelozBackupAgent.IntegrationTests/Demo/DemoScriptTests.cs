@@ -12,7 +12,7 @@ namespace VelozBackupAgent.IntegrationTests.Demo;
 public sealed partial class DemoScriptTests
 {
     [Fact]
-    public async Task The_demo_backs_up_all_four_kinds_locally_and_to_S3_and_leaves_nothing_running()
+    public async Task The_demo_backs_up_every_kind_locally_and_to_S3_and_leaves_nothing_running()
     {
         var environment = new Dictionary<string, string?>
         {
@@ -33,7 +33,7 @@ public sealed partial class DemoScriptTests
             r.StdOut.Should().MatchRegex(@"metrics\s+http://127\.0\.0\.1:\d+/metrics").And.MatchRegex(@"health\s+http://127\.0\.0\.1:\d+/health");
             r.StdOut.Should().Contain($"{sandbox}/bin/veloz-backup status").And.Contain($"{sandbox}/bin/veloz-backup list");
 
-            foreach (var kind in new[] { "wal", "config", "database", "secrets" })
+            foreach (var kind in new[] { "wal", "config", "database", "secrets", "pitr" })
             {
                 var local = Path.Combine(sandbox, "backup", kind);
                 Directory.GetFiles(local, "*.sha256").Should().NotBeEmpty($"the demo backed up {kind} locally");
@@ -44,6 +44,8 @@ public sealed partial class DemoScriptTests
             }
 
             r.StdOut.Should().MatchRegex(@"database\s+s3\s+[1-9]", "the demo's closing status shows the dump in S3");
+            r.StdOut.Should().Contain("PITR: ", "the closing status shows the WAL stream");
+            Directory.GetFiles(Path.Combine(sandbox, "backup", "pitr"), "base_*.json").Should().NotBeEmpty("the demo took a base backup");
             Directory.GetFiles(Path.Combine(sandbox, "backup", "wal"), "orders_0*.wal").Length.Should().BeGreaterThan(2, "the live writer sealed segments the watcher shipped");
 
             // Nothing the demo started runs on: neither the processes it recorded, nor anything naming its sandbox.
