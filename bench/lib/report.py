@@ -26,6 +26,15 @@ ROWS = [
     ("R2-seeds", "R2", "seeds' full_restore.sh steps from S3 (secrets, config, database, WAL by `aws s3 sync`)", []),
     ("R2-agent", "R2", "agent `restore full --yes --source s3://bench/veloz-1 --no-service`", ["R2-seeds"]),
 ]
+P8_ROWS = [
+    # id, tool, baselines; the output column is each run's file size (res/<ROW>.size)
+    ("P8-pg_dump", "`pg_dump -Fc veloz > file` (P3's baseline: the database's rows, logically)", []),
+    ("P8-basebackup", "`pg_basebackup -D - -Ft -X fetch -c fast > file` (physical limit: the agent's own command, uncompressed, not fsynced)", []),
+    ("P8-basebackup-dir", "`pg_basebackup -Ft -D dir -X fetch -c fast` (uncompressed, fsynced)", ["P8-basebackup"]),
+    ("P8-basebackup-gzip", "for scale: `pg_basebackup -D - -Ft -X fetch -c fast \\| gzip -1 > file` (the agent's output format, in a shell)", ["P8-basebackup"]),
+    ("P8-agent", "agent `backup pitr --no-upload` (streamed through gzip, sha256, fsync, tar checks, metadata)",
+     ["P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-pg_dump"]),
+]
 RESTORE_ROWS = {"R1-agent", "R2-agent"}
 NA_RESTORE = "n/a (restore verb not available)"
 
@@ -83,7 +92,7 @@ def main():
 
     med = {}
     runs_of = {}
-    for row, *_ in ROWS + [(r, None, None, None) for r in ("P5-P1-small", "P5-P3-small", "P5-P4-small", "P6-first-agent", "P6-first-rsync", "P2-cron-rsync", "P2-cron-sync")]:
+    for row, *_ in ROWS + [(r[0], None, None, None) for r in P8_ROWS] + [(r, None, None, None) for r in ("P5-P1-small", "P5-P3-small", "P5-P4-small", "P6-first-agent", "P6-first-rsync", "P2-cron-rsync", "P2-cron-sync")]:
         runs = load(a.res, row)
         runs_of[row] = runs
         if runs and row not in failed:
@@ -93,6 +102,29 @@ def main():
 
     ratios = {}  # (row, base) -> wall-clock ratio
     cpu_ratios = {}  # (row, base) -> CPU-time ratio
+
+    def ratio_cell(row, bases):
+        """The ratio column of a measured row (and the ratios it records for the headline)."""
+        t, cpu = med[row][0], med[row][1]
+        parts = []
+        for b in bases:
+            if b in med and med[b][0] > 0:
+                r = t / med[b][0]
+                ratios[(row, b)] = r
+                c = ""
+                if med[b][1] > 0:
+                    cpu_ratios[(row, b)] = cpu / med[b][1]
+                    c = " / " + fmt_ratio(cpu / med[b][1])
+                parts.append("%s%s vs %s" % (fmt_ratio(r), c, b))
+        return "; ".join(parts) if parts else ("base" if not bases else "-")
+
+    def failed_or_missing(row, tool, empty_cols):
+        """The line of a row that failed or did not run, else None."""
+        if row in failed:
+            return "| %s | %s | %d | FAILED: %s |%s" % (row, tool, len(runs_of[row]), failed[row].replace("|", "/")[:300], " |" * empty_cols)
+        if row not in med:
+            return "| %s | %s | 0 | not run |%s" % (row, tool, " |" * empty_cols)
+        return None
     L = []
     w = L.append
     w("# VelozBackupAgent benchmark: the agent against the seeds' pipeline")
@@ -129,6 +161,7 @@ def main():
         facts.get("db"), "%.0f MiB" % (int(facts["dump_bytes"]) / 2 ** 20) if facts.get("dump_bytes") else "?", facts.get("db_small")))
     w("  `trades` holds random ids, symbols, sides, quantities, prices, venues, times and client references, so the dump does not compress to nothing.")
     w("- P6/P7: %s (segment size does not matter to a no-op sync)." % facts.get("p6"))
+    w("- P8: the same cluster once P5 is done with the small database (dropped): %s, the realistic database and the system ones." % facts.get("cluster", "?"))
     w("- S3 is s3rver on loopback (path-style); PostgreSQL 15 a throwaway cluster on loopback (default settings, fsync on).")
     w("")
     w("## Results")
@@ -151,26 +184,51 @@ def main():
         if row in RESTORE_ROWS and not restore:
             w("| %s | %s | 0 | %s | | | | |" % (row, tool, NA_RESTORE))
             continue
-        if row in failed:
-            w("| %s | %s | %d | FAILED: %s | | | | |" % (row, tool, len(runs_of[row]), failed[row].replace("|", "/")[:300]))
-            continue
-        if row not in med:
-            w("| %s | %s | 0 | not run | | | | |" % (row, tool))
+        line = failed_or_missing(row, tool, 4)
+        if line:
+            w(line)
             continue
         t, cpu, rss, load1 = med[row]
-        parts = []
-        for b in bases:
-            if b in med and med[b][0] > 0:
-                r = t / med[b][0]
-                ratios[(row, b)] = r
-                c = ""
-                if med[b][1] > 0:
-                    cpu_ratios[(row, b)] = cpu / med[b][1]
-                    c = " / " + fmt_ratio(cpu / med[b][1])
-                parts.append("%s%s vs %s" % (fmt_ratio(r), c, b))
         w("| %s | %s | %d | %s | %s | %s | %s | %s |" % (row, tool, len(runs_of[row]), fmt_s(t), fmt_s(cpu), fmt_mib(rss),
-                                                        "%.1f" % load1 if load1 is not None else "-",
-                                                        "; ".join(parts) if parts else ("base" if not bases else "-")))
+                                                        "%.1f" % load1 if load1 is not None else "-", ratio_cell(row, bases)))
+    w("")
+
+    # ---- P8
+    w("## P8 base backup of the cluster (`pitr`)")
+    w("")
+    w("The cluster holds the realistic database (P3's) and the system databases: %s. Output is the file written (median "
+      "of the runs): the agent's and the gzip row's are compressed, the bare `pg_basebackup` rows are the plain tar." % facts.get("cluster", "?"))
+    w("")
+    w("| Row | Tool | Runs | Median | CPU | Peak RSS | Load | Output | Ratio: wall / CPU |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    sizes = {}
+    for row, _, _ in P8_ROWS:
+        path = os.path.join(a.res, row + ".size")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                vals = [int(x) for x in f.read().split()]
+            if vals:
+                sizes[row] = statistics.median(vals)
+    for row, tool, bases in P8_ROWS:
+        line = failed_or_missing(row, tool, 5)
+        if line:
+            w(line)
+            continue
+        t, cpu, rss, load1 = med[row]
+        out = fmt_size(sizes[row]) if row in sizes else "-"
+        if row in sizes and row != "P8-basebackup" and sizes.get("P8-basebackup"):
+            out += " (×%.2f of the tar)" % (sizes[row] / sizes["P8-basebackup"])
+        w("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (row, tool, len(runs_of[row]), fmt_s(t), fmt_s(cpu), fmt_mib(rss),
+                                                             "%.1f" % load1 if load1 is not None else "-", out, ratio_cell(row, bases)))
+    w("")
+    w("Every run's output was checked: the agent's archive and metadata with `sha256sum -c` of their sidecars and the "
+      "archive's `tar -tzf` listing `backup_label` and `backup_manifest`; the bare tars' listings likewise; the dump with "
+      "`pg_restore --list`. CPU is the client's process tree (pg_basebackup or pg_dump, gzip, the agent); the server "
+      "process that reads the data files (walsender, backend) is not in it, and it is the same for every row. `-D -` "
+      "writes to stdout and fsyncs nothing; `-D dir` fsyncs its files, as the agent does its store. A base backup copies "
+      "the cluster's files as they are (tables and indexes, plus the WAL to make them consistent), a dump the rows "
+      "alone (indexes as their definitions), so their sizes differ by nature; what the base buys is that WAL replays "
+      "onto it.")
     w("")
 
     # ---- P2
@@ -279,6 +337,10 @@ def main():
         (("P4-agent", "P4-seeds"), "P4 daily dump to S3, agent vs the seeds' `pg_dump > file; aws s3 cp`"),
         (("P4-agent", "P3-pg_dump"), "P4 daily dump to S3, agent vs bare `pg_dump -Fc > file`"),
         (("P6-agent", "P6-rsync"), "P6 sync with nothing new, agent vs `rsync -a`"),
+        (("P8-agent", "P8-basebackup"), "P8 base backup, agent vs bare `pg_basebackup -D - -Ft -X fetch -c fast > file`"),
+        (("P8-agent", "P8-basebackup-dir"), "P8 base backup, agent vs `pg_basebackup -Ft -D dir` (fsynced)"),
+        (("P8-agent", "P8-basebackup-gzip"), "P8 base backup, agent vs `pg_basebackup … | gzip -1 > file`"),
+        (("P8-agent", "P8-pg_dump"), "P8 base backup, agent vs the daily `pg_dump -Fc > file`"),
         (("R1-agent", "R1-seeds"), "R1 restore database from S3, agent vs `aws s3 cp` + `pg_restore`"),
         (("R2-agent", "R2-seeds"), "R2 restore full, agent vs the seeds' steps"),
     ]

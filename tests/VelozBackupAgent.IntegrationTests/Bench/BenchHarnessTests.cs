@@ -18,6 +18,7 @@ public sealed class BenchHarnessTests : IDisposable
         "P3-pg_dump", "P3-agent", "P4-seeds", "P4-agent",
         "P5-P1-small", "P5-P1-full", "P5-P3-small", "P5-P3-full", "P5-P4-small", "P5-P4-full",
         "P6-rsync", "P6-agent", "P6-agent-start", "P7-daemon",
+        "P8-pg_dump", "P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-agent",
         "R1-seeds", "R1-agent", "R2-seeds", "R2-agent",
     ];
 
@@ -67,6 +68,14 @@ public sealed class BenchHarnessTests : IDisposable
             }
         }
 
+        // P8: every row is measured and has the size of what it wrote.
+        foreach (var row in new[] { "P8-pg_dump", "P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-agent" })
+        {
+            tableLines.Single(l => l.StartsWith($"| {row} |", StringComparison.Ordinal))
+                .Should().MatchRegex(@"\| \d+(\.\d+)? s \| .* \| \d+(\.\d+)? [MG]iB( \(×[\d.]+ of the tar\))? \|", $"{row} is measured and has its output size");
+        }
+
+        r.StdOut.Should().Contain("## P8 base backup");
         File.Exists(output).Should().BeTrue("--out names where the table goes");
         (await File.ReadAllTextAsync(output)).Should().Contain("| P1-agent |").And.Contain("Quick mode");
         var resultsAfter = File.Exists(results) ? Convert.ToHexString(SHA256.HashData(await File.ReadAllBytesAsync(results))) : null;
