@@ -61,6 +61,7 @@ if [ "$QUICK" = 1 ]; then
     PG_SCALE=1;           TRADES=20000;  PG_SCALE_SMALL=1; TRADES_SMALL=4000
     P6_COUNT=200;         P6_SIZE=16384; P6_REPS=$REPS; P1_REPS=$REPS
     P7_SETTLE=3;          P7_WINDOW=3
+    P9_WINDOW=5
     NEED_GIB=2
     [ -n "$OUT" ] || OUT="$WORKBASE/veloz-bench-quick.md"
 else
@@ -71,6 +72,7 @@ else
     PG_SCALE=50;          TRADES=4000000; PG_SCALE_SMALL=10; TRADES_SMALL=800000
     P6_COUNT=10000;       P6_SIZE=16384; P6_REPS=$((REPS + 2)); P1_REPS=$((REPS + 2))
     P7_SETTLE=20;         P7_WINDOW=300
+    P9_WINDOW=120
     NEED_GIB=20
     [ -n "$OUT" ] || OUT="$BENCH/RESULTS.md"
 fi
@@ -525,6 +527,38 @@ measure P2-cron-rsync rsync -a --delete "$P2/wal/" "$P2/seeds/" || true
 measure P2-cron-sync "${AWS[@]}" --only-show-errors s3 sync "$P2/seeds/" "s3://$BUCKET/seeds-p2/wal/" --delete || true
 s3_drop p2; s3_drop seeds-p2
 
+# ========================================================================= P9 database recovery point
+log "P9: database recovery point under a steady writer (daemon streaming WAL, pitr + S3), ${P9_WINDOW} s per setting"
+P9="$WORK/p9"
+P9_SLOT=veloz_bench_p9
+mkdir -p "$P9"
+psql_q -d postgres -c "CREATE DATABASE p9"
+psql_q -d p9 -c "CREATE TABLE p9_orders (id bigserial PRIMARY KEY, seq integer NOT NULL, payload text NOT NULL, committed_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+# One store for both settings: the first daemon takes the start-up base backup (none is stored yet) and the
+# measuring waits until it is stored locally and in S3; the second starts on the same store and slot with the
+# other setting, as an operator changing Backup:Pitr:ShipPartialEvery would.
+for every in 5 1; do
+    C_NODE=p9 C_ROOT="$P9/root" C_WAL="" C_DB="" C_S3=true C_CONF="" C_SECRETS="" C_PITR=$every C_SLOT=$P9_SLOT write_config "$P9/p9-${every}s.json"
+    "$AGENT" run --config "$P9/p9-${every}s.json" >"$WORK/logs/daemon-p9-${every}s.out" 2>&1 &
+    P9_PID=$!
+    PIDS+=("$P9_PID")
+    P9_STATUS=0
+    python3 "$LIB" p9 --port "$PG_PORT" --user "$PG_USER" --database p9 --pgdata "$WORK/pg" --slot "$P9_SLOT" --root "$P9/root" --daemon-pid "$P9_PID" \
+        --s3 "$S3URL/$BUCKET" --node p9 --every "$every" --window "$P9_WINDOW" --drain-timeout $((3 * every + 30)) \
+        --out "$WORK/res/P9-${every}s.json" 2>"$WORK/logs/p9-${every}s.err" || P9_STATUS=$?
+    if ! kill -0 "$P9_PID" 2>/dev/null; then
+        P9_STATUS=1; echo "the daemon exited: $(tail -3 "$WORK/logs/daemon-p9-${every}s.out" | tr '\n' ' ')" >>"$WORK/logs/p9-${every}s.err"
+    fi
+    if [ "$P9_STATUS" != 0 ]; then
+        for r in received local s3; do fail_row "P9-${every}s-$r" "$(tail -2 "$WORK/logs/p9-${every}s.err" | tr '\n' ' ')"; done
+    fi
+    stop_pid "$P9_PID"
+done
+drop_slot "$P9_SLOT"
+psql_q -d postgres -c "DROP DATABASE p9" || log "  could not drop the database p9"
+s3_drop p9
+rm -rf "$P9"
+
 # ================================================================================ P6 no-op sync, P7 idle
 log "P6: a sync with nothing new over $P6_COUNT sealed segments"
 P6="$WORK/p6"
@@ -657,7 +691,7 @@ python3 "$BENCH/lib/report.py" \
     --fact "db=pgbench scale $PG_SCALE + $TRADES trades rows: $DB_SIZE on disk" \
     --fact "db_small=pgbench scale $PG_SCALE_SMALL + $TRADES_SMALL trades rows: $DB_SIZE_SMALL on disk" \
     --fact "dump_bytes=$DUMP_BYTES" \
-    --fact "cluster=$CLUSTER_SIZE" \
+    --fact "cluster=$CLUSTER_SIZE" --fact "p9=$(awk -v w="$P9_WINDOW" 'BEGIN { printf "%d commits in %d s (20 a second)", 20 * w, w }')" \
     --fact "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)" --fact "cores=$(nproc)" \
     --fact "ram=$(free -g | awk '/^Mem:/ { print $2 }') GiB" \
     --fact "disk=$(df -PhT "$WORKBASE" | awk 'NR==2 { print $1 " (" $2 "), " $3 ", " $5 " free at start" }')$(d=$(df -P "$WORKBASE" | awk 'NR==2 {print $1}'); n=$(basename "$d"); [ -r "/sys/block/$n/queue/rotational" ] && { [ "$(cat "/sys/block/$n/queue/rotational")" = 0 ] && echo ', non-rotational' || echo ', rotational'; })" \
