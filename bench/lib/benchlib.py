@@ -368,8 +368,10 @@ def p9(args):
     flushed into the spool), (b) the local store's pitr/ directory (complete artifacts: sidecar present), (c) the
     bucket (ListObjectsV2 of the segment's prefix; object and sidecar present), and the daemon's status.json. A
     commit counts as there at the first sample taken after it that covers its LSN; its latency is that sample's end
-    minus COMMIT's return. The writer goes on (unmeasured) until every measured commit was seen everywhere, so the
-    last ones are measured under the same load. Afterwards (off the clock) every stored piece and segment still
+    minus COMMIT's return. The writer starts args.warmup seconds before the measured commits (unmeasured): the daemon
+    is in its steady state by then, and after a restart the receiver's first piece, which it stores up to the end of
+    its last page (zeros past the WAL it holds), lies behind them. It goes on (unmeasured) until every measured commit
+    was seen everywhere, so the last ones are measured under the same load. Afterwards (off the clock) every stored piece and segment still
     there is hashed against its sidecar and compared with the server's own WAL file, and every object in S3 with
     its sidecar and the local copy's checksum."""
     seg_size = args.segment_size
@@ -453,6 +455,7 @@ def p9(args):
     seen_local = {}         # artifact name -> (its sidecar's text, first seen after the first measured commit)
     seen_s3 = {}            # artifact names seen complete in S3
     measured = int(round(args.rate * args.window))
+    warm = int(round(args.rate * (args.warmup if args.warmup >= 0 else max(5.0, 2 * args.every))))
     stop = threading.Event()
     writer_done = threading.Event()
     errors = []
@@ -471,7 +474,7 @@ def p9(args):
                 db.query("INSERT INTO p9_orders (seq, payload) VALUES (%d, md5('%d'))" % (i, i))
                 t, wall = time.monotonic(), time.time()
                 lsn = parse_lsn(db.query("SELECT pg_current_wal_insert_lsn()")[0][0])
-                if i < measured:
+                if warm <= i < warm + measured:
                     with lock:
                         commits.append((t, wall, lsn))
                         commit_times.append(t - t_sent)
@@ -557,7 +560,7 @@ def p9(args):
         threads.append(threading.Thread(target=poller, args=(name, fn, period), daemon=True))
     for t in threads:
         t.start()
-    drain_deadline = time.monotonic() + args.window + args.drain_timeout
+    drain_deadline = time.monotonic() + warm / args.rate + args.window + args.drain_timeout
     while time.monotonic() < drain_deadline and not errors:
         target = target_lsn()
         if target is not None and all(samples[k] and samples[k][-1][2] >= target for k in samples):
@@ -599,7 +602,7 @@ def p9(args):
     if len(commits) < measured:
         return fail("only %d of %d commits were made" % (len(commits), measured))
     span = commits[-1][0] - commits[0][0]
-    result.update({"commits": len(commits), "achieved_rate": (len(commits) - 1) / span if span > 0 else float("nan"),
+    result.update({"commits": len(commits), "warmup_commits": warm, "achieved_rate": (len(commits) - 1) / span if span > 0 else float("nan"),
                    "first_lsn": format_lsn(commits[0][2]), "last_lsn": format_lsn(commits[-1][2]),
                    "wal_bytes": commits[-1][2] - commits[0][2], "timeline": timeline,
                    "commit_p50": percentile(sorted(commit_times), 50), "commit_p99": percentile(sorted(commit_times), 99)})
@@ -731,6 +734,7 @@ def main():
     q.add_argument("--every", type=float, required=True, help="the daemon's Backup:Pitr:ShipPartialEvery in seconds (recorded)")
     q.add_argument("--rate", type=float, default=20, help="commits per second")
     q.add_argument("--window", type=float, required=True, help="seconds of measured commits")
+    q.add_argument("--warmup", type=float, default=-1, help="seconds of unmeasured commits first (default: the larger of 5 s and two ShipPartialEvery)")
     q.add_argument("--poll", type=float, default=0.005, help="sleep between two samples of the slot, the local store, status.json")
     q.add_argument("--s3-poll", type=float, default=0.02, help="sleep between two listings of the bucket")
     q.add_argument("--ready-timeout", type=float, default=600)

@@ -76,7 +76,7 @@ def fmt_ratio(r):
 def fmt_lat(v):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    return "%.0f ms" % (v * 1000) if v < 0.1 else "%.2f s" % v if v < 100 else "%.0f s" % v if v < 3600 else "%.1f h" % (v / 3600)
+    return "%.0f ms" % (v * 1000) if v < 0.1 else "%.3f s" % v if v < 10 else "%.1f s" % v if v < 100 else "%.0f s" % v if v < 3600 else "%.1f h" % (v / 3600)
 
 
 def fmt_size(b):
@@ -297,7 +297,9 @@ def main():
     w("`veloz-backup run` with `Backup:Pitr` on (pg_receivewal `--synchronous` through a slot) and S3 on, after its "
       "start-up base backup was stored locally and in S3. A writer commits one `INSERT` per transaction, %s for each "
       "setting of `Backup:Pitr:ShipPartialEvery`, and records when each COMMIT returned and `pg_current_wal_insert_lsn()` "
-      "read right after it. Latency is from COMMIT to the first moment that commit's WAL position is covered: (a) by the "
+      "read right after it, after a warm-up of unmeasured commits (the larger of 5 s and two ticks: the daemon is "
+      "steady by then, and the piece a restarted receiver stores first, up to the end of its last page, lies behind the "
+      "measured commits). Latency is from COMMIT to the first moment that commit's WAL position is covered: (a) by the "
       "slot's `restart_lsn` (what pg_receivewal has flushed), (b) by the complete artifacts in `<LocalRoot>/pitr/` "
       "(a whole segment, or the chain of `<segment>.<start>-<end>.partial` pieces from offset 0), (c) by the complete "
       "objects under the node's `pitr/` prefix in the bucket. The two settings ran one after the other (5 s first), "
