@@ -366,7 +366,7 @@ def p9(args):
     when COMMIT returned and pg_current_wal_insert_lsn() read right after it. Pollers sample, each in its own thread
     and as fast as they can (sleeping args.poll between samples): (a) the slot's restart_lsn (what pg_receivewal has
     flushed into the spool), (b) the local store's pitr/ directory (complete artifacts: sidecar present), (c) the
-    bucket (ListObjectsV2 of the segment's prefix; object and sidecar present), and the daemon's status.json. A
+    bucket (the sidecar object, written last, of each artifact the local store holds), and the daemon's status.json. A
     commit counts as there at the first sample taken after it that covers its LSN; its latency is that sample's end
     minus COMMIT's return. The writer starts args.warmup seconds before the measured commits (unmeasured): the daemon
     is in its steady state by then, and after a restart the receiver's first piece, which it stores up to the end of
@@ -454,6 +454,7 @@ def p9(args):
     samples = {"received": [], "local": [], "s3": [], "status_received": [], "status_local": [], "status_s3": []}
     seen_local = {}         # artifact name -> (its sidecar's text, first seen after the first measured commit)
     seen_s3 = {}            # artifact names seen complete in S3
+    local_now = [frozenset()]  # the WAL artifacts complete in the local store at its last sample
     measured = int(round(args.rate * args.window))
     warm = int(round(args.rate * (args.warmup if args.warmup >= 0 else max(5.0, 2 * args.every))))
     stop = threading.Event()
@@ -506,6 +507,7 @@ def p9(args):
             names = complete(e.name for e in os.scandir(local_dir))
         except OSError:
             return None
+        local_now[0] = frozenset(n for n in names if WAL_NAME.match(n))
         for n in names:
             if n not in seen_local and WAL_NAME.match(n):
                 try:
@@ -518,22 +520,14 @@ def p9(args):
         return stored_end(names, timeline, seg_size)
 
     def sample_s3():
-        # The segments that hold the commits not yet seen in S3 (by each commit's last byte), else the newest one.
-        seen_to = samples["s3"][-1][2] if samples["s3"] else 0
-        with lock:
-            lsns = [c[2] for c in commits if c[2] > seen_to] or [c[2] for c in commits[-1:]]
-        if not lsns:
-            return None
-        names = []
-        for segno in sorted({(lsn - 1) // seg_size for lsn in lsns})[:3]:
-            keys = s3_list(s3_prefix + wal_segment_name(timeline, segno, seg_size))
-            if keys is None:
-                return None
-            names += [k[len(s3_prefix):] for k in keys]
-        done = complete(names)
-        for n in done:
-            seen_s3.setdefault(n, True)
-        return stored_end(done, timeline, seg_size)
+        # Every artifact is stored locally first and copied to S3 under the same name, sidecar last: so S3 is asked,
+        # by a GET of the sidecar, about exactly what the local store holds and S3 has not shown yet (usually one
+        # piece). A bucket listing would do too, but s3rver's grows slower with every piece of the segment.
+        for n in sorted(local_now[0] - seen_s3.keys())[:8]:
+            status, body, _ = http_get(args.s3 + "/" + urllib.parse.quote(s3_prefix + n + ".sha256"))
+            if status == 200 and read_sidecar_hash(body.decode("ascii", "replace"), n):
+                seen_s3[n] = True
+        return stored_end(list(seen_s3), timeline, seg_size)
 
     def sample_status():
         st, _ = read_status()
@@ -727,7 +721,7 @@ def main():
     q.add_argument("--pgdata", required=True, help="the cluster's data directory (its pg_wal is what stored WAL is compared with)")
     q.add_argument("--slot", required=True)
     q.add_argument("--root", required=True, help="the daemon's Backup:LocalRoot")
-    q.add_argument("--s3", required=True, help="http://host:port/bucket (anonymous ListObjectsV2 and GET, s3rver)")
+    q.add_argument("--s3", required=True, help="http://host:port/bucket (anonymous GET and ListObjectsV2, s3rver)")
     q.add_argument("--node", required=True)
     q.add_argument("--segment-size", type=int, default=16 * MiB)
     q.add_argument("--daemon-pid", type=int, default=0, help="the daemon's pid, for its CPU over the window")
@@ -736,7 +730,7 @@ def main():
     q.add_argument("--window", type=float, required=True, help="seconds of measured commits")
     q.add_argument("--warmup", type=float, default=-1, help="seconds of unmeasured commits first (default: the larger of 5 s and two ShipPartialEvery)")
     q.add_argument("--poll", type=float, default=0.005, help="sleep between two samples of the slot, the local store, status.json")
-    q.add_argument("--s3-poll", type=float, default=0.02, help="sleep between two listings of the bucket")
+    q.add_argument("--s3-poll", type=float, default=0.005, help="sleep between two samples of the bucket")
     q.add_argument("--ready-timeout", type=float, default=600)
     q.add_argument("--drain-timeout", type=float, default=60)
     q.add_argument("--out", required=True)

@@ -39,7 +39,7 @@ P9_SETTINGS = [5, 1]
 P9_STAGES = [
     ("received", "(a) received and flushed into the spool by pg_receivewal (the slot's `restart_lsn`)", "local", 1.0),
     ("local", "(b) stored in the local store: a piece or segment with its checksum sidecar", "local", 1.0),
-    ("s3", "(c) stored in S3: object and sidecar (bucket listing)", "S3", 6.0),
+    ("s3", "(c) stored in S3: object and sidecar", "S3", 6.0),
 ]
 DAY = 86400.0
 RESTORE_ROWS = {"R1-agent", "R2-agent"}
@@ -301,8 +301,9 @@ def main():
       "steady by then, and the piece a restarted receiver stores first, up to the end of its last page, lies behind the "
       "measured commits). Latency is from COMMIT to the first moment that commit's WAL position is covered: (a) by the "
       "slot's `restart_lsn` (what pg_receivewal has flushed), (b) by the complete artifacts in `<LocalRoot>/pitr/` "
-      "(a whole segment, or the chain of `<segment>.<start>-<end>.partial` pieces from offset 0), (c) by the complete "
-      "objects under the node's `pitr/` prefix in the bucket. The two settings ran one after the other (5 s first), "
+      "(a whole segment, or the chain of `<segment>.<start>-<end>.partial` pieces from offset 0), (c) by the same "
+      "artifacts complete in the bucket (their sidecar object, written last, asked for by GET; every object of the "
+      "window was afterwards read back and hashed). The two settings ran one after the other (5 s first), "
       "on the same store and slot." % facts.get("p9", "?"))
     w("")
     w("| Row | Setting | Stage | Commits | p50 | p99 | max | Goal (issue) |")
@@ -378,7 +379,7 @@ def main():
           "(c) adds the upload, which the replicator starts as soon as a piece is stored: %s." % "; ".join(notes))
         w("")
         res = []
-        for stage, name in (("received", "the slot"), ("local", "the local store"), ("s3", "the bucket listing")):
+        for stage, name in (("received", "the slot"), ("local", "the local store"), ("s3", "the bucket")):
             r = [p9[e][stage]["resolution"] for e in P9_SETTINGS if e in p9 and p9[e].get(stage, {}).get("resolution")]
             if r:
                 res.append("%s every %s (p99 %s, max %s)" % (name, fmt_lat(max(x["p50"] for x in r)), fmt_lat(max(x["p99"] for x in r)),
