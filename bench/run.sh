@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The VelozBackupAgent benchmark: the agent against the seeds' own pipeline (rsync -a, aws s3 sync/cp,
-# pg_dump -Fc > file) and against the physical limit (cp -r, bare pg_dump), on the same data in the same run.
+# pg_dump -Fc > file) and against the physical limit (cp -r, bare pg_dump and pg_basebackup), on the same data in the same run.
 #
 #   bench/run.sh                 # full run (about 45 min on 2 cores): writes bench/RESULTS.md
-#   bench/run.sh --quick         # the same script on tiny data, in about a minute; writes a temp file
+#   bench/run.sh --quick         # the same script on tiny data, in about two minutes; writes a temp file
 #   bench/run.sh --out FILE      # write the results there instead
 #   bench/run.sh --reps N        # runs per row (default 3 full, 2 quick); rows of a pair alternate
 #   bench/run.sh --agent PATH    # use this veloz-backup binary instead of `dotnet publish -c Release`
@@ -61,6 +61,7 @@ if [ "$QUICK" = 1 ]; then
     PG_SCALE=1;           TRADES=20000;  PG_SCALE_SMALL=1; TRADES_SMALL=4000
     P6_COUNT=200;         P6_SIZE=16384; P6_REPS=$REPS; P1_REPS=$REPS
     P7_SETTLE=3;          P7_WINDOW=3
+    P9_WINDOW=5
     NEED_GIB=2
     [ -n "$OUT" ] || OUT="$WORKBASE/veloz-bench-quick.md"
 else
@@ -71,6 +72,7 @@ else
     PG_SCALE=50;          TRADES=4000000; PG_SCALE_SMALL=10; TRADES_SMALL=800000
     P6_COUNT=10000;       P6_SIZE=16384; P6_REPS=$((REPS + 2)); P1_REPS=$((REPS + 2))
     P7_SETTLE=20;         P7_WINDOW=300
+    P9_WINDOW=120
     NEED_GIB=20
     [ -n "$OUT" ] || OUT="$BENCH/RESULTS.md"
 fi
@@ -219,16 +221,18 @@ gpg --batch --quiet --passphrase '' --quick-generate-key "VeloZ bench <$GPG_RECI
     || die "gpg could not generate the bench key"
 
 # --------------------------------------------------------------------------------- agent configs
-# write_config FILE: from C_NODE C_ROOT C_WAL C_DB C_S3 C_CONF C_SECRETS (empty = kind disabled).
+# write_config FILE: from C_NODE C_ROOT C_WAL C_DB C_S3 C_CONF C_SECRETS (empty = kind disabled), and C_PITR
+# (Backup:Pitr:ShipPartialEvery in whole seconds; unset = pitr disabled) with C_SLOT (its replication slot).
 write_config() {
     local file=$1 name
     name="$(basename "$file" .json)"
     mkdir -p "$C_ROOT"; chmod 0700 "$C_ROOT"
-    local wal_en=false db_en=false conf_en=false sec_en=false
+    local wal_en=false db_en=false conf_en=false sec_en=false pitr_en=false
     [ -n "${C_WAL:-}" ] && wal_en=true
     [ -n "${C_DB:-}" ] && db_en=true
     [ -n "${C_CONF:-}" ] && conf_en=true
     [ -n "${C_SECRETS:-}" ] && sec_en=true
+    [ -n "${C_PITR:-}" ] && pitr_en=true
     cat >"$file" <<JSON
 {
   "Backup": {
@@ -239,6 +243,8 @@ write_config() {
     "Database": { "Enabled": $db_en, "ConnectionString": "Host=127.0.0.1;Port=$PG_PORT;Username=$PG_USER;Database=${C_DB:-postgres}",
                   "BinDirectory": "$PG_BIN" },
     "Secrets": { "Enabled": $sec_en, "Directory": "${C_SECRETS:-$WORK}", "Recipients": [ "$GPG_RECIPIENT" ], "GnupgHome": "$GNUPGHOME" },
+    "Pitr": { "Enabled": $pitr_en, "DataDirectory": "$WORK/pg", "Slot": "${C_SLOT:-veloz_backup}", "ShipPartialEvery": "$(printf '00:00:%02d' "${C_PITR:-5}")",
+              "StopCommand": "true", "StartCommand": "true" },
     "S3": { "Enabled": ${C_S3:-false}, "Bucket": "$BUCKET", "ServiceUrl": "$S3URL", "ForcePathStyle": true, "ChunkedUpload": false },
     "Restore": { "StopCommand": "true", "StartCommand": "true", "HealthUrl": "http://127.0.0.1:$(free_port)/health" },
     "Http": { "Url": "http://127.0.0.1:$(free_port)" },
@@ -427,6 +433,66 @@ alternate P3-pg_dump P3-agent P4-seeds P4-agent
 alternate P5-P3-small P5-P4-small
 rm -rf "$P3"/p3 "$P3"/p4 "$P3"/p3s "$P3"/p4s
 
+# ======================================================================== P8 base backup of the cluster
+log "P8: a base backup (pitr) of the cluster with the realistic database"
+# The P5 rows are done with the small database: dropped, the cluster holds the realistic one (and the system
+# databases) alone, so the physical copies and pg_dump -Fc veloz read about the same data.
+psql_q -d postgres -c "DROP DATABASE veloz_small" && psql_q -d postgres -c "CHECKPOINT" || log "  could not drop the database veloz_small"
+CLUSTER_SIZE="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database")"
+P8="$WORK/p8"
+mkdir -p "$P8"
+P8_SLOT=veloz_bench_p8
+C_NODE=p8 C_ROOT="$P8/root" C_WAL="" C_DB="" C_S3=false C_CONF="" C_SECRETS="" C_PITR=5 C_SLOT=$P8_SLOT write_config "$P8/p8.json"
+record_size() {  # record_size ID FILE...: their total size in bytes, one line per run, in res/ID.size
+    local id=$1; shift
+    stat -c %s "$@" | awk '{ s += $1 } END { print s }' >>"$WORK/res/$id.size"
+}
+tar_has_base() {  # tar_has_base LISTING: a base backup's tar lists backup_label and backup_manifest
+    grep -qxE '(\./)?backup_label' "$1" && grep -qxE '(\./)?backup_manifest' "$1" || { log "  no backup_label or backup_manifest in the tar"; return 1; }
+}
+drop_slot() {  # drop_slot NAME: once nothing streams from it (its walsender may take a moment to go)
+    local i
+    for i in $(seq 1 100); do
+        psql_q -d postgres -At -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$1' AND NOT active" >/dev/null 2>&1 || true
+        [ -z "$(psql_q -d postgres -At -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$1'")" ] && return 0
+        sleep 0.1
+    done
+    log "  the replication slot $1 could not be dropped"
+}
+BB=(-h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER")
+prep_P8_pg_dump() { rm -f "$P8/bare.dump"; }
+run_P8_pg_dump() { measure P8-pg_dump bash -c '"$1" -h 127.0.0.1 -p "$2" -U "$3" -Fc veloz > "$4"' _ "$PG_BIN/pg_dump" "$PG_PORT" "$PG_USER" "$P8/bare.dump"; }
+post_P8_pg_dump() { record_size P8-pg_dump "$P8/bare.dump"; "$PG_BIN/pg_restore" --list "$P8/bare.dump" >/dev/null && rm -f "$P8/bare.dump"; }
+prep_P8_basebackup() { rm -f "$P8/base.tar"; }
+run_P8_basebackup() {
+    measure P8-basebackup bash -c '"$1" "${@:3}" -D - -Ft -X fetch -c fast > "$2"' _ "$PG_BIN/pg_basebackup" "$P8/base.tar" "${BB[@]}"
+}
+post_P8_basebackup() { record_size P8-basebackup "$P8/base.tar"; tar -tf "$P8/base.tar" >"$P8/list" && tar_has_base "$P8/list" && rm -f "$P8/base.tar"; }
+prep_P8_basebackup_dir() { rm -rf "$P8/dir"; }
+run_P8_basebackup_dir() { measure P8-basebackup-dir "$PG_BIN/pg_basebackup" "${BB[@]}" -D "$P8/dir" -Ft -X fetch -c fast; }
+post_P8_basebackup_dir() {
+    record_size P8-basebackup-dir "$P8/dir"/*
+    [ -f "$P8/dir/backup_manifest" ] && tar -tf "$P8/dir/base.tar" >"$P8/list" && grep -qxE '(\./)?backup_label' "$P8/list" && rm -rf "$P8/dir"
+}
+prep_P8_basebackup_gzip() { rm -f "$P8/base.tar.gz"; }
+run_P8_basebackup_gzip() {
+    measure P8-basebackup-gzip bash -c 'set -o pipefail; "$1" "${@:3}" -D - -Ft -X fetch -c fast | gzip -1 > "$2"' _ "$PG_BIN/pg_basebackup" "$P8/base.tar.gz" "${BB[@]}"
+}
+post_P8_basebackup_gzip() { record_size P8-basebackup-gzip "$P8/base.tar.gz"; tar -tzf "$P8/base.tar.gz" >"$P8/list" && tar_has_base "$P8/list" && rm -f "$P8/base.tar.gz"; }
+prep_P8_agent() { fresh_root "$P8/root"; }
+run_P8_agent() { measure P8-agent "$AGENT" backup pitr --no-upload --config "$P8/p8.json"; }
+post_P8_agent() {  # one base, its archive and metadata verify, and the archive is a whole base backup
+    local dir="$P8/root/pitr" f
+    f="$(cd "$dir" && ls base_*.tar.gz 2>/dev/null | head -1)"
+    [ -n "$f" ] || { log "  no base backup in $dir"; return 1; }
+    (cd "$dir" && sha256sum -c --quiet "$f.sha256" && sha256sum -c --quiet "${f%.tar.gz}.json.sha256") || return 1
+    tar -tzf "$dir/$f" >"$P8/list" && tar_has_base "$P8/list" || return 1
+    record_size P8-agent "$dir/$f"
+}
+alternate P8-pg_dump P8-basebackup P8-basebackup-dir P8-basebackup-gzip P8-agent
+drop_slot "$P8_SLOT"
+rm -rf "$P8"
+
 # ================================================================================== P2 recovery point
 log "P2: WAL recovery point under a steady writer (daemon running)"
 P2="$WORK/p2"
@@ -460,6 +526,38 @@ REP=1
 measure P2-cron-rsync rsync -a --delete "$P2/wal/" "$P2/seeds/" || true
 measure P2-cron-sync "${AWS[@]}" --only-show-errors s3 sync "$P2/seeds/" "s3://$BUCKET/seeds-p2/wal/" --delete || true
 s3_drop p2; s3_drop seeds-p2
+
+# ========================================================================= P9 database recovery point
+log "P9: database recovery point under a steady writer (daemon streaming WAL, pitr + S3), ${P9_WINDOW} s per setting"
+P9="$WORK/p9"
+P9_SLOT=veloz_bench_p9
+mkdir -p "$P9"
+psql_q -d postgres -c "CREATE DATABASE p9"
+psql_q -d p9 -c "CREATE TABLE p9_orders (id bigserial PRIMARY KEY, seq integer NOT NULL, payload text NOT NULL, committed_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+# One store for both settings: the first daemon takes the start-up base backup (none is stored yet) and the
+# measuring waits until it is stored locally and in S3; the second starts on the same store and slot with the
+# other setting, as an operator changing Backup:Pitr:ShipPartialEvery would.
+for every in 5 1; do
+    C_NODE=p9 C_ROOT="$P9/root" C_WAL="" C_DB="" C_S3=true C_CONF="" C_SECRETS="" C_PITR=$every C_SLOT=$P9_SLOT write_config "$P9/p9-${every}s.json"
+    "$AGENT" run --config "$P9/p9-${every}s.json" >"$WORK/logs/daemon-p9-${every}s.out" 2>&1 &
+    P9_PID=$!
+    PIDS+=("$P9_PID")
+    P9_STATUS=0
+    python3 "$LIB" p9 --port "$PG_PORT" --user "$PG_USER" --database p9 --pgdata "$WORK/pg" --slot "$P9_SLOT" --root "$P9/root" --daemon-pid "$P9_PID" \
+        --s3 "$S3URL/$BUCKET" --node p9 --every "$every" --window "$P9_WINDOW" --drain-timeout $((3 * every + 30)) \
+        --out "$WORK/res/P9-${every}s.json" 2>"$WORK/logs/p9-${every}s.err" || P9_STATUS=$?
+    if ! kill -0 "$P9_PID" 2>/dev/null; then
+        P9_STATUS=1; echo "the daemon exited: $(tail -3 "$WORK/logs/daemon-p9-${every}s.out" | tr '\n' ' ')" >>"$WORK/logs/p9-${every}s.err"
+    fi
+    if [ "$P9_STATUS" != 0 ]; then
+        for r in received local s3; do fail_row "P9-${every}s-$r" "$(tail -2 "$WORK/logs/p9-${every}s.err" | tr '\n' ' ')"; done
+    fi
+    stop_pid "$P9_PID"
+done
+drop_slot "$P9_SLOT"
+psql_q -d postgres -c "DROP DATABASE p9" || log "  could not drop the database p9"
+s3_drop p9
+rm -rf "$P9"
 
 # ================================================================================ P6 no-op sync, P7 idle
 log "P6: a sync with nothing new over $P6_COUNT sealed segments"
@@ -593,6 +691,7 @@ python3 "$BENCH/lib/report.py" \
     --fact "db=pgbench scale $PG_SCALE + $TRADES trades rows: $DB_SIZE on disk" \
     --fact "db_small=pgbench scale $PG_SCALE_SMALL + $TRADES_SMALL trades rows: $DB_SIZE_SMALL on disk" \
     --fact "dump_bytes=$DUMP_BYTES" \
+    --fact "cluster=$CLUSTER_SIZE" --fact "p9=$(awk -v w="$P9_WINDOW" 'BEGIN { printf "%d commits in %d s (20 a second)", 20 * w, w }')" \
     --fact "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)" --fact "cores=$(nproc)" \
     --fact "ram=$(free -g | awk '/^Mem:/ { print $2 }') GiB" \
     --fact "disk=$(df -PhT "$WORKBASE" | awk 'NR==2 { print $1 " (" $2 "), " $3 ", " $5 " free at start" }')$(d=$(df -P "$WORKBASE" | awk 'NR==2 {print $1}'); n=$(basename "$d"); [ -r "/sys/block/$n/queue/rotational" ] && { [ "$(cat "/sys/block/$n/queue/rotational")" = 0 ] && echo ', non-rotational' || echo ', rotational'; })" \

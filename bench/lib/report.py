@@ -26,6 +26,22 @@ ROWS = [
     ("R2-seeds", "R2", "seeds' full_restore.sh steps from S3 (secrets, config, database, WAL by `aws s3 sync`)", []),
     ("R2-agent", "R2", "agent `restore full --yes --source s3://bench/veloz-1 --no-service`", ["R2-seeds"]),
 ]
+P8_ROWS = [
+    # id, tool, baselines; the output column is each run's file size (res/<ROW>.size)
+    ("P8-pg_dump", "`pg_dump -Fc veloz > file` (P3's baseline: the database's rows, logically)", []),
+    ("P8-basebackup", "`pg_basebackup -D - -Ft -X fetch -c fast > file` (physical limit: the agent's own command, uncompressed, not fsynced)", []),
+    ("P8-basebackup-dir", "`pg_basebackup -Ft -D dir -X fetch -c fast` (uncompressed, fsynced)", ["P8-basebackup"]),
+    ("P8-basebackup-gzip", "for scale: `pg_basebackup -D - -Ft -X fetch -c fast \\| gzip -1 > file` (the agent's output format, in a shell)", ["P8-basebackup"]),
+    ("P8-agent", "agent `backup pitr --no-upload` (streamed through gzip, sha256, fsync, tar checks, metadata)",
+     ["P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-pg_dump"]),
+]
+P9_SETTINGS = [5, 1]
+P9_STAGES = [
+    ("received", "(a) received and flushed into the spool by pg_receivewal (the slot's `restart_lsn`)", "local", 1.0),
+    ("local", "(b) stored in the local store: a piece or segment with its checksum sidecar", "local", 1.0),
+    ("s3", "(c) stored in S3: object and sidecar", "S3", 6.0),
+]
+DAY = 86400.0
 RESTORE_ROWS = {"R1-agent", "R2-agent"}
 NA_RESTORE = "n/a (restore verb not available)"
 
@@ -57,6 +73,12 @@ def fmt_ratio(r):
     return "×%.3f" % r if r < 0.1 else "×%.2f" % r if r < 10 else "×%.1f" % r if r < 100 else "×%.0f" % r
 
 
+def fmt_lat(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return "%.0f ms" % (v * 1000) if v < 0.1 else "%.3f s" % v if v < 10 else "%.1f s" % v if v < 100 else "%.0f s" % v if v < 3600 else "%.1f h" % (v / 3600)
+
+
 def fmt_size(b):
     b = int(b)
     return "%.1f GiB" % (b / 2 ** 30) if b >= 2 ** 30 else "%.0f MiB" % (b / 2 ** 20)
@@ -83,7 +105,7 @@ def main():
 
     med = {}
     runs_of = {}
-    for row, *_ in ROWS + [(r, None, None, None) for r in ("P5-P1-small", "P5-P3-small", "P5-P4-small", "P6-first-agent", "P6-first-rsync", "P2-cron-rsync", "P2-cron-sync")]:
+    for row, *_ in ROWS + [(r[0], None, None, None) for r in P8_ROWS] + [(r, None, None, None) for r in ("P5-P1-small", "P5-P3-small", "P5-P4-small", "P6-first-agent", "P6-first-rsync", "P2-cron-rsync", "P2-cron-sync")]:
         runs = load(a.res, row)
         runs_of[row] = runs
         if runs and row not in failed:
@@ -93,6 +115,29 @@ def main():
 
     ratios = {}  # (row, base) -> wall-clock ratio
     cpu_ratios = {}  # (row, base) -> CPU-time ratio
+
+    def ratio_cell(row, bases):
+        """The ratio column of a measured row (and the ratios it records for the headline)."""
+        t, cpu = med[row][0], med[row][1]
+        parts = []
+        for b in bases:
+            if b in med and med[b][0] > 0:
+                r = t / med[b][0]
+                ratios[(row, b)] = r
+                c = ""
+                if med[b][1] > 0:
+                    cpu_ratios[(row, b)] = cpu / med[b][1]
+                    c = " / " + fmt_ratio(cpu / med[b][1])
+                parts.append("%s%s vs %s" % (fmt_ratio(r), c, b))
+        return "; ".join(parts) if parts else ("base" if not bases else "-")
+
+    def failed_or_missing(row, tool, empty_cols):
+        """The line of a row that failed or did not run, else None."""
+        if row in failed:
+            return "| %s | %s | %d | FAILED: %s |%s" % (row, tool, len(runs_of[row]), failed[row].replace("|", "/")[:300], " |" * empty_cols)
+        if row not in med:
+            return "| %s | %s | 0 | not run |%s" % (row, tool, " |" * empty_cols)
+        return None
     L = []
     w = L.append
     w("# VelozBackupAgent benchmark: the agent against the seeds' pipeline")
@@ -129,6 +174,8 @@ def main():
         facts.get("db"), "%.0f MiB" % (int(facts["dump_bytes"]) / 2 ** 20) if facts.get("dump_bytes") else "?", facts.get("db_small")))
     w("  `trades` holds random ids, symbols, sides, quantities, prices, venues, times and client references, so the dump does not compress to nothing.")
     w("- P6/P7: %s (segment size does not matter to a no-op sync)." % facts.get("p6"))
+    w("- P8: the same cluster once P5 is done with the small database (dropped): %s, the realistic database and the system ones." % facts.get("cluster", "?"))
+    w("- P9: %s per setting into `p9_orders` (bigserial id, sequence number, md5 text, commit time) in a database of its own." % facts.get("p9", "?"))
     w("- S3 is s3rver on loopback (path-style); PostgreSQL 15 a throwaway cluster on loopback (default settings, fsync on).")
     w("")
     w("## Results")
@@ -151,26 +198,51 @@ def main():
         if row in RESTORE_ROWS and not restore:
             w("| %s | %s | 0 | %s | | | | |" % (row, tool, NA_RESTORE))
             continue
-        if row in failed:
-            w("| %s | %s | %d | FAILED: %s | | | | |" % (row, tool, len(runs_of[row]), failed[row].replace("|", "/")[:300]))
-            continue
-        if row not in med:
-            w("| %s | %s | 0 | not run | | | | |" % (row, tool))
+        line = failed_or_missing(row, tool, 4)
+        if line:
+            w(line)
             continue
         t, cpu, rss, load1 = med[row]
-        parts = []
-        for b in bases:
-            if b in med and med[b][0] > 0:
-                r = t / med[b][0]
-                ratios[(row, b)] = r
-                c = ""
-                if med[b][1] > 0:
-                    cpu_ratios[(row, b)] = cpu / med[b][1]
-                    c = " / " + fmt_ratio(cpu / med[b][1])
-                parts.append("%s%s vs %s" % (fmt_ratio(r), c, b))
         w("| %s | %s | %d | %s | %s | %s | %s | %s |" % (row, tool, len(runs_of[row]), fmt_s(t), fmt_s(cpu), fmt_mib(rss),
-                                                        "%.1f" % load1 if load1 is not None else "-",
-                                                        "; ".join(parts) if parts else ("base" if not bases else "-")))
+                                                        "%.1f" % load1 if load1 is not None else "-", ratio_cell(row, bases)))
+    w("")
+
+    # ---- P8
+    w("## P8 base backup of the cluster (`pitr`)")
+    w("")
+    w("The cluster holds the realistic database (P3's) and the system databases: %s. Output is the file written (median "
+      "of the runs): the agent's and the gzip row's are compressed, the bare `pg_basebackup` rows are the plain tar." % facts.get("cluster", "?"))
+    w("")
+    w("| Row | Tool | Runs | Median | CPU | Peak RSS | Load | Output | Ratio: wall / CPU |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    sizes = {}
+    for row, _, _ in P8_ROWS:
+        path = os.path.join(a.res, row + ".size")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                vals = [int(x) for x in f.read().split()]
+            if vals:
+                sizes[row] = statistics.median(vals)
+    for row, tool, bases in P8_ROWS:
+        line = failed_or_missing(row, tool, 5)
+        if line:
+            w(line)
+            continue
+        t, cpu, rss, load1 = med[row]
+        out = fmt_size(sizes[row]) if row in sizes else "-"
+        if row in sizes and row != "P8-basebackup" and sizes.get("P8-basebackup"):
+            out += " (×%.2f of the tar)" % (sizes[row] / sizes["P8-basebackup"])
+        w("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (row, tool, len(runs_of[row]), fmt_s(t), fmt_s(cpu), fmt_mib(rss),
+                                                             "%.1f" % load1 if load1 is not None else "-", out, ratio_cell(row, bases)))
+    w("")
+    w("Every run's output was checked: the agent's archive and metadata with `sha256sum -c` of their sidecars and the "
+      "archive's `tar -tzf` listing `backup_label` and `backup_manifest`; the bare tars' listings likewise; the dump with "
+      "`pg_restore --list`. CPU is the client's process tree (pg_basebackup or pg_dump, gzip, the agent); the server "
+      "process that reads the data files (walsender, backend) is not in it, and it is the same for every row. `-D -` "
+      "writes to stdout and fsyncs nothing; `-D dir` fsyncs its files, as the agent does its store. A base backup copies "
+      "the cluster's files as they are (tables and indexes, plus the WAL to make them consistent), a dump the rows "
+      "alone (indexes as their definitions), so their sizes differ by nature; what the base buys is that WAL replays "
+      "onto it (P9).")
     w("")
 
     # ---- P2
@@ -218,6 +290,134 @@ def main():
     if p2.get("s3") and p2["s3"].get("p50") == p2["s3"].get("p50") and d_sync is not None:
         ratios[("P2-s3", "P2-cron-s3")] = p2["s3"]["p50"] / (150 + d_rsync + d_sync)
     w("")
+
+    # ---- P9
+    w("## P9 database recovery point (daemon streaming WAL, a writer committing 20 a second)")
+    w("")
+    w("`veloz-backup run` with `Backup:Pitr` on (pg_receivewal `--synchronous` through a slot) and S3 on, after its "
+      "start-up base backup was stored locally and in S3. A writer commits one `INSERT` per transaction, %s for each "
+      "setting of `Backup:Pitr:ShipPartialEvery`, and records when each COMMIT returned and `pg_current_wal_insert_lsn()` "
+      "read right after it, after a warm-up of unmeasured commits (the larger of 5 s and two ticks: the daemon is "
+      "steady by then, and the piece a restarted receiver stores first, up to the end of its last page, lies behind the "
+      "measured commits). Latency is from COMMIT to the first moment that commit's WAL position is covered: (a) by the "
+      "slot's `restart_lsn` (what pg_receivewal has flushed), (b) by the complete artifacts in `<LocalRoot>/pitr/` "
+      "(a whole segment, or the chain of `<segment>.<start>-<end>.partial` pieces from offset 0), (c) by the same "
+      "artifacts complete in the bucket (their sidecar object, written last, asked for by GET; every object of the "
+      "window was afterwards read back and hashed). The two settings ran one after the other (5 s first), "
+      "on the same store and slot." % facts.get("p9", "?"))
+    w("")
+    w("| Row | Setting | Stage | Commits | p50 | p99 | max | Goal (issue) |")
+    w("|---|---|---|---|---|---|---|---|")
+    p9 = {}
+    for every in P9_SETTINGS:
+        try:
+            with open(os.path.join(a.res, "P9-%ds.json" % every), encoding="utf-8") as f:
+                p9[every] = json.load(f)
+        except (OSError, ValueError):
+            pass
+
+    def verdict(d, goal):
+        if d["max"] <= goal:
+            return "met (every commit)"
+        if d["p99"] <= goal:
+            return "met at p99, not at max"
+        if d["p50"] <= goal:
+            return "met at p50 only"
+        return "missed"
+
+    for every in P9_SETTINGS:
+        for stage, label, where, goal in P9_STAGES:
+            row = "P9-%ds-%s" % (every, stage)
+            d = (p9.get(every) or {}).get(stage)
+            if row in failed or not d:
+                w("| %s | %d s | %s | | FAILED: %s | | | |" % (row, every, label, failed.get(row, "no result").replace("|", "/")[:300]))
+                continue
+            w("| %s | %d s | %s | %d | %s | %s | %s | %s |" % (row, every, label, d["seen"], fmt_lat(d["p50"]), fmt_lat(d["p99"]),
+                                                            fmt_lat(d["max"]), "%s ≤ %.0f s: %s" % (where, goal, verdict(d, goal))))
+    dump_local = med.get("P3-pg_dump", (None,))[0]
+    dump_s3 = med.get("P4-seeds", (None,))[0]
+    w("| P9-runbook | | the runbook's RPO for database corruption (`Backup:Pitr:FreshnessObjective`) | objective | | | %s | |" % fmt_lat(300))
+    for row, label, d in [("P9-dump-local", "seeds' daily `pg_dump -Fc > file`: a commit waits for the next dump, then for the dump", dump_local),
+                          ("P9-dump-s3", "seeds' daily `pg_dump -Fc > file; aws s3 cp`: the same, then the copy", dump_s3)]:
+        if d is None:
+            w("| %s | daily | %s | model | FAILED: its dump row did not run | | | |" % (row, label))
+            continue
+        w("| %s | daily | %s | model | %s | %s | %s | |" % (row, label, fmt_lat(DAY / 2 + d), fmt_lat(DAY * 0.99 + d), fmt_lat(DAY + d)))
+    w("")
+    w("The daily rows are a model, like P2's cron rows: a commit at a uniformly random moment waits for the next daily "
+      "dump (p50 12 h, p99 23.8 h, max 24 h), then for the dump itself, measured in this run (P3-pg_dump %s; P4-seeds, "
+      "dump and `aws s3 cp`, %s); the runbook's 5 minutes is the objective the daemon alerts on, not a measurement."
+      % (fmt_s(dump_local), fmt_s(dump_s3)))
+    w("")
+    if p9:
+        lines = []
+        for stage, where, goal in (("local", "local", 1.0), ("s3", "S3", 6.0)):
+            per = ["%s with %d s (p99 %s, max %s)" % (verdict(p9[e][stage], goal), e, fmt_lat(p9[e][stage]["p99"]),
+                                                     fmt_lat(p9[e][stage]["max"])) for e in P9_SETTINGS if e in p9 and p9[e].get(stage)]
+            lines.append("- ≤ %.0f s %s, (%s): %s." % (goal, where, "b" if stage == "local" else "c", "; ".join(per)))
+        per = ["%s with %d s (max %s)" % (verdict(p9[e]["received"], 1.0), e, fmt_lat(p9[e]["received"]["max"]))
+               for e in P9_SETTINGS if e in p9 and p9[e].get("received")]
+        lines.append("- ≤ 1 s local by (a) alone: %s. But the spool is pg_receivewal's working file: not checksummed, not "
+                     "in the store, and nothing restores from it, so (a) is durable on this disk without being a backup; "
+                     "the goal is met as a backup only where (b) meets it." % "; ".join(per))
+        w("The issue's goals, per setting:")
+        w("")
+        for line in lines:
+            w(line)
+        w("")
+        notes = []
+        for e in P9_SETTINGS:
+            d = p9.get(e)
+            if not d or not d.get("local"):
+                continue
+            notes.append("with %d s, (b) p50 %s and max %s, max − setting %+.0f ms; (c) − (b) at p50 %+.0f ms"
+                         % (e, fmt_lat(d["local"]["p50"]), fmt_lat(d["local"]["max"]), 1000 * (d["local"]["max"] - e),
+                            1000 * (d["s3"]["p50"] - d["local"]["p50"]) if d.get("s3") else float("nan")))
+        w("(b) is bounded by `ShipPartialEvery`: the receiver stores the newly flushed part of the segment once per tick, so "
+          "a commit waits about half a tick on average and a whole tick at worst, plus the store itself (fsyncs); the next "
+          "tick is counted from the end of the previous poll, so the period is the setting plus the poll's own time. "
+          "(c) adds the upload, which the replicator starts as soon as a piece is stored: %s." % "; ".join(notes))
+        w("")
+        res = []
+        for stage, name in (("received", "the slot"), ("local", "the local store"), ("s3", "the bucket")):
+            r = [p9[e][stage]["resolution"] for e in P9_SETTINGS if e in p9 and p9[e].get(stage, {}).get("resolution")]
+            if r:
+                res.append("%s every %s (p99 %s, max %s)" % (name, fmt_lat(max(x["p50"] for x in r)), fmt_lat(max(x["p99"] for x in r)),
+                                                            fmt_lat(max(x["max"] for x in r))))
+        w("Resolution: each stage was sampled in its own thread as fast as it answered (at least 20 a second was the aim): "
+          "%s, between the start of one sample and the end of the next. A latency is taken at the end of the first sample "
+          "started after COMMIT that covers the commit, so it overstates by at most one such interval; (a)'s latencies are "
+          "of the order of its resolution, i.e. the WAL was flushed by pg_receivewal about as soon as it could be seen." % "; ".join(res))
+        w("")
+        status = []
+        for e in P9_SETTINGS:
+            d = p9.get(e)
+            if d and d.get("status_s3") and d.get("s3"):
+                status.append("with %d s, `storedLsnS3` p50 %s / max %s against the bucket's %s / %s, `storedLsn` p50 %s against the directory's %s"
+                              % (e, fmt_lat(d["status_s3"]["p50"]), fmt_lat(d["status_s3"]["max"]), fmt_lat(d["s3"]["p50"]), fmt_lat(d["s3"]["max"]),
+                                 fmt_lat(d["status_local"]["p50"]), fmt_lat(d["local"]["p50"])))
+        if status:
+            w("The daemon's own view (`.state/pitr/status.json`, which `status`, `/health` and the metrics show) is computed at "
+              "its polls, sampled here too: %s. A piece's upload ends after the poll that stored it, so the S3 position "
+              "the daemon reports (and `recoveryPointS3`) trails the bucket by about one tick." % "; ".join(status))
+            w("")
+        facts_line = []
+        for e in P9_SETTINGS:
+            d = p9.get(e)
+            if d and "commits" in d:
+                v = d.get("verify", {})
+                facts_line.append("%d s: %d commits at %.1f a second, COMMIT p50 %s (p99 %s), %s of WAL; of the window's "
+                                  "artifacts, %d still in the store hashed true to their sidecars (%d byte-for-byte the "
+                                  "server's `pg_wal`; %d pieces had been replaced by their whole segment), %d in S3 "
+                                  "true to their sidecar and the local checksum; the daemon (its own process) used %.1f %% of "
+                                  "a core while it was measured, this measuring process %.1f %%"
+                                  % (e, d["commits"], d["achieved_rate"], fmt_lat(d["commit_p50"]), fmt_lat(d["commit_p99"]),
+                                     "%.0f KiB" % (d["wal_bytes"] / 1024.0), v.get("local_checked", 0), v.get("local_match_server", 0),
+                                     v.get("local_gone", 0), v.get("s3_checked", 0), d.get("daemon_cpu_share", float("nan")),
+                                     d.get("meter_cpu_share", float("nan"))))
+        if facts_line:
+            w("The writer and the checks: %s." % "; ".join(facts_line))
+            w("")
 
     # ---- P5
     w("## P5 peak memory of the agent against data size")
@@ -279,6 +479,10 @@ def main():
         (("P4-agent", "P4-seeds"), "P4 daily dump to S3, agent vs the seeds' `pg_dump > file; aws s3 cp`"),
         (("P4-agent", "P3-pg_dump"), "P4 daily dump to S3, agent vs bare `pg_dump -Fc > file`"),
         (("P6-agent", "P6-rsync"), "P6 sync with nothing new, agent vs `rsync -a`"),
+        (("P8-agent", "P8-basebackup"), "P8 base backup, agent vs bare `pg_basebackup -D - -Ft -X fetch -c fast > file`"),
+        (("P8-agent", "P8-basebackup-dir"), "P8 base backup, agent vs `pg_basebackup -Ft -D dir` (fsynced)"),
+        (("P8-agent", "P8-basebackup-gzip"), "P8 base backup, agent vs `pg_basebackup … | gzip -1 > file`"),
+        (("P8-agent", "P8-pg_dump"), "P8 base backup, agent vs the daily `pg_dump -Fc > file`"),
         (("R1-agent", "R1-seeds"), "R1 restore database from S3, agent vs `aws s3 cp` + `pg_restore`"),
         (("R2-agent", "R2-seeds"), "R2 restore full, agent vs the seeds' steps"),
     ]
@@ -293,6 +497,14 @@ def main():
             w("- %s: %s" % (text, NA_RESTORE))
         else:
             w("- %s: not measured (%s)" % (text, failed.get(key[0], failed.get(key[1], "a row failed"))[:200]))
+    for e in P9_SETTINGS:
+        d = p9.get(e)
+        if d and d.get("local") and d.get("s3") and "P9-%ds-local" % e not in failed:
+            w("- P9 database recovery point p50 with ShipPartialEvery %d s: **local %s, S3 %s** (max %s, %s) vs the seeds' daily "
+              "dump's 12 h and the runbook's 5 min" % (e, fmt_lat(d["local"]["p50"]), fmt_lat(d["s3"]["p50"]), fmt_lat(d["local"]["max"]),
+                                                       fmt_lat(d["s3"]["max"])))
+        else:
+            w("- P9 database recovery point with ShipPartialEvery %d s: not measured (%s)" % (e, failed.get("P9-%ds-local" % e, "no result")[:200]))
     if a.p7 and "P7-daemon" not in failed:
         w("- P7 idle daemon: **%s %%** of one core over %.0f s" % (a.p7.split()[1], a.p7_window))
     if rss_growth:

@@ -18,8 +18,15 @@ public sealed class BenchHarnessTests : IDisposable
         "P3-pg_dump", "P3-agent", "P4-seeds", "P4-agent",
         "P5-P1-small", "P5-P1-full", "P5-P3-small", "P5-P3-full", "P5-P4-small", "P5-P4-full",
         "P6-rsync", "P6-agent", "P6-agent-start", "P7-daemon",
+        "P8-pg_dump", "P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-agent",
+        "P9-5s-received", "P9-5s-local", "P9-5s-s3", "P9-1s-received", "P9-1s-local", "P9-1s-s3",
+        "P9-runbook", "P9-dump-local", "P9-dump-s3",
         "R1-seeds", "R1-agent", "R2-seeds", "R2-agent",
     ];
+
+    /// <summary>P9's measured rows: a commit count, then p50, p99 and max (ms, s or h), then the goal's verdict.</summary>
+    private static readonly string[] P9Measured =
+        ["P9-5s-received", "P9-5s-local", "P9-5s-s3", "P9-1s-received", "P9-1s-local", "P9-1s-s3"];
 
     private const UnixFileMode Mode0755 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
         UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
@@ -67,6 +74,22 @@ public sealed class BenchHarnessTests : IDisposable
             }
         }
 
+        // P8: every row is measured and has the size of what it wrote.
+        foreach (var row in new[] { "P8-pg_dump", "P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-agent" })
+        {
+            tableLines.Single(l => l.StartsWith($"| {row} |", StringComparison.Ordinal))
+                .Should().MatchRegex(@"\| \d+(\.\d+)? s \| .* \| \d+(\.\d+)? [MG]iB( \(×[\d.]+ of the tar\))? \|", $"{row} is measured and has its output size");
+        }
+
+        foreach (var row in P9Measured)
+        {
+            tableLines.Single(l => l.StartsWith($"| {row} |", StringComparison.Ordinal))
+                .Should().MatchRegex(@"\| [1-9]\d* \| (\d+ ms|\d+\.\d+ s) \| (\d+ ms|\d+\.\d+ s) \| (\d+ ms|\d+\.\d+ s) \| (local ≤ 1 s|S3 ≤ 6 s): (met|missed)",
+                    $"{row} is measured over the quick window and judged against the issue's goal");
+        }
+
+        r.StdOut.Should().Contain("## P8 base backup").And.Contain("## P9 database recovery point")
+            .And.Contain("The issue's goals, per setting:").And.Contain("Resolution: ");
         File.Exists(output).Should().BeTrue("--out names where the table goes");
         (await File.ReadAllTextAsync(output)).Should().Contain("| P1-agent |").And.Contain("Quick mode");
         var resultsAfter = File.Exists(results) ? Convert.ToHexString(SHA256.HashData(await File.ReadAllBytesAsync(results))) : null;
