@@ -74,6 +74,14 @@ public abstract class KindOptions
     /// plus <see cref="BackupOptions.FreshnessGrace"/>, <c>/health</c> and <c>verify</c> report the kind stale.
     /// </summary>
     public abstract TimeSpan FreshnessObjective { get; set; }
+
+    /// <summary>
+    /// How long a run in progress may take and still keep the kind fresh: while a run that started on time is
+    /// younger than this, the kind is not reported stale even when its newest backup is past the objective (a daily
+    /// dump that takes an hour); past it the run counts as hung (<c>/health</c>, <c>verify</c>, the
+    /// <c>VelozBackupRunHung</c> alert). For pitr, the base backup's run. Between 1 minute and 7 days.
+    /// </summary>
+    public abstract TimeSpan MaxRunDuration { get; set; }
 }
 
 /// <summary><c>Backup:Wal</c>: the order write-ahead log.</summary>
@@ -100,6 +108,9 @@ public sealed class WalOptions : KindOptions
 
     /// <summary>Default 5 minutes (the runbook's RPO for the order WAL).</summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Default 10 minutes.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary><c>Backup:Config</c>: VeloZ configuration files, archived as <c>config_YYYYMMDD_HHMMSS.tar.gz</c>.</summary>
@@ -127,6 +138,9 @@ public sealed class ConfigBackupOptions : KindOptions
 
     /// <summary>Default 6 hours.</summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(6);
+
+    /// <summary>Default 30 minutes.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromMinutes(30);
 }
 
 /// <summary><c>Backup:Database</c>: the PostgreSQL database, dumped with <c>pg_dump -Fc</c>.</summary>
@@ -162,6 +176,9 @@ public sealed class DatabaseOptions : KindOptions
 
     /// <summary>Default 24 hours.</summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Default 6 hours.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromHours(6);
 }
 
 /// <summary><c>Backup:Secrets</c>: the secrets directory, GPG-encrypted as <c>secrets_YYYYMMDD_HHMMSS.tar.gz.gpg</c>.</summary>
@@ -187,6 +204,9 @@ public sealed class SecretsOptions : KindOptions
 
     /// <summary>Default 24 hours.</summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Default 30 minutes.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromMinutes(30);
 
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
 }
@@ -247,6 +267,9 @@ public sealed class PitrOptions : KindOptions
     /// stored) may be at most this old. Default 5 minutes (the runbook's RPO for database corruption).
     /// </summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Default 6 hours.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromHours(6);
 
     /// <summary>How old the newest base backup may be. Default 25 hours (the daily schedule plus a long run).</summary>
     public TimeSpan BaseFreshnessObjective { get; set; } = TimeSpan.FromHours(25);

@@ -172,6 +172,10 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckCron($"{key}:{scheduleKey}", kind.Schedule, p);
         CheckPositive($"{key}:{nameof(kind.Retention)}", kind.Retention, p);
         CheckPositive($"{key}:{nameof(kind.FreshnessObjective)}", kind.FreshnessObjective, p);
+        if (kind.MaxRunDuration < TimeSpan.FromMinutes(1) || kind.MaxRunDuration > TimeSpan.FromDays(7))
+        {
+            p.Add($"{key}:{nameof(kind.MaxRunDuration)} must be between 00:01:00 and 7.00:00:00: {kind.MaxRunDuration}");
+        }
     }
 
     private static void CheckCron(string key, string? expression, List<string> p)
