@@ -175,7 +175,8 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
             throw;
         }
 
-        return new VerifyingReadStream(response.ResponseStream, sidecar, response.ContentLength, $"s3://{_options.Bucket}/{key}");
+        // The SDK checks the body against the object's ETag/CRC as it ends; BodyStream turns its bare exception into ours.
+        return new VerifyingReadStream(_calls.WrapBody(response.ResponseStream, key), sidecar, response.ContentLength, $"s3://{_options.Bucket}/{key}");
     }
 
     /// <inheritdoc />

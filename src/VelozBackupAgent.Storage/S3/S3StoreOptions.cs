@@ -54,6 +54,14 @@ public sealed class S3StoreOptions
     /// </summary>
     public bool VerifyEtag { get; set; } = true;
 
+    /// <summary>
+    /// How long a verdict "S3 is unreachable" (after <see cref="MaxRetries"/>) stands: within it every further call fails
+    /// at once with that verdict instead of retrying again. <see cref="TimeSpan.Zero"/> (the default) turns this off;
+    /// <see cref="Timeout.InfiniteTimeSpan"/> keeps the verdict for the store's life, which is what a one-shot command
+    /// wants (one verdict per command). Not a configuration key: the agent sets it per process.
+    /// </summary>
+    public TimeSpan UnreachableHold { get; set; } = TimeSpan.Zero;
+
     /// <summary>First retry delay (doubles per attempt, with jitter). Internal so tests can make it small.</summary>
     internal TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
 

@@ -187,6 +187,31 @@ public sealed class CliS3Tests(Stores.S3rverFixture fixture) : IClassFixture<Sto
     }
 
     [Fact]
+    public async Task Missing_credentials_are_one_line_that_says_where_the_agent_looks_and_exit_1()
+    {
+        var bucket = "nocred-" + Guid.NewGuid().ToString("N")[..10];
+        await fixture.Server.CreateBucketAsync(bucket);
+        var env = Env(bucket);
+        await ImportAsync(env);
+        foreach (var name in new[] { "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI" })
+        {
+            env[name] = null;
+        }
+
+        // No profile either: an empty home, and credential and config files that do not exist.
+        env["HOME"] = _root;
+        env["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(_root, "no-credentials");
+        env["AWS_CONFIG_FILE"] = Path.Combine(_root, "no-config");
+
+        var r = await VelozBackupBinary.RunAsync(["replicate"], env);
+
+        r.ExitCode.Should().Be(1, r.StdErr);
+        r.ErrorLines.Should().ContainSingle(r.StdErr).Which.Should().StartWith($"veloz-backup: no S3 credentials found for bucket '{bucket}'")
+            .And.Contain("AWS_ACCESS_KEY_ID").And.Contain("AWS_SECRET_ACCESS_KEY").And.Contain("profile").And.Contain("instance role")
+            .And.NotContain("Exception 1 of");
+    }
+
+    [Fact]
     public async Task Wrong_credentials_are_one_line_and_exit_1()
     {
         var bucket = "cred-" + Guid.NewGuid().ToString("N")[..10];
