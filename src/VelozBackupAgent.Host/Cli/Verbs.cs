@@ -117,6 +117,12 @@ internal static class Verbs
             await Format.TableAsync(ctx.Out, ["KIND", "TARGET", "NAME", "SIZE", "TIME (UTC)"], rows);
             await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"{verb} {report.Deleted.Count} artifacts, {Format.Bytes(report.Deleted.Sum(d => d.Size))}"));
+            foreach (var copy in report.Locked)
+            {
+                await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"kept {copy.Kind}/{copy.Name} in {copy.Target}: under S3 Object Lock until {copy.Until.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z"));
+            }
+
             foreach (var refusal in report.Refusals)
             {
                 await ctx.Error.WriteLineAsync($"veloz-backup: prune: {refusal}");

@@ -321,6 +321,24 @@ public sealed class S3Options
 
     /// <summary>Compare each part's ETag with its MD5; turn off for SSE-KMS buckets. Default true.</summary>
     public bool VerifyEtag { get; set; } = true;
+
+    /// <summary>
+    /// Server-side encryption asked for every object written: <c>none</c> (the bucket's default encryption applies),
+    /// <c>AES256</c> (SSE-S3) or <c>aws:kms</c> (SSE-KMS; ETags are then not compared). Default <c>none</c>.
+    /// </summary>
+    public string ServerSideEncryption { get; set; } = "none";
+
+    /// <summary>The KMS key id, ARN or alias for <c>aws:kms</c>; unset uses the account's <c>aws/s3</c> key. Only with <c>aws:kms</c>.</summary>
+    public string? KmsKeyId { get; set; }
+
+    /// <summary>Storage class of every object written (STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR); unset: STANDARD.</summary>
+    public string? StorageClass { get; set; }
+
+    /// <summary>Object Lock retention of every object written: <c>none</c> (default), <c>GOVERNANCE</c> or <c>COMPLIANCE</c>.</summary>
+    public string ObjectLockMode { get; set; } = "none";
+
+    /// <summary>Days each object written stays locked with <see cref="ObjectLockMode"/> (no kind's Retention may be shorter). Default 0.</summary>
+    public int ObjectLockDays { get; set; }
 }
 
 /// <summary><c>Backup:Replication</c>: the durable queue that copies local artifacts to S3.</summary>

@@ -23,6 +23,11 @@ public static class StoreComposition
             PartSizeBytes = options.S3.PartSizeMiB * 1024 * 1024,
             MaxRetries = options.S3.MaxRetries,
             VerifyEtag = options.S3.VerifyEtag,
+            ServerSideEncryption = options.S3.ServerSideEncryption,
+            KmsKeyId = options.S3.KmsKeyId,
+            StorageClass = options.S3.StorageClass,
+            ObjectLockMode = options.S3.ObjectLockMode,
+            ObjectLockDays = options.S3.ObjectLockDays,
         };
     }
 

@@ -33,6 +33,17 @@ public sealed class CliTests : IDisposable
             "veloz-backup: configuration error: Backup:LocalRoot does not exist: /nonexistent/backup (create it, mode 0700, owned by the agent's user)");
     }
 
+    [Theory]
+    [InlineData("--Backup:S3:ServerSideEncryption=AES128", "Backup:S3:ServerSideEncryption must be one of none, AES256, aws:kms: 'AES128'")]
+    [InlineData("--Backup:S3:KmsKeyId=1234abcd", "Backup:S3:KmsKeyId is set but Backup:S3:ServerSideEncryption is 'none': a KMS key is used only with aws:kms")]
+    [InlineData("--Backup:S3:ObjectLockMode=FOREVER", "Backup:S3:ObjectLockMode must be GOVERNANCE, COMPLIANCE or none: 'FOREVER'")]
+    public async Task A_bad_s3_protection_setting_is_one_line_naming_the_key_and_exit_2(string setting, string message)
+    {
+        var r = await VelozBackupBinary.RunAsync(["status", $"--Backup:LocalRoot={_root}", "--Backup:S3:Enabled=true", setting]);
+        r.ExitCode.Should().Be(2);
+        r.ErrorLines.Should().ContainSingle().Which.Should().Be("veloz-backup: configuration error: " + message);
+    }
+
     [Fact]
     public async Task A_misspelt_key_in_the_config_file_names_the_key()
     {
