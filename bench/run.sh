@@ -62,7 +62,7 @@ if [ -n "$ONLY" ]; then
     for g in ${ONLY//,/ }; do
         [[ " $GROUPS_ALL " == *" $g "* ]] || die "--only: unknown group '$g' (the groups: ${GROUPS_ALL// /, })"
     done
-    ONLY="$(tr ',' '\n' <<<"$ONLY" | grep -v '^$' | sort -u | paste -sd, -)"
+    ONLY="$(tr ',' '\n' <<<"$ONLY" | { grep -v '^$' || true; } | sort -u | paste -sd, -)"
     [ -n "$ONLY" ] || die "--only needs groups, e.g. R1,R3"
 fi
 # want GROUP...: true when the run includes one of them (every group without --only).

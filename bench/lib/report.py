@@ -190,8 +190,11 @@ def main():
     w = writer_for("P2")
     w("- P2: %s; each is appended to `orders_current.wal` in 8 even steps and sealed by renaming it." % facts.get("p2"))
     w = writer_for("P3", "P4", "P5", "P8", "R1", "R2", "R3")
-    w("- P3/P4 (and P8, R1–R3): %s; `pg_dump -Fc` is %s. P5 repeats the agent on %s." % (
-        facts.get("db"), "%.0f MiB" % (int(facts["dump_bytes"]) / 2 ** 20) if facts.get("dump_bytes") else "?", facts.get("db_small")))
+    if sel("P3", "P4", "P5"):
+        w("- P3/P4: %s; `pg_dump -Fc` is %s. P5 repeats the agent on %s." % (
+            facts.get("db"), "%.0f MiB" % (int(facts["dump_bytes"]) / 2 ** 20) if facts.get("dump_bytes") else "?", facts.get("db_small")))
+    else:
+        w("- The database (R1's, R3's): %s, generated in %s." % (facts.get("db"), facts.get("db_generated", "?")))
     w("  `trades` holds random ids, symbols, sides, quantities, prices, venues, times and client references, so the dump does not compress to nothing.")
     w = writer_for("P6", "P7")
     w("- P6/P7: %s (segment size does not matter to a no-op sync)." % facts.get("p6"))
