@@ -72,7 +72,7 @@ internal static class RestoreVerbs
                 progress.Done();
                 await PrintStepsAsync(ctx, report.Steps);
                 await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"restored {report.Base} into {report.Directory} to {target.Describe()}: timeline {report.Outcome.Timeline}, stopped {report.Outcome.StoppedAt ?? "at the end of the WAL"}{(report.Outcome.SwitchPoint is { } p ? $" at {p}" : "")}"));
+                    $"restored {report.Base} into {report.Directory} to {target.Describe()}: timeline {report.Outcome.Timeline}, {Stopped(report.Outcome)}"));
                 foreach (var table in report.Tables)
                 {
                     await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {table.Name}: {table.Rows} rows"));
@@ -261,6 +261,15 @@ internal static class RestoreVerbs
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t)
             ? t
             : throw new ArgumentException($"--at: not a time: '{text}' (use ISO 8601, e.g. 2026-11-23T09:55:00Z)");
+    }
+
+    /// <summary>How recovery ended, in words: PostgreSQL's reason names a target, or "no recovery target specified" for latest.</summary>
+    private static string Stopped(VelozBackupAgent.Pitr.PitrOutcome outcome)
+    {
+        var at = outcome.SwitchPoint is { } p ? string.Create(CultureInfo.InvariantCulture, $" at {p}") : "";
+        return outcome.StoppedAt is null or "no recovery target specified"
+            ? $"recovered to the end of the stored WAL{at}"
+            : $"stopped {outcome.StoppedAt}{at}";
     }
 }
 
