@@ -117,7 +117,17 @@ internal sealed class AgentContext : IAsyncDisposable
             builder.AddJsonFile(path, optional: false, reloadOnChange: false);
         }
 
-        var configuration = builder.AddEnvironmentVariables().AddCommandLine(overrides.ToArray()).Build();
+        IConfigurationRoot configuration;
+        try
+        {
+            configuration = builder.AddEnvironmentVariables().AddCommandLine(overrides.ToArray()).Build();
+        }
+        catch (InvalidDataException ex) when (path is not null)
+        {
+            // The JSON provider wraps the parser's error twice; the operator needs the file and the position.
+            throw new BackupConfigurationException(ConfigFileProblem.Describe(path, ex), ex);
+        }
+
         var options = BackupConfiguration.Load(configuration);
         var serilog = CreateSerilog(options.Log, daemon, verbose);
         return new AgentContext(options, configuration, serilog, path);
@@ -127,25 +137,21 @@ internal sealed class AgentContext : IAsyncDisposable
     {
         if (configPath is not null)
         {
-            return File.Exists(configPath)
-                ? Path.GetFullPath(configPath)
-                : throw new BackupConfigurationException($"configuration file not found: {configPath}");
+            return ConfigFileProblem.CheckReadable(configPath, "");
         }
 
         if (Environment.GetEnvironmentVariable("VELOZ_BACKUP_CONFIG") is { Length: > 0 } fromEnv)
         {
-            return File.Exists(fromEnv)
-                ? Path.GetFullPath(fromEnv)
-                : throw new BackupConfigurationException($"configuration file not found: {fromEnv} (from VELOZ_BACKUP_CONFIG)");
+            return ConfigFileProblem.CheckReadable(fromEnv, " (from VELOZ_BACKUP_CONFIG)");
         }
 
         if (File.Exists(SystemConfigPath))
         {
-            return SystemConfigPath;
+            return ConfigFileProblem.CheckReadable(SystemConfigPath, "");
         }
 
         var beside = Path.Combine(AppContext.BaseDirectory, "appsettings.json");
-        return File.Exists(beside) ? beside : null;
+        return File.Exists(beside) ? ConfigFileProblem.CheckReadable(beside, "") : null;
     }
 
     private static Serilog.Core.Logger CreateSerilog(LogOptions log, bool daemon, bool verbose)
