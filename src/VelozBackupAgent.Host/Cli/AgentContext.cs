@@ -186,9 +186,11 @@ internal sealed class AgentContext : IAsyncDisposable
 
         if (!string.IsNullOrWhiteSpace(log.File))
         {
+            PrivateLogFile.CreateDirectoryOf(log.File);
             config.WriteTo.File(log.File, restrictedToMinimumLevel: level, rollingInterval: RollingInterval.Day,
                 retainedFileCountLimit: 31, fileSizeLimitBytes: 100L * 1024 * 1024, rollOnFileSizeLimit: true,
-                outputTemplate: "{Timestamp:yyyy-MM-ddTHH:mm:ss.fffzzz} [{Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}");
+                outputTemplate: "{Timestamp:yyyy-MM-ddTHH:mm:ss.fffzzz} [{Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}",
+                hooks: new PrivateLogFile());
         }
 
         return config.CreateLogger();
@@ -215,5 +217,50 @@ internal sealed class AgentContext : IAsyncDisposable
 
         LoggerFactory.Dispose();
         await _serilog.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// The log file is 0600 (and a log directory the agent makes is 0700) whatever the umask: log lines name hosts,
+/// paths and databases. Serilog opens each (rolled) file itself, with the default mode; this hook tightens it
+/// through the open handle before the first line is written.
+/// </summary>
+internal sealed class PrivateLogFile : Serilog.Sinks.File.FileLifecycleHooks
+{
+    public override Stream OnFileOpened(string path, Stream underlyingStream, System.Text.Encoding encoding)
+    {
+        // The stream handed here is Serilog's wrapper (it counts bytes for the size limit), not the FileStream.
+        if (!OperatingSystem.IsWindows())
+        {
+            try
+            {
+                if ((File.GetUnixFileMode(path) & ~PrivateFiles.FileMode) != 0)
+                {
+                    File.SetUnixFileMode(path, PrivateFiles.FileMode);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // A log file of another user that we may append to: its owner chose its mode.
+            }
+        }
+
+        return underlyingStream;
+    }
+
+    /// <summary>Makes the log file's directory (0700) when it is missing; when that fails Serilog reports it, as before.</summary>
+    public static void CreateDirectoryOf(string logFile)
+    {
+        try
+        {
+            if (Path.GetDirectoryName(Path.GetFullPath(logFile)) is { Length: > 0 } directory && !Directory.Exists(directory))
+            {
+                PrivateFiles.CreateDirectory(directory, tighten: false);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            // Logging never stops the agent: the file sink then writes nothing, as it did before.
+        }
     }
 }

@@ -163,7 +163,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         var probe = Path.Combine(root, string.Create(CultureInfo.InvariantCulture, $".write-probe.{Environment.ProcessId}.tmp"));
         try
         {
-            using (File.Create(probe, 1, FileOptions.DeleteOnClose))
+            using (Storage.Local.PrivateFiles.Open(probe, FileMode.CreateNew, options: FileOptions.DeleteOnClose, bufferSize: 1))
             {
             }
         }

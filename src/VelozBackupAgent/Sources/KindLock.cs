@@ -1,4 +1,5 @@
 using System.Globalization;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Sources;
 
@@ -19,23 +20,13 @@ public sealed class KindLock : IDisposable
     {
         holderPid = null;
         var directory = Path.Combine(stateDirectory, "locks");
-        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(directory);
-        }
-        else
-        {
-            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
+        PrivateFiles.CreateDirectory(directory);
         var path = Path.Combine(directory, kind + ".lock");
         try
         {
-            var file = new FileStream(path, options);
+            var file = PrivateFiles.Open(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             // The lock file itself cannot be read while locked, so the holder's pid goes beside it.
-            File.WriteAllText(path + ".pid", Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
+            PrivateFiles.WriteAllText(path + ".pid", Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
             return new KindLock(file);
         }
         catch (IOException)

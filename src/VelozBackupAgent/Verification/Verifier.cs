@@ -313,6 +313,12 @@ public sealed partial class Verifier
         var stamp = _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture);
         var root = Pitr.PitrRestorer.ScratchRoot(_options);
         var directory = Path.Combine(root, "veloz-pitr-drill-" + stamp);
+        if (Path.GetFullPath(root).StartsWith(Path.GetFullPath(_options.StateDirectory) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            // Under the state directory (the agent is not root and runs the scratch server itself): private like the rest.
+            PrivateFiles.CreateDirectory(root);
+        }
+
         await _restorer.Pitr.RemoveLeftoversAsync(root, "veloz-pitr-drill-").ConfigureAwait(false);
         try
         {
@@ -341,7 +347,7 @@ public sealed partial class Verifier
         var details = new List<string>();
         string? failure = null;
         var scratch = Path.Combine(_options.StateDirectory, "verify", _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture));
-        SafeTarExtractor.CreateDirectory(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        PrivateFiles.CreateDirectory(scratch);
         var total = Stopwatch.StartNew();
         try
         {
