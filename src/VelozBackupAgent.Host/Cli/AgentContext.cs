@@ -46,7 +46,7 @@ internal sealed class AgentContext : IAsyncDisposable
         Repository = new BackupRepository(Local, Replicator);
         WalArchive = new Pitr.WalArchive(options, Repository, LoggerFactory.CreateLogger<Pitr.WalArchive>());
         Pruner = new Pruner(options, Stores, WalManifests.ReadSegmentNamesAsync, Time, LoggerFactory.CreateLogger<Pruner>());
-        Runner = new BackupRunner(BackupSources.Create(options, Repository, Time, LoggerFactory, WalArchive), options.StateDirectory, Time, LoggerFactory.CreateLogger<BackupRunner>());
+        Runner = new BackupRunner(BackupSources.Create(options, Repository, Time, LoggerFactory, WalArchive), options.StateDirectory, Time, LoggerFactory.CreateLogger<BackupRunner>(), Local);
     }
 
     public BackupOptions Options { get; }
