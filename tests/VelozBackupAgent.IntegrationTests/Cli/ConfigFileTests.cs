@@ -34,13 +34,13 @@ public sealed class ConfigFileTests : IDisposable
     [Fact]
     public async Task Malformed_json_is_one_line_with_the_file_and_position_and_exit_2_for_every_verb()
     {
-        var config = Write("appsettings.json", "{\n  \"Backup\": {\n    \"LocalRoot\": \"/backup\",\n  }\n");
+        var config = Write("appsettings.json", "{\n  \"Backup\": {\n    \"LocalRoot\" \"/backup\"\n  }\n}\n");
         foreach (var verb in EveryVerb())
         {
             var r = await VelozBackupBinary.RunAsync([.. verb, "--config", config]);
             r.ExitCode.Should().Be(2, $"{verb[0]}: {r.StdErr}");
             r.ErrorLines.Should().ContainSingle($"{verb[0]} prints one line").Which.Should()
-                .StartWith($"veloz-backup: configuration error: configuration file {config} is not valid JSON at line 4, byte ");
+                .StartWith($"veloz-backup: configuration error: configuration file {config} is not valid JSON at line 3, byte 17: '\"' is invalid after a property name. Expected a ':'");
             r.StdErr.Should().NotContain("Exception").And.NotContain("   at ");
         }
     }
