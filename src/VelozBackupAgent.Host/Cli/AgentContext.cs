@@ -50,7 +50,7 @@ internal sealed class AgentContext : IAsyncDisposable
         Repository = new BackupRepository(Local, Replicator);
         WalArchive = new Pitr.WalArchive(options, Repository, LoggerFactory.CreateLogger<Pitr.WalArchive>());
         Pruner = new Pruner(options, Stores, WalManifests.ReadSegmentNamesAsync, Time, LoggerFactory.CreateLogger<Pruner>());
-        Runner = new BackupRunner(BackupSources.Create(options, Repository, Time, LoggerFactory, WalArchive), options.StateDirectory, Time, LoggerFactory.CreateLogger<BackupRunner>());
+        Runner = new BackupRunner(BackupSources.Create(options, Repository, Time, LoggerFactory, WalArchive), options.StateDirectory, Time, LoggerFactory.CreateLogger<BackupRunner>(), Local);
     }
 
     public BackupOptions Options { get; }
@@ -121,7 +121,17 @@ internal sealed class AgentContext : IAsyncDisposable
             builder.AddJsonFile(path, optional: false, reloadOnChange: false);
         }
 
-        var configuration = builder.AddEnvironmentVariables().AddCommandLine(overrides.ToArray()).Build();
+        IConfigurationRoot configuration;
+        try
+        {
+            configuration = builder.AddEnvironmentVariables().AddCommandLine(overrides.ToArray()).Build();
+        }
+        catch (InvalidDataException ex) when (path is not null)
+        {
+            // The JSON provider wraps the parser's error twice; the operator needs the file and the position.
+            throw new BackupConfigurationException(ConfigFileProblem.Describe(path, ex), ex);
+        }
+
         var options = BackupConfiguration.Load(configuration);
         var serilog = CreateSerilog(options.Log, daemon, verbose);
         return new AgentContext(options, configuration, serilog, path, daemon);
@@ -131,25 +141,21 @@ internal sealed class AgentContext : IAsyncDisposable
     {
         if (configPath is not null)
         {
-            return File.Exists(configPath)
-                ? Path.GetFullPath(configPath)
-                : throw new BackupConfigurationException($"configuration file not found: {configPath}");
+            return ConfigFileProblem.CheckReadable(configPath, "");
         }
 
         if (Environment.GetEnvironmentVariable("VELOZ_BACKUP_CONFIG") is { Length: > 0 } fromEnv)
         {
-            return File.Exists(fromEnv)
-                ? Path.GetFullPath(fromEnv)
-                : throw new BackupConfigurationException($"configuration file not found: {fromEnv} (from VELOZ_BACKUP_CONFIG)");
+            return ConfigFileProblem.CheckReadable(fromEnv, " (from VELOZ_BACKUP_CONFIG)");
         }
 
         if (File.Exists(SystemConfigPath))
         {
-            return SystemConfigPath;
+            return ConfigFileProblem.CheckReadable(SystemConfigPath, "");
         }
 
         var beside = Path.Combine(AppContext.BaseDirectory, "appsettings.json");
-        return File.Exists(beside) ? beside : null;
+        return File.Exists(beside) ? ConfigFileProblem.CheckReadable(beside, "") : null;
     }
 
     private static Serilog.Core.Logger CreateSerilog(LogOptions log, bool daemon, bool verbose)
@@ -184,9 +190,11 @@ internal sealed class AgentContext : IAsyncDisposable
 
         if (!string.IsNullOrWhiteSpace(log.File))
         {
+            PrivateLogFile.CreateDirectoryOf(log.File);
             config.WriteTo.File(log.File, restrictedToMinimumLevel: level, rollingInterval: RollingInterval.Day,
                 retainedFileCountLimit: 31, fileSizeLimitBytes: 100L * 1024 * 1024, rollOnFileSizeLimit: true,
-                outputTemplate: "{Timestamp:yyyy-MM-ddTHH:mm:ss.fffzzz} [{Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}");
+                outputTemplate: "{Timestamp:yyyy-MM-ddTHH:mm:ss.fffzzz} [{Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}",
+                hooks: new PrivateLogFile());
         }
 
         return config.CreateLogger();
@@ -213,5 +221,50 @@ internal sealed class AgentContext : IAsyncDisposable
 
         LoggerFactory.Dispose();
         await _serilog.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// The log file is 0600 (and a log directory the agent makes is 0700) whatever the umask: log lines name hosts,
+/// paths and databases. Serilog opens each (rolled) file itself, with the default mode; this hook tightens it
+/// through the open handle before the first line is written.
+/// </summary>
+internal sealed class PrivateLogFile : Serilog.Sinks.File.FileLifecycleHooks
+{
+    public override Stream OnFileOpened(string path, Stream underlyingStream, System.Text.Encoding encoding)
+    {
+        // The stream handed here is Serilog's wrapper (it counts bytes for the size limit), not the FileStream.
+        if (!OperatingSystem.IsWindows())
+        {
+            try
+            {
+                if ((File.GetUnixFileMode(path) & ~PrivateFiles.FileMode) != 0)
+                {
+                    File.SetUnixFileMode(path, PrivateFiles.FileMode);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // A log file of another user that we may append to: its owner chose its mode.
+            }
+        }
+
+        return underlyingStream;
+    }
+
+    /// <summary>Makes the log file's directory (0700) when it is missing; when that fails Serilog reports it, as before.</summary>
+    public static void CreateDirectoryOf(string logFile)
+    {
+        try
+        {
+            if (Path.GetDirectoryName(Path.GetFullPath(logFile)) is { Length: > 0 } directory && !Directory.Exists(directory))
+            {
+                PrivateFiles.CreateDirectory(directory, tighten: false);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            // Logging never stops the agent: the file sink then writes nothing, as it did before.
+        }
     }
 }

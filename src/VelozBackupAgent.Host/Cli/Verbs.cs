@@ -293,7 +293,7 @@ internal static class Verbs
     {
         var kind = new Argument<string>("kind") { Description = "wal, config, database or secrets" };
         var file = new Argument<FileInfo>("file") { Description = "The file to store, under its own name (e.g. a manual pg_dump -Fc taken before maintenance)" };
-        var command = new Command("import", "Store an existing file as an artifact (checksummed, 0600, queued for S3).") { kind, file };
+        var command = new Command("import", "Store an existing file as an artifact (checksummed, 0600, queued for S3), once it checks like a fresh backup of its kind (a .dump reads to the end with pg_restore, a .tar.gz decompresses to its end, a .gpg file is a whole OpenPGP message).") { kind, file };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var k = KindsFrom(parse.GetValue(kind)).Single();
@@ -307,8 +307,18 @@ internal static class Verbs
                 throw new ArgumentException($"no such file: {source.FullName}");
             }
 
+            // Checked like a fresh backup of its kind (a dump with pg_restore, …) once stored and before it is queued: a
+            // refused file is removed again, so nothing is stored. The source is read once (it may be a pipe). An
+            // artifact already stored under that name is not checked again: identical bytes store nothing new.
+            var logger = agent.LoggerFactory.CreateLogger("VelozBackupAgent.Import");
+            var known = await agent.Local.StatAsync(k, source.Name, ct) is not null;
             await using var input = source.OpenRead();
-            var info = await agent.Repository.StoreAsync(k, source.Name, input, cancellationToken: ct);
+            var stored = await agent.Repository.StoreAsync(k, source.Name, input, new Replication.ArtifactWriteOptions
+            {
+                Validate = known ? null : (artifact, token) =>
+                    Sources.ImportCheck.CheckAsync(k, agent.Local.PathOf(artifact.Kind, artifact.Name), source.FullName, agent.Options, agent.Local, logger, token),
+            }, ct);
+            var info = stored.Artifact;
             await ctx.Out.WriteLineAsync($"stored {k}/{info.Name} ({Format.Bytes(info.Size)}, sha256 {info.Sha256}) in {agent.Local.PathOf(k, info.Name)}");
             return ExitCodes.Success;
         }));

@@ -65,8 +65,24 @@ internal static class VerifyVerb
         var pass = report.Checks.Count(c => c.Status == CheckStatus.Pass);
         var fail = report.Checks.Count(c => c.Status == CheckStatus.Fail);
         var skip = report.Checks.Count(c => c.Status == CheckStatus.Skip);
+        b.Append(LeftoversLine(report.Leftovers)).Append('\n');
         b.Append(CultureInfo.InvariantCulture, $"result: {(report.Passed ? "PASS" : "FAIL")} ({pass} passed, {fail} failed, {skip} skipped)\n");
         return b.ToString();
+    }
+
+    /// <summary>One line: how many files interrupted writes left, how many bytes, and which (the first three).</summary>
+    internal static string LeftoversLine(IReadOnlyList<Storage.Local.Leftover> leftovers)
+    {
+        if (leftovers.Count == 0)
+        {
+            return "leftovers: none (no interrupted write left anything in the local store)";
+        }
+
+        var bytes = leftovers.Sum(l => l.Size);
+        var examples = string.Join(", ", leftovers.Take(3).Select(l => $"{l.Kind}/{l.Name}")) + (leftovers.Count > 3 ? ", …" : "");
+        var kinds = string.Join(", ", leftovers.Select(l => l.Kind).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal));
+        return string.Create(CultureInfo.InvariantCulture,
+            $"leftovers: {leftovers.Count} {(leftovers.Count == 1 ? "file" : "files")} of interrupted writes, {bytes} bytes ({Format.Bytes(bytes)}): {examples}; the next backup of {kinds} (or the daemon's next start) removes them");
     }
 
     private static string ToJson(VerifyReport report, string node) =>
@@ -77,17 +93,14 @@ internal static class VerifyVerb
             passed = report.Passed,
             checks = report.Checks.Select(c => new { item = c.Item, status = c.Status, detail = c.Detail }),
             testRestore = report.TestRestore,
+            leftovers = new { count = report.Leftovers.Count, bytes = report.Leftovers.Sum(l => l.Size), files = report.Leftovers.Select(l => $"{l.Kind}/{l.Name}") },
         }, Json) + "\n";
 
     private static void WriteReport(string path, string text)
     {
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using var writer = new StreamWriter(path, Encoding.UTF8, options);
+        // 0600 also when the file already existed with a wider mode, and whatever the umask.
+        using var file = Storage.Local.PrivateFiles.Open(path, FileMode.Create);
+        using var writer = new StreamWriter(file, Encoding.UTF8);
         writer.Write(text);
     }
 }

@@ -234,38 +234,60 @@ public sealed class LocalArtifactStore : IArtifactStore
     }
 
     /// <summary>
-    /// Removes what interrupted writes left behind: temporary files of processes that no longer run (or
-    /// older than a day), and artifacts without a sidecar older than a grace period. Returns the count.
+    /// Removes what interrupted writes left behind (<see cref="FindLeftovers"/>), in every kind or only in
+    /// <paramref name="kind"/>. Returns the count.
     /// </summary>
-    public int RemoveInterruptedWrites()
+    public int RemoveInterruptedWrites(string? kind = null) => RemoveLeftovers(kind).Count;
+
+    /// <summary>Removes <see cref="FindLeftovers"/> of every kind or of <paramref name="kind"/>; returns what it removed.</summary>
+    public IReadOnlyList<Leftover> RemoveLeftovers(string? kind = null)
     {
-        if (!Directory.Exists(_root))
+        var removed = new List<Leftover>();
+        foreach (var leftover in FindLeftovers(kind))
         {
-            return 0;
+            LocalStoreLog.RemovingDebris(_logger, leftover.Path);
+            if (TryDelete(leftover.Path))
+            {
+                removed.Add(leftover);
+            }
         }
 
-        var removed = 0;
-        var now = _time.GetUtcNow();
-        foreach (var kindDir in new DirectoryInfo(_root).EnumerateDirectories())
-        {
-            if (kindDir.Name.StartsWith('.'))
-            {
-                continue;
-            }
+        return removed;
+    }
 
+    /// <summary>
+    /// What interrupted writes left behind, in every kind or only in <paramref name="kind"/>: hidden temporary files
+    /// whose writer is gone (its pid no longer runs, or now belongs to a process started after the file was last
+    /// written), or older than a day; data files without a sidecar older than a grace period; sidecars without data.
+    /// A temporary file of a live writer (another process's backup in progress) is never one.
+    /// </summary>
+    public IReadOnlyList<Leftover> FindLeftovers(string? kind = null)
+    {
+        var found = new List<Leftover>();
+        if (!Directory.Exists(_root))
+        {
+            return found;
+        }
+
+        var now = _time.GetUtcNow();
+        IEnumerable<DirectoryInfo> directories = kind is null
+            ? new DirectoryInfo(_root).EnumerateDirectories().Where(d => !d.Name.StartsWith('.'))
+            : [new DirectoryInfo(Path.Combine(_root, kind))];
+        foreach (var kindDir in directories.Where(d => d.Exists))
+        {
             var names = kindDir.EnumerateFiles().ToDictionary(f => f.Name, StringComparer.Ordinal);
             foreach (var (fileName, file) in names)
             {
+                var written = new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero);
                 var debris = false;
                 if (fileName.StartsWith('.') && fileName.EndsWith(TempSuffix, StringComparison.Ordinal))
                 {
-                    var pid = TempOwner(fileName);
-                    debris = pid is null || !PosixFile.ProcessExists(pid.Value) || now - new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero) > TimeSpan.FromDays(1);
+                    debris = TempOwner(fileName) is not { } pid || !PosixFile.IsWriterAlive(pid, written) || now - written > TimeSpan.FromDays(1);
                 }
                 else if (!fileName.StartsWith('.') && !fileName.EndsWith(Sha256Sidecar.Suffix, StringComparison.Ordinal)
                          && !names.ContainsKey(Sha256Sidecar.SidecarName(fileName)))
                 {
-                    debris = now - new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero) > OrphanGrace;
+                    debris = now - written > OrphanGrace;
                 }
                 else if (fileName.EndsWith(Sha256Sidecar.Suffix, StringComparison.Ordinal)
                          && !names.ContainsKey(fileName[..^Sha256Sidecar.Suffix.Length]))
@@ -276,14 +298,12 @@ public sealed class LocalArtifactStore : IArtifactStore
 
                 if (debris)
                 {
-                    LocalStoreLog.RemovingDebris(_logger, file.FullName);
-                    TryDelete(file.FullName);
-                    removed++;
+                    found.Add(new Leftover(kindDir.Name, fileName, file.FullName, file.Length));
                 }
             }
         }
 
-        return removed;
+        return found;
     }
 
     private ArtifactInfo? StatCore(string kind, string name, out bool orphan)
@@ -427,11 +447,12 @@ public sealed class LocalArtifactStore : IArtifactStore
                || ex.Message.Contains("quota", StringComparison.OrdinalIgnoreCase);
     }
 
-    private void TryDelete(string path)
+    private bool TryDelete(string path)
     {
         try
         {
             File.Delete(path);
+            return true;
         }
         catch (IOException ex)
         {
@@ -441,5 +462,14 @@ public sealed class LocalArtifactStore : IArtifactStore
         {
             LocalStoreLog.CouldNotRemove(_logger, ex, path);
         }
+
+        return false;
     }
 }
+
+/// <summary>A file an interrupted write left in the local store (<see cref="LocalArtifactStore.FindLeftovers"/>).</summary>
+/// <param name="Kind">The kind's directory it is in.</param>
+/// <param name="Name">Its file name (hidden temporary names start with '.').</param>
+/// <param name="Path">Its full path.</param>
+/// <param name="Size">Its size in bytes.</param>
+public sealed record Leftover(string Kind, string Name, string Path, long Size);

@@ -68,6 +68,52 @@ internal static partial class PosixFile
         return Marshal.GetLastPInvokeError() == EPERM;
     }
 
+    /// <summary>
+    /// True when the process <paramref name="pid"/> that named a temporary file may still be writing it: it exists, and
+    /// (on Linux) it did not start after the file was last written, which would make it a newer process that only
+    /// reuses the pid of the dead writer.
+    /// </summary>
+    public static bool IsWriterAlive(int pid, DateTimeOffset lastWritten)
+    {
+        if (!ProcessExists(pid))
+        {
+            return false;
+        }
+
+        if (pid == Environment.ProcessId)
+        {
+            return true;
+        }
+
+        // /proc's start time counts in clock ticks (10 ms): two seconds of slack for clocks and rounding.
+        return StartTime(pid) is not { } started || started <= lastWritten + TimeSpan.FromSeconds(2);
+    }
+
+    /// <summary>When <paramref name="pid"/> started (from /proc on Linux); null elsewhere or when it cannot be read.</summary>
+    internal static DateTimeOffset? StartTime(int pid)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        try
+        {
+            // "pid (comm) state ppid …": comm may hold spaces and parentheses, so fields are counted after the last ')'.
+            var stat = File.ReadAllText($"/proc/{pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ticks = long.Parse(fields[19], System.Globalization.CultureInfo.InvariantCulture); // field 22, starttime
+            var bootLine = File.ReadLines("/proc/stat").First(l => l.StartsWith("btime ", StringComparison.Ordinal));
+            var boot = long.Parse(bootLine[6..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            var hz = SysConf(SysConfClockTicks);
+            return DateTimeOffset.FromUnixTimeSeconds(boot).AddSeconds(ticks / (double)(hz > 0 ? hz : 100));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException or ArgumentOutOfRangeException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/> (e.g. SIGINT = 2, to let a child stop cleanly); false when it failed.</summary>
     public static bool Signal(int pid, int signal) => !OperatingSystem.IsWindows() && pid > 0 && Kill(pid, signal) == 0;
 
@@ -79,6 +125,11 @@ internal static partial class PosixFile
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
+
+    private const int SysConfClockTicks = 2; // _SC_CLK_TCK
+
+    [LibraryImport("libc", EntryPoint = "sysconf")]
+    private static partial long SysConf(int name);
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);

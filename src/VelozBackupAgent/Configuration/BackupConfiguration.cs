@@ -23,6 +23,15 @@ public static class BackupConfiguration
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = new BackupOptions();
+        var section = configuration.GetSection(BackupOptions.SectionName);
+        var unconvertible = ConfigValueProblems.Find(section, typeof(BackupOptions)).ToList();
+        if (unconvertible.Count > 0)
+        {
+            // Every value that does not convert, at once and with its format; the binder would stop at the first.
+            var problems = BackupOptionsValidator.UnknownKeys(section, typeof(BackupOptions)).Concat(unconvertible).ToList();
+            throw new BackupConfigurationException(Describe(problems)) { Problems = problems };
+        }
+
         try
         {
             configuration.GetSection(BackupOptions.SectionName).Bind(options);

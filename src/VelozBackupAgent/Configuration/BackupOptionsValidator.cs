@@ -147,6 +147,12 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
             return;
         }
 
+        if (File.Exists(root))
+        {
+            p.Add($"{Key} is not a directory: {root} is a file (point it at the backup directory, mode 0700, owned by the agent's user)");
+            return;
+        }
+
         if (!Directory.Exists(root))
         {
             p.Add($"{Key} does not exist: {root} (create it, mode 0700, owned by the agent's user)");
@@ -157,7 +163,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         var probe = Path.Combine(root, string.Create(CultureInfo.InvariantCulture, $".write-probe.{Environment.ProcessId}.tmp"));
         try
         {
-            using (File.Create(probe, 1, FileOptions.DeleteOnClose))
+            using (Storage.Local.PrivateFiles.Open(probe, FileMode.CreateNew, options: FileOptions.DeleteOnClose, bufferSize: 1))
             {
             }
         }

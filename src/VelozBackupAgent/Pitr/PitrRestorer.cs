@@ -295,7 +295,7 @@ public sealed partial class PitrRestorer
                 throw new RestoreIntegrityException($"WAL {step.File} in {store.Target}: {ex.Message}; refusing to restore; nothing was stopped", ex);
             }
 
-            await File.WriteAllBytesAsync(path + Sha256Sidecar.Suffix, Sha256Sidecar.FormatBytes(sha, step.File.ToString()), cancellationToken);
+            await PrivateFiles.WriteAllBytesAsync(path + Sha256Sidecar.Suffix, Sha256Sidecar.FormatBytes(sha, step.File.ToString()), cancellationToken);
             if (++done % 64 == 0)
             {
                 Log.Staged(_logger, done, coverage.Steps.Count);
@@ -312,12 +312,12 @@ public sealed partial class PitrRestorer
 
             var path = Path.Combine(directory, name);
             await using (var input = await store.OpenReadAsync(BackupKinds.Pitr, name, cancellationToken))
-            await using (var output = File.Create(path))
+            await using (var output = PrivateFiles.Open(path, FileMode.Create, options: FileOptions.Asynchronous))
             {
                 await input.CopyToAsync(output, cancellationToken);
             }
 
-            await File.WriteAllBytesAsync(path + Sha256Sidecar.Suffix, Sha256Sidecar.FormatBytes(await RestoreSources.HashFileAsync(path, cancellationToken), name), cancellationToken);
+            await PrivateFiles.WriteAllBytesAsync(path + Sha256Sidecar.Suffix, Sha256Sidecar.FormatBytes(await RestoreSources.HashFileAsync(path, cancellationToken), name), cancellationToken);
         }
     }
 
@@ -444,7 +444,7 @@ public sealed partial class PitrRestorer
             user.Own(target);
 
             // pg_ctl opens the log as the server's user.
-            await File.WriteAllTextAsync(log, "", cancellationToken);
+            PrivateFiles.WriteAllText(log, "");
             user.Own(log);
             var pgCtl = _tools.ServerToolPath("pg_ctl", MajorOf(plan.Base.Info));
             var outcome = await Timed($"recovering with a temporary server (port {port}, private socket only)", async () =>
@@ -621,19 +621,19 @@ public sealed partial class PitrRestorer
             // A scratch copy must never reach production: no TCP, a socket in a directory only its server's user (and
             // root) can enter, no archiving, no upstream.
             var hba = Path.Combine(directory, "veloz_scratch_hba.conf");
-            File.WriteAllText(hba, "# veloz-backup scratch restore, while it recovers: the private socket only\nlocal all all trust\n");
-            File.WriteAllText(Path.Combine(directory, "veloz_scratch_ident.conf"), "");
+            PrivateFiles.WriteAllText(hba, "# veloz-backup scratch restore, while it recovers: the private socket only\nlocal all all trust\n");
+            PrivateFiles.WriteAllText(Path.Combine(directory, "veloz_scratch_ident.conf"), "");
             settings.AddRange(ScratchSettings(directory, scratch.Port, listen: "", socket: scratch.Socket));
             var conf = Path.Combine(directory, "postgresql.conf");
             if (!File.Exists(conf))
             {
                 // A cluster configured outside its data directory (Debian's /etc/postgresql) has none in the backup.
-                File.WriteAllText(conf, "# veloz-backup scratch restore: the backup held no postgresql.conf\n");
+                PrivateFiles.WriteAllText(conf, "# veloz-backup scratch restore: the backup held no postgresql.conf\n");
             }
         }
 
         AppendBlock(directory, "recovery settings, removed again after promotion", settings);
-        File.WriteAllText(Path.Combine(directory, "recovery.signal"), "");
+        PrivateFiles.WriteAllText(Path.Combine(directory, "recovery.signal"), "");
         File.Delete(Path.Combine(directory, "standby.signal"));
     }
 
@@ -651,7 +651,7 @@ public sealed partial class PitrRestorer
     /// </summary>
     private void WriteInspectionSettings(string directory, int port)
     {
-        File.WriteAllText(Path.Combine(directory, "veloz_scratch_hba.conf"), "# veloz-backup scratch restore: password logins on loopback only\nhost all all 127.0.0.1/32 md5\n");
+        PrivateFiles.WriteAllText(Path.Combine(directory, "veloz_scratch_hba.conf"), "# veloz-backup scratch restore: password logins on loopback only\nhost all all 127.0.0.1/32 md5\n");
         AppendBlock(directory, "a scratch copy: loopback only, archiving off", ScratchSettings(directory, port, listen: "127.0.0.1", socket: ""));
     }
 
@@ -665,7 +665,8 @@ public sealed partial class PitrRestorer
         }
 
         text.Append(Marker).Append(" end\n");
-        File.AppendAllText(Path.Combine(directory, "postgresql.auto.conf"), text.ToString());
+        using var conf = PrivateFiles.Open(Path.Combine(directory, "postgresql.auto.conf"), FileMode.Append);
+        conf.Write(Encoding.UTF8.GetBytes(text.ToString()));
     }
 
     /// <summary>Takes our block out of postgresql.auto.conf again (a scratch copy keeps its port and loopback-only settings).</summary>

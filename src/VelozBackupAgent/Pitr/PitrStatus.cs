@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Pitr;
 
@@ -97,13 +98,7 @@ public sealed record PitrStatus
     {
         ArgumentNullException.ThrowIfNull(status);
         var temp = path + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + ".tmp";
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var file = new FileStream(temp, options))
+        using (var file = PrivateFiles.Open(temp, FileMode.Create))
         {
             JsonSerializer.Serialize(file, status, Json);
         }

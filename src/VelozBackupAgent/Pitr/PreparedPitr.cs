@@ -184,7 +184,7 @@ public sealed class ReceiverPause : IDisposable
     {
         var path = PathIn(stateDirectory);
         PrivateDirectory.Create(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
+        PrivateFiles.WriteAllText(path, Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
         return new ReceiverPause(path);
     }
 

@@ -120,10 +120,7 @@ public sealed partial class WalArchive
     public void RememberIdentity(ulong systemIdentifier)
     {
         PrivateDirectory.Create(_stateDirectory);
-        var file = System.IO.Path.Combine(_stateDirectory, "system-identifier");
-        var temp = file + ".tmp";
-        File.WriteAllText(temp, systemIdentifier.ToString(CultureInfo.InvariantCulture) + "\n");
-        File.Move(temp, file, overwrite: true);
+        PrivateFiles.ReplaceAtomically(System.IO.Path.Combine(_stateDirectory, "system-identifier"), systemIdentifier.ToString(CultureInfo.InvariantCulture) + "\n");
         lock (_gate)
         {
             _identity = systemIdentifier;
@@ -477,15 +474,6 @@ public sealed partial class WalArchive
 /// <summary>Directories only the agent's user may enter (0700), whatever the umask.</summary>
 internal static class PrivateDirectory
 {
-    public static void Create(string path)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(path);
-            return;
-        }
-
-        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-    }
+    /// <summary>The directory and every missing parent 0700 (<see cref="PrivateFiles.CreateDirectory"/>).</summary>
+    public static void Create(string path) => PrivateFiles.CreateDirectory(path);
 }

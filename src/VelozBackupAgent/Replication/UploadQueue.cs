@@ -39,13 +39,7 @@ public sealed class UploadQueue
             return;
         }
 
-        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, Share = FileShare.ReadWrite };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var f = new FileStream(marker, options))
+        using (var f = PrivateFiles.Open(marker, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite))
         {
             f.Flush(flushToDisk: true);
         }
@@ -81,20 +75,5 @@ public sealed class UploadQueue
         return result;
     }
 
-    private static void CreatePrivateDirectory(string dir)
-    {
-        if (Directory.Exists(dir))
-        {
-            return;
-        }
-
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(dir);
-        }
-        else
-        {
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-    }
+    private static void CreatePrivateDirectory(string dir) => PrivateFiles.CreateDirectory(dir);
 }

@@ -252,20 +252,15 @@ public sealed class RestoreSources
 
     private async Task<StagedArtifact> DownloadAsync(ArtifactRef artifact, ArtifactInfo info, CancellationToken cancellationToken)
     {
-        SafeTarExtractor.CreateDirectory(StagingDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        PrivateFiles.CreateDirectory(StagingDirectory);
         var path = System.IO.Path.Combine(StagingDirectory, $"{artifact.Name}.{Guid.NewGuid().ToString("N")[..8]}.part");
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Options = FileOptions.Asynchronous };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
 
         try
         {
             var input = await artifact.Store!.OpenReadAsync(artifact.Kind, artifact.Name, cancellationToken).ConfigureAwait(false);
             await using (input.ConfigureAwait(false))
             {
-                var output = new FileStream(path, options);
+                var output = PrivateFiles.Open(path, FileMode.CreateNew, options: FileOptions.Asynchronous);
                 await using (output.ConfigureAwait(false))
                 {
                     // The verifying stream throws at the end when the bytes differ from the sidecar/metadata.

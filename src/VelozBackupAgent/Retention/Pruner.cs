@@ -5,6 +5,7 @@ using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Retention;
 
@@ -207,10 +208,8 @@ public sealed partial class Pruner
 
     private void WriteLastPrune(DateTimeOffset now)
     {
-        Directory.CreateDirectory(_options.StateDirectory);
-        var temp = LastPrunePath + ".tmp";
-        File.WriteAllText(temp, now.ToString("O", CultureInfo.InvariantCulture) + "\n");
-        File.Move(temp, LastPrunePath, overwrite: true);
+        PrivateFiles.CreateDirectory(_options.StateDirectory);
+        PrivateFiles.ReplaceAtomically(LastPrunePath, now.ToString("O", CultureInfo.InvariantCulture) + "\n");
     }
 
     private static partial class Log

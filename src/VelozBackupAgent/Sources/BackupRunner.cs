@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Sources;
 
@@ -31,11 +32,20 @@ public sealed partial class BackupRunner
     private readonly string _stateDirectory;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly LocalArtifactStore? _local;
     private readonly ConcurrentDictionary<string, BackupRunResult> _last = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _inProcess = new(StringComparer.Ordinal);
 
-    public BackupRunner(IEnumerable<IBackupSource> sources, string stateDirectory, TimeProvider? timeProvider = null, ILogger<BackupRunner>? logger = null)
+    /// <param name="sources">The enabled kinds.</param>
+    /// <param name="stateDirectory">Where the kinds' locks are.</param>
+    /// <param name="timeProvider">The clock; defaults to the system clock.</param>
+    /// <param name="logger">Where the run lines go.</param>
+    /// <param name="local">When given, a run first removes what interrupted writes of its kind left there (a killed
+    /// <c>veloz-backup backup</c> leaves a hidden temporary file up to the size of a partial dump, which would otherwise
+    /// stay until the daemon's next start).</param>
+    public BackupRunner(IEnumerable<IBackupSource> sources, string stateDirectory, TimeProvider? timeProvider = null, ILogger<BackupRunner>? logger = null, LocalArtifactStore? local = null)
     {
+        _local = local;
         _sources = sources.ToDictionary(s => s.Kind, StringComparer.Ordinal);
         _stateDirectory = stateDirectory;
         _time = timeProvider ?? TimeProvider.System;
@@ -81,6 +91,7 @@ public sealed partial class BackupRunner
                 return Finish(new BackupRunResult(kind, trigger, BackupOutcome.Busy, [], startedAt, TimeSpan.Zero, $"another process{by} is backing up {kind}"));
             }
 
+            RemoveLeftovers(kind);
             BackupOutput output;
             try
             {
@@ -123,6 +134,32 @@ public sealed partial class BackupRunner
         }
     }
 
+    /// <summary>
+    /// Called holding the kind's lock. A temporary file of a writer that still runs (the daemon's WAL receiver writing
+    /// pitr, say) is never removed: only the dead writers' (see <see cref="LocalArtifactStore.FindLeftovers"/>).
+    /// </summary>
+    private void RemoveLeftovers(string kind)
+    {
+        if (_local is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var removed = _local.RemoveLeftovers(kind);
+            if (removed.Count > 0)
+            {
+                Log.RemovedLeftovers(_logger, kind, removed.Count, removed.Sum(r => r.Size));
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Housekeeping never fails a backup; the daemon's start and verify report what stays.
+            Log.LeftoversNotRemoved(_logger, kind, ex.Message);
+        }
+    }
+
     private BackupRunResult Finish(BackupRunResult result)
     {
         _last[result.Kind] = result;
@@ -155,6 +192,12 @@ public sealed partial class BackupRunner
 
         [LoggerMessage(4102, LogLevel.Error, "backup {Kind} {Outcome} ({Trigger}): {Artifact}, {Bytes} bytes in {DurationSeconds} s: {Detail}")]
         public static partial void RunFailed(ILogger logger, string kind, BackupOutcome outcome, BackupTrigger trigger, string artifact, long bytes, double durationSeconds, string detail);
+
+        [LoggerMessage(4104, LogLevel.Warning, "backup {Kind}: removed {Count} leftovers of interrupted writes ({Bytes} bytes)")]
+        public static partial void RemovedLeftovers(ILogger logger, string kind, int count, long bytes);
+
+        [LoggerMessage(4105, LogLevel.Warning, "backup {Kind}: could not look for leftovers of interrupted writes: {Reason}")]
+        public static partial void LeftoversNotRemoved(ILogger logger, string kind, string reason);
 
         [LoggerMessage(4103, LogLevel.Error, "backup {Kind}: unexpected failure")]
         public static partial void UnexpectedFailure(ILogger logger, Exception exception, string kind);

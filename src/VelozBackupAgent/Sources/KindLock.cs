@@ -1,4 +1,5 @@
 using System.Globalization;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Sources;
 
@@ -29,21 +30,11 @@ public sealed class KindLock : IDisposable
     {
         holderPid = null;
         var directory = Path.Combine(stateDirectory, "locks");
-        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(directory);
-        }
-        else
-        {
-            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
+        PrivateFiles.CreateDirectory(directory);
         var path = Path.Combine(directory, kind + ".lock");
         try
         {
-            var file = new FileStream(path, options);
+            var file = PrivateFiles.Open(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             // The lock file itself cannot be read while locked, so the holder's pid goes beside it.
             var pid = Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n";
             if (backupStartedAt is { } started)
@@ -51,7 +42,7 @@ public sealed class KindLock : IDisposable
                 pid += BackupMark + started.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) + "\n";
             }
 
-            File.WriteAllText(path + ".pid", pid);
+            PrivateFiles.WriteAllText(path + ".pid", pid);
             return new KindLock(file, path + ".pid");
         }
         catch (IOException)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Verification;
 
@@ -53,11 +54,8 @@ public static class RestoreTestState
         ArgumentNullException.ThrowIfNull(result);
         var previous = Read(stateDirectory);
         var record = new RestoreTestRecord(result, result.Passed ? result : previous.LastSuccess);
-        Directory.CreateDirectory(stateDirectory);
-        var path = Path.Combine(stateDirectory, FileName);
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(record, Json) + "\n");
-        File.Move(temp, path, overwrite: true);
+        PrivateFiles.CreateDirectory(stateDirectory);
+        PrivateFiles.ReplaceAtomically(Path.Combine(stateDirectory, FileName), JsonSerializer.Serialize(record, Json) + "\n");
         return record;
     }
 }

@@ -31,6 +31,12 @@ public sealed record CheckResult(string Item, CheckStatus Status, string Detail)
 public sealed record VerifyReport(DateTimeOffset Time, IReadOnlyList<CheckResult> Checks, RestoreTestResult? TestRestore)
 {
     public bool Passed => Checks.All(c => c.Status != CheckStatus.Fail);
+
+    /// <summary>
+    /// What interrupted writes (a killed backup, say) left in the local store: not a failed check, since every
+    /// artifact is whole, but disk space the next backup of that kind (or the daemon's next start) gives back.
+    /// </summary>
+    public IReadOnlyList<Leftover> Leftovers { get; init; } = [];
 }
 
 /// <summary>What <c>verify</c> is asked to do.</summary>
@@ -129,7 +135,7 @@ public sealed partial class Verifier
 
         checks.Add(pitrTest);
         checks.Add(RecoveryTime(test, now));
-        var report = new VerifyReport(now, checks, test);
+        var report = new VerifyReport(now, checks, test) { Leftovers = _local.FindLeftovers() };
         foreach (var c in checks)
         {
             Log.Check(_logger, c.Status.ToString().ToUpperInvariant(), c.Item, c.Detail);
@@ -323,6 +329,12 @@ public sealed partial class Verifier
         var stamp = _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture);
         var root = Pitr.PitrRestorer.ScratchRoot(_options);
         var directory = Path.Combine(root, "veloz-pitr-drill-" + stamp);
+        if (Path.GetFullPath(root).StartsWith(Path.GetFullPath(_options.StateDirectory) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            // Under the state directory (the agent is not root and runs the scratch server itself): private like the rest.
+            PrivateFiles.CreateDirectory(root);
+        }
+
         await _restorer.Pitr.RemoveLeftoversAsync(root, "veloz-pitr-drill-").ConfigureAwait(false);
         try
         {
@@ -351,7 +363,7 @@ public sealed partial class Verifier
         var details = new List<string>();
         string? failure = null;
         var scratch = Path.Combine(_options.StateDirectory, "verify", _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture));
-        SafeTarExtractor.CreateDirectory(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        PrivateFiles.CreateDirectory(scratch);
         var total = Stopwatch.StartNew();
         try
         {

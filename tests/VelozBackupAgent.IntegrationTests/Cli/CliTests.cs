@@ -73,20 +73,21 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task Import_stores_a_checksummed_artifact_that_list_shows()
     {
-        var file = Path.Combine(Path.GetTempPath(), "veloz_20260214_120000.dump");
-        await File.WriteAllTextAsync(file, "a manual dump");
+        var file = Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"), "config_20260214_120000.tar.gz");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        await TestArchives.WriteTarGzAsync(file);
         try
         {
-            var r = await VelozBackupBinary.RunAsync(["import", "database", file, $"--Backup:LocalRoot={_root}"]);
+            var r = await VelozBackupBinary.RunAsync(["import", "config", file, $"--Backup:LocalRoot={_root}"]);
             r.ExitCode.Should().Be(0, r.StdErr);
 
-            var list = await VelozBackupBinary.RunAsync(["list", "database", "--json", $"--Backup:LocalRoot={_root}"]);
+            var list = await VelozBackupBinary.RunAsync(["list", "config", "--json", $"--Backup:LocalRoot={_root}"]);
             list.ExitCode.Should().Be(0, list.StdErr);
-            list.StdOut.Should().Contain("\"name\": \"veloz_20260214_120000.dump\"").And.Contain("\"time\": \"2026-02-14T12:00:00Z\"");
+            list.StdOut.Should().Contain("\"name\": \"config_20260214_120000.tar.gz\"").And.Contain("\"time\": \"2026-02-14T12:00:00Z\"");
         }
         finally
         {
-            File.Delete(file);
+            Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
         }
     }
 
@@ -95,25 +96,23 @@ public sealed class CliTests : IDisposable
     {
         var mount = Directory.CreateTempSubdirectory("veloz-tiny-").FullName;
         (await ChildProcess.RunAsync("mount", ["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", mount])).ExitCode.Should().Be(0);
-        var small = Path.Combine(_root, "veloz_20260213_120000.dump");
-        var big = Path.Combine(_root, "veloz_20260214_120000.dump");
-        await File.WriteAllBytesAsync(small, new byte[100_000]);
-        await using (var f = File.Create(big))
-        {
-            await new GeneratedStream(5_000_000).CopyToAsync(f);
-        }
+        // Real archives (import checks what it stores), the big one incompressible and larger than the disk.
+        var small = Path.Combine(_root, "config_20260213_120000.tar.gz");
+        var big = Path.Combine(_root, "config_20260214_120000.tar.gz");
+        await TestArchives.WriteTarGzAsync(small, 100_000);
+        await TestArchives.WriteTarGzAsync(big, 5_000_000, seed: 2);
 
         try
         {
-            (await VelozBackupBinary.RunAsync(["import", "database", small, $"--Backup:LocalRoot={mount}"])).ExitCode.Should().Be(0);
+            (await VelozBackupBinary.RunAsync(["import", "config", small, $"--Backup:LocalRoot={mount}"])).ExitCode.Should().Be(0);
 
-            var r = await VelozBackupBinary.RunAsync(["import", "database", big, $"--Backup:LocalRoot={mount}"]);
+            var r = await VelozBackupBinary.RunAsync(["import", "config", big, $"--Backup:LocalRoot={mount}"]);
 
             r.ExitCode.Should().Be(1);
             r.ErrorLines.Should().ContainSingle().Which.Should().StartWith("veloz-backup: local store is full: no space left on device");
-            var check = await ChildProcess.RunAsync("sha256sum", ["-c", "veloz_20260213_120000.dump.sha256"], workingDirectory: Path.Combine(mount, "database"));
+            var check = await ChildProcess.RunAsync("sha256sum", ["-c", "config_20260213_120000.tar.gz.sha256"], workingDirectory: Path.Combine(mount, "config"));
             check.ExitCode.Should().Be(0);
-            Directory.GetFiles(Path.Combine(mount, "database")).Select(Path.GetFileName).Should().BeEquivalentTo("veloz_20260213_120000.dump", "veloz_20260213_120000.dump.sha256");
+            Directory.GetFiles(Path.Combine(mount, "config")).Select(Path.GetFileName).Should().BeEquivalentTo("config_20260213_120000.tar.gz", "config_20260213_120000.tar.gz.sha256");
         }
         finally
         {
@@ -147,12 +146,12 @@ public sealed class CliS3Tests(Stores.S3rverFixture fixture) : IClassFixture<Sto
 
     private async Task<string> ImportAsync(Dictionary<string, string?> env)
     {
-        var file = Path.Combine(_root, "veloz_20260214_020000.dump");
-        await File.WriteAllTextAsync(file, "dump bytes");
-        var r = await VelozBackupBinary.RunAsync(["import", "database", file], env);
+        var file = Path.Combine(_root, "config_20260214_020000.tar.gz");
+        await TestArchives.WriteTarGzAsync(file);
+        var r = await VelozBackupBinary.RunAsync(["import", "config", file], env);
         r.ExitCode.Should().Be(0, "a local backup never depends on S3: " + r.StdErr);
         File.Delete(file);
-        return Path.Combine(_root, "database", "veloz_20260214_020000.dump");
+        return Path.Combine(_root, "config", "config_20260214_020000.tar.gz");
     }
 
     [Fact]
@@ -167,7 +166,7 @@ public sealed class CliS3Tests(Stores.S3rverFixture fixture) : IClassFixture<Sto
         r.ExitCode.Should().Be(0, r.StdErr);
         r.StdOut.Should().StartWith("replicated 1,");
 
-        var list = await VelozBackupBinary.RunAsync(["list", "database"], env);
+        var list = await VelozBackupBinary.RunAsync(["list", "config"], env);
         list.StdOut.Should().Contain("local").And.Contain("s3");
     }
 

@@ -163,10 +163,10 @@ public sealed class RestoreTests
     {
         await using var bed = await RestoreTestBed.CreateAsync(withS3: false);
         var fingerprint = await RestoreTestBed.FingerprintAsync(bed.Database);
-        // A checksummed artifact whose bytes are not a dump (e.g. a half-copied manual file that was imported).
-        var bogus = Path.Combine(bed.Root, "manual_20260101_000000.dump");
-        await File.WriteAllTextAsync(bogus, "PGDMP but not really");
-        (await bed.RunAsync("import", "database", bogus)).ExitCode.Should().Be(0);
+        // A checksummed artifact whose bytes are not a dump (stored by an older agent whose import did not check it;
+        // import now refuses such a file).
+        await new VelozBackupAgent.Storage.Local.LocalArtifactStore(bed.LocalRoot)
+            .WriteAsync("database", "manual_20260101_000000.dump", new MemoryStream("PGDMP but not really"u8.ToArray()));
 
         var restore = await bed.RunAsync("restore", "database", Path.Combine(bed.LocalRoot, "database", "manual_20260101_000000.dump"), "--yes");
         restore.ExitCode.Should().Be(1);

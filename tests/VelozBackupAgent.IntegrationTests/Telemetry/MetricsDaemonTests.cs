@@ -161,7 +161,7 @@ public sealed class MetricsDaemonTests : IDisposable
             // The on-call stores a configuration backup by hand, in another process: the daemon notices it.
             var now = TimeProvider.System.GetUtcNow();
             var file = Path.Combine(empty, ArtifactName.Format("config", now, ".tar.gz"));
-            await File.WriteAllTextAsync(file, "a configuration archive");
+            await TestArchives.WriteTarGzAsync(file);
             var import = await VelozBackupBinary.RunAsync(["import", "config", file, $"--Backup:LocalRoot={_root}"]);
             import.ExitCode.Should().Be(0, import.StdErr);
 

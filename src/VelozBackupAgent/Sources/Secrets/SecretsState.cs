@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Sources.Secrets;
 
@@ -72,29 +73,8 @@ internal sealed class SecretsState
     public void Save(string fingerprint, ArtifactInfo artifact)
     {
         ArgumentNullException.ThrowIfNull(artifact);
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(_directory);
-        }
-        else
-        {
-            Directory.CreateDirectory(_directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-
-        var temp = FilePath + string.Create(CultureInfo.InvariantCulture, $".{Environment.ProcessId}.tmp");
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var file = new FileStream(temp, options))
-        {
-            file.Write(Encoding.UTF8.GetBytes($"{Header}\nfingerprint {fingerprint}\nartifact {artifact.Name}\nsha256 {artifact.Sha256}\n"));
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, FilePath, overwrite: true);
+        PrivateFiles.CreateDirectory(_directory);
+        PrivateFiles.ReplaceAtomically(FilePath, $"{Header}\nfingerprint {fingerprint}\nartifact {artifact.Name}\nsha256 {artifact.Sha256}\n");
     }
 
     private static string Hex(string text) => Convert.ToHexStringLower(Encoding.UTF8.GetBytes(text));

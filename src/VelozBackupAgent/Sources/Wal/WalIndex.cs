@@ -188,13 +188,7 @@ internal sealed class WalIndexFile
         var temp = Path + "." + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".tmp";
         try
         {
-            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            }
-
-            using (var stream = new FileStream(temp, options))
+            using (var stream = PrivateFiles.Open(temp, FileMode.Create))
             {
                 var document = new WalIndexDocument(CurrentVersion, index.Directory, index.Segments, index.Active);
                 JsonSerializer.Serialize(stream, document, WalJsonContext.Default.WalIndexDocument);
@@ -217,22 +211,7 @@ internal sealed class WalIndexFile
         return info.Exists ? (info.Length, info.LastWriteTimeUtc.Ticks) : null;
     }
 
-    private static void CreatePrivateDirectory(string directory)
-    {
-        if (System.IO.Directory.Exists(directory))
-        {
-            return;
-        }
-
-        if (OperatingSystem.IsWindows())
-        {
-            System.IO.Directory.CreateDirectory(directory);
-        }
-        else
-        {
-            System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-    }
+    private static void CreatePrivateDirectory(string directory) => PrivateFiles.CreateDirectory(directory);
 }
 
 /// <summary>The index as written to disk.</summary>
