@@ -298,6 +298,12 @@ public sealed class S3Options
 
     /// <summary>Compare each part's ETag with its MD5; turn off for SSE-KMS buckets. Default true.</summary>
     public bool VerifyEtag { get; set; } = true;
+
+    /// <summary>
+    /// Encrypt every copy sent to S3 with gpg, to the keys of <c>Backup:Secrets:Recipients</c> (which must then name
+    /// at least one key). Reads decrypt encrypted copies whatever this says. Default true.
+    /// </summary>
+    public bool Encrypt { get; set; } = true;
 }
 
 /// <summary><c>Backup:Replication</c>: the durable queue that copies local artifacts to S3.</summary>

@@ -33,13 +33,20 @@ public static class StoreComposition
         var storeOptions = S3StoreOptionsFrom(options);
         storeOptions.Bucket = bucket;
         storeOptions.Prefix = prefix;
-        return new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider);
+        return Encrypting(options, new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider), loggerFactory, timeProvider);
     }
 
     /// <summary>The S3 replica; credentials from the AWS default chain (environment, profile, instance role).</summary>
     public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
-        return new S3ArtifactStore(S3StoreOptionsFrom(options), loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider);
+        return Encrypting(options, new S3ArtifactStore(S3StoreOptionsFrom(options), loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider), loggerFactory, timeProvider);
     }
+
+    /// <summary>
+    /// The S3 store behind client-side gpg encryption (<see cref="EncryptingArtifactStore"/>): new copies encrypted when
+    /// Backup:S3:Encrypt is on, encrypted copies decrypted on every read either way (a bucket may hold both).
+    /// </summary>
+    private static EncryptingArtifactStore Encrypting(BackupOptions options, S3ArtifactStore store, ILoggerFactory loggerFactory, TimeProvider? timeProvider) =>
+        EncryptingArtifactStore.Over(store, options.Secrets, options.S3.Encrypt, timeProvider ?? TimeProvider.System, loggerFactory.CreateLogger<EncryptingArtifactStore>());
 }

@@ -161,7 +161,8 @@ internal sealed class PitrTestBed : IAsyncDisposable
             ["Wal"] = new { Enabled = false },
             ["Config"] = new Dictionary<string, object?> { ["Enabled"] = false, ["Root"] = ConfigRoot, ["Include"] = new[] { "config.yaml" } },
             ["Database"] = new Dictionary<string, object?> { ["Enabled"] = false, ["ConnectionString"] = ConnectionString, ["BinDirectory"] = TestEnvironment.PostgresBinDirectory },
-            ["Secrets"] = new { Enabled = false },
+            // Disabled as a kind; its recipients are what the S3 copies are encrypted to.
+            ["Secrets"] = new { Enabled = false, Recipients = new[] { TestEnvironment.GpgRecipient }, GnupgHome = TestEnvironment.GnupgHome },
             ["Pitr"] = new Dictionary<string, object?>
             {
                 ["Enabled"] = true,

@@ -108,6 +108,7 @@ public sealed class BackupOptionsValidatorTests : IDisposable
             ("Backup:S3:Enabled", "true"),
             ("Backup:S3:Bucket", "Not_A_Bucket"),
             ("Backup:S3:PartSizeMiB", "1"),
+            ("Backup:Secrets:Recipients:0", "backup@example.com"),
             ("Backup:Config:Include:0", "../etc/passwd"),
             ("Backup:NodeName", "node/1"));
         problems.Should().HaveCount(5);
@@ -123,6 +124,17 @@ public sealed class BackupOptionsValidatorTests : IDisposable
     {
         var o = Load(("Backup:S3:Bucket", "Not_A_Bucket"));
         o.S3.Bucket.Should().Be("Not_A_Bucket");
+    }
+
+    [Fact]
+    public void S3_encryption_is_on_by_default_and_needs_a_recipient()
+    {
+        Problems(("Backup:S3:Enabled", "true")).Should().ContainSingle().Which.Should().Be(
+            "Backup:S3:Encrypt is on (the default) but Backup:Secrets:Recipients is empty: name the gpg key(s) the S3 copies are encrypted to, "
+            + "or set Backup:S3:Encrypt to false to upload them unencrypted");
+        Load(("Backup:S3:Enabled", "true"), ("Backup:Secrets:Recipients:0", "backup@example.com")).S3.Encrypt.Should().BeTrue();
+        Load(("Backup:S3:Enabled", "true"), ("Backup:S3:Encrypt", "false")).S3.Encrypt.Should().BeFalse();
+        Load().S3.Encrypt.Should().BeTrue("S3 off: nothing to check");
     }
 
     [Fact]
