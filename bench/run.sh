@@ -8,6 +8,8 @@
 #   bench/run.sh --reps N        # runs per row (default 3 full, 2 quick); rows of a pair alternate
 #   bench/run.sh --agent PATH    # use this veloz-backup binary instead of `dotnet publish -c Release`
 #   bench/run.sh --workdir DIR   # where the temp directory goes (default: $TMPDIR or /tmp)
+#   bench/run.sh --only R1,R3    # only these groups (P1..P9, R1..R3), with what they need; a full run then writes
+#                                # bench/RESULTS-R1-R3.md (never bench/RESULTS.md, which holds every group)
 #
 # It generates its data deterministically (fixed seeds), starts its own throwaway PostgreSQL 15 cluster (as the
 # postgres user when run as root), s3rver (tools/s3rver) and GnuPG home, all on loopback and in one temp
@@ -34,6 +36,8 @@ OUT=""
 REPS=""
 AGENT=""
 WORKBASE="${TMPDIR:-/tmp}"
+ONLY=""
+GROUPS_ALL="P1 P2 P3 P4 P5 P6 P7 P8 P9 R1 R2 R3"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -45,12 +49,29 @@ while [ $# -gt 0 ]; do
         --agent=*) AGENT="${1#--agent=}" ;;
         --workdir) [ $# -ge 2 ] || die "--workdir needs a directory"; WORKBASE="$2"; shift ;;
         --workdir=*) WORKBASE="${1#--workdir=}" ;;
-        -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --only) [ $# -ge 2 ] || die "--only needs groups, e.g. R1,R3"; ONLY="$2"; shift ;;
+        --only=*) ONLY="${1#--only=}" ;;
+        -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
 done
 [ -z "$REPS" ] || [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive number"
+if [ -n "$ONLY" ]; then
+    ONLY="$(tr 'a-z' 'A-Z' <<<"$ONLY" | tr -d ' ')"
+    for g in ${ONLY//,/ }; do
+        [[ " $GROUPS_ALL " == *" $g "* ]] || die "--only: unknown group '$g' (the groups: ${GROUPS_ALL// /, })"
+    done
+    ONLY="$(tr ',' '\n' <<<"$ONLY" | { grep -v '^$' || true; } | sort -u | paste -sd, -)"
+    [ -n "$ONLY" ] || die "--only needs groups, e.g. R1,R3"
+fi
+# want GROUP...: true when the run includes one of them (every group without --only).
+want() {
+    [ -z "$ONLY" ] && return 0
+    local g
+    for g in "$@"; do [[ ",$ONLY," == *",$g,"* ]] && return 0; done
+    return 1
+}
 
 MiB=$((1024 * 1024))
 if [ "$QUICK" = 1 ]; then
@@ -62,6 +83,7 @@ if [ "$QUICK" = 1 ]; then
     P6_COUNT=200;         P6_SIZE=16384; P6_REPS=$REPS; P1_REPS=$REPS
     P7_SETTLE=3;          P7_WINDOW=3
     P9_WINDOW=5
+    R3_EXTRA=2000
     NEED_GIB=2
     [ -n "$OUT" ] || OUT="$WORKBASE/veloz-bench-quick.md"
 else
@@ -73,12 +95,15 @@ else
     P6_COUNT=10000;       P6_SIZE=16384; P6_REPS=$((REPS + 2)); P1_REPS=$((REPS + 2))
     P7_SETTLE=20;         P7_WINDOW=300
     P9_WINDOW=120
+    R3_EXTRA=400000                                            # trades added after R3's base backup (10 %)
     NEED_GIB=20
-    [ -n "$OUT" ] || OUT="$BENCH/RESULTS.md"
+    if [ -z "$OUT" ]; then
+        if [ -n "$ONLY" ]; then OUT="$BENCH/RESULTS-${ONLY//,/-}.md"; else OUT="$BENCH/RESULTS.md"; fi
+    fi
 fi
-if [ "$QUICK" = 1 ]; then
+if [ "$QUICK" = 1 ] || [ -n "$ONLY" ]; then
     case "$(cd "$(dirname "$OUT")" 2>/dev/null && pwd)/$(basename "$OUT")" in
-        "$BENCH/RESULTS.md") die "--quick must not overwrite bench/RESULTS.md (that file holds a full run): pass another --out" ;;
+        "$BENCH/RESULTS.md") die "$([ "$QUICK" = 1 ] && echo --quick || echo --only) must not overwrite bench/RESULTS.md (that file holds a full run of every group): pass another --out" ;;
     esac
 fi
 
@@ -162,7 +187,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 # -------------------------------------------------------------------------------------- the agent
 START_NS=$(now_ns)
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-log "$MODE run, $REPS runs per row, work directory $WORK"
+log "$MODE run$([ -n "$ONLY" ] && echo " of $ONLY only"), $REPS runs per row, work directory $WORK"
 # The tree the agent is built from, taken now: a commit made while the run goes on is not what was measured.
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + local changes in src/')"
 if [ -z "$AGENT" ]; then
@@ -284,9 +309,12 @@ fail_row() {
 }
 
 # alternate ID...: REPS rounds; each round runs prep_ID, run_ID, post_ID of every row, the order reversed
-# every other round. Function names are the IDs with - replaced by _.
+# every other round. Function names are the IDs with - replaced by _. A row whose group (the ID up to its first -)
+# is not in --only is left out.
 alternate() {
-    local ids=("$@") order i fn
+    local ids=() order i fn id
+    for id in "$@"; do want "${id%%-*}" && ids+=("$id"); done
+    [ ${#ids[@]} -gt 0 ] || return 0
     for REP in $(seq 1 "$ROUNDS"); do
         if [ $((REP % 2)) = 1 ]; then order=("${ids[@]}"); else order=(); for ((i=${#ids[@]}-1; i>=0; i--)); do order+=("${ids[$i]}"); done; fi
         for id in "${order[@]}"; do
@@ -303,15 +331,37 @@ max_rss_of() { [ -s "$WORK/res/$1.tsv" ] && awk 'm < $3 { m = $3 } END { print m
 
 s3_has() { curl -fsS -o /dev/null "$S3URL/$BUCKET/$1"; }
 s3_drop() { rm -rf "${WORK:?}/s3/$BUCKET/$1"; }  # s3rver keeps objects as files: removing a node's prefix is instant
+fresh_root() { rm -rf "$1"; mkdir -m 0700 "$1"; }
+record_size() {  # record_size ID FILE...: their total size in bytes, one line per run, in res/ID.size
+    local id=$1; shift
+    stat -c %s "$@" | awk '{ s += $1 } END { print s }' >>"$WORK/res/$id.size"
+}
+tar_has_base() {  # tar_has_base LISTING: a base backup's tar lists backup_label and backup_manifest
+    grep -qxE '(\./)?backup_label' "$1" && grep -qxE '(\./)?backup_manifest' "$1" || { log "  no backup_label or backup_manifest in the tar"; return 1; }
+}
+drop_slot() {  # drop_slot NAME: once nothing streams from it (its walsender may take a moment to go)
+    local i
+    for i in $(seq 1 100); do
+        psql_q -d postgres -At -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$1' AND NOT active" >/dev/null 2>&1 || true
+        [ -z "$(psql_q -d postgres -At -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$1'")" ] && return 0
+        sleep 0.1
+    done
+    log "  the replication slot $1 could not be dropped"
+}
+DUMP_BYTES=""
+CLUSTER_SIZE=""
+P2_DONE=0
 
 # ============================================================================================ data
 log "generating data (deterministic)"
 WAL1="$WORK/data/wal-p1"; WAL1S="$WORK/data/wal-p1-small"
-python3 "$LIB" gen-wal "$WAL1" "$P1_COUNT" "$P1_SEG" 1
-mkdir -p "$WAL1S"
-for f in $(ls "$WAL1" | head -n "$P1_SMALL_COUNT"); do ln "$WAL1/$f" "$WAL1S/$f"; done
+if want P1 P5; then
+    python3 "$LIB" gen-wal "$WAL1" "$P1_COUNT" "$P1_SEG" 1
+    mkdir -p "$WAL1S"
+    for f in $(ls "$WAL1" | head -n "$P1_SMALL_COUNT"); do ln "$WAL1/$f" "$WAL1S/$f"; done
+fi
 WAL6="$WORK/data/wal-p6"
-python3 "$LIB" gen-wal "$WAL6" "$P6_COUNT" "$P6_SIZE" 6
+if want P6 P7; then python3 "$LIB" gen-wal "$WAL6" "$P6_COUNT" "$P6_SIZE" 6; fi
 
 make_db() {  # make_db NAME SCALE TRADES
     local db=$1 scale=$2 trades=$3
@@ -346,15 +396,24 @@ VACUUM ANALYZE;
 CHECKPOINT;
 SQL
 }
-make_db veloz "$PG_SCALE" "$TRADES"
-make_db veloz_small "$PG_SCALE_SMALL" "$TRADES_SMALL"
-DB_SIZE="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(pg_database_size('veloz'))")"
-DB_SIZE_SMALL="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(pg_database_size('veloz_small'))")"
-TRADES_COUNT="$(psql_q -d veloz -At -c 'SELECT count(*) FROM trades')"
-log "databases: veloz $DB_SIZE, veloz_small $DB_SIZE_SMALL"
+DB_SIZE=""; DB_SIZE_SMALL=""; TRADES_COUNT=""
+DB_T0=$(now_ns)
+if want P3 P4 P5 P8 R1 R2 R3; then
+    make_db veloz "$PG_SCALE" "$TRADES"
+    DB_SIZE="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(pg_database_size('veloz'))")"
+    TRADES_COUNT="$(psql_q -d veloz -At -c 'SELECT count(*) FROM trades')"
+fi
+if want P5; then
+    make_db veloz_small "$PG_SCALE_SMALL" "$TRADES_SMALL"
+    DB_SIZE_SMALL="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(pg_database_size('veloz_small'))")"
+fi
+DB_GEN_S="$(secs "$DB_T0" "$(now_ns)")"
+log "databases: veloz ${DB_SIZE:-none}, veloz_small ${DB_SIZE_SMALL:-none} (generated in $DB_GEN_S s)"
 ROUNDS=$REPS
 
 # ============================================================================ P1 WAL shipping, local
+# (Each section runs when --only names one of its groups; its body is not indented, to keep it as it was.)
+if want P1 P5; then
 log "P1: WAL shipping to the local store"
 P1_DST="$WORK/p1"
 run_p1_ship() {  # run_p1_ship ID SRC
@@ -390,8 +449,10 @@ alternate P1-cp P1-cp-fsync P1-rsync P1-agent
 alternate P5-P1-small
 ROUNDS=$REPS
 rm -rf "$P1_DST"
+fi  # P1, P5 (WAL)
 
 # ========================================================================= P3/P4 daily database dump
+if want P3 P4 P5; then
 log "P3/P4: the daily database dump"
 P3="$WORK/p3"
 mkdir -p "$P3"
@@ -399,8 +460,6 @@ for pair in "p3:veloz:false" "p4:veloz:true" "p3s:veloz_small:false" "p4s:veloz_
     IFS=: read -r node db s3 <<<"$pair"
     C_NODE=$node C_ROOT="$P3/$node" C_WAL="" C_DB=$db C_S3=$s3 C_CONF="" C_SECRETS="" write_config "$P3/$node.json"
 done
-DUMP_BYTES=""
-fresh_root() { rm -rf "$1"; mkdir -m 0700 "$1"; }
 check_dump() {  # check_dump ROOT [S3NODE]: one dump, its sidecar verifies, and (with S3) both objects are there
     local dir="$1/database" f
     f="$(cd "$dir" && ls *.dump 2>/dev/null | head -1)"
@@ -432,33 +491,19 @@ post_P5_P4_small() { check_dump "$P3/p4s" p4s && s3_drop p4s; }
 alternate P3-pg_dump P3-agent P4-seeds P4-agent
 alternate P5-P3-small P5-P4-small
 rm -rf "$P3"/p3 "$P3"/p4 "$P3"/p3s "$P3"/p4s
+fi  # P3, P4, P5 (dumps)
 
 # ======================================================================== P8 base backup of the cluster
+if want P8; then
 log "P8: a base backup (pitr) of the cluster with the realistic database"
 # The P5 rows are done with the small database: dropped, the cluster holds the realistic one (and the system
 # databases) alone, so the physical copies and pg_dump -Fc veloz read about the same data.
-psql_q -d postgres -c "DROP DATABASE veloz_small" && psql_q -d postgres -c "CHECKPOINT" || log "  could not drop the database veloz_small"
+psql_q -d postgres -c "DROP DATABASE IF EXISTS veloz_small" && psql_q -d postgres -c "CHECKPOINT" || log "  could not drop the database veloz_small"
 CLUSTER_SIZE="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database")"
 P8="$WORK/p8"
 mkdir -p "$P8"
 P8_SLOT=veloz_bench_p8
 C_NODE=p8 C_ROOT="$P8/root" C_WAL="" C_DB="" C_S3=false C_CONF="" C_SECRETS="" C_PITR=5 C_SLOT=$P8_SLOT write_config "$P8/p8.json"
-record_size() {  # record_size ID FILE...: their total size in bytes, one line per run, in res/ID.size
-    local id=$1; shift
-    stat -c %s "$@" | awk '{ s += $1 } END { print s }' >>"$WORK/res/$id.size"
-}
-tar_has_base() {  # tar_has_base LISTING: a base backup's tar lists backup_label and backup_manifest
-    grep -qxE '(\./)?backup_label' "$1" && grep -qxE '(\./)?backup_manifest' "$1" || { log "  no backup_label or backup_manifest in the tar"; return 1; }
-}
-drop_slot() {  # drop_slot NAME: once nothing streams from it (its walsender may take a moment to go)
-    local i
-    for i in $(seq 1 100); do
-        psql_q -d postgres -At -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$1' AND NOT active" >/dev/null 2>&1 || true
-        [ -z "$(psql_q -d postgres -At -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = '$1'")" ] && return 0
-        sleep 0.1
-    done
-    log "  the replication slot $1 could not be dropped"
-}
 BB=(-h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER")
 prep_P8_pg_dump() { rm -f "$P8/bare.dump"; }
 run_P8_pg_dump() { measure P8-pg_dump bash -c '"$1" -h 127.0.0.1 -p "$2" -U "$3" -Fc veloz > "$4"' _ "$PG_BIN/pg_dump" "$PG_PORT" "$PG_USER" "$P8/bare.dump"; }
@@ -492,10 +537,13 @@ post_P8_agent() {  # one base, its archive and metadata verify, and the archive 
 alternate P8-pg_dump P8-basebackup P8-basebackup-dir P8-basebackup-gzip P8-agent
 drop_slot "$P8_SLOT"
 rm -rf "$P8"
+fi  # P8
 
 # ================================================================================== P2 recovery point
-log "P2: WAL recovery point under a steady writer (daemon running)"
 P2="$WORK/p2"
+if want P2; then
+P2_DONE=1
+log "P2: WAL recovery point under a steady writer (daemon running)"
 mkdir -p "$P2/wal"
 C_NODE=p2 C_ROOT="$P2/root" C_WAL="$P2/wal" C_DB="" C_S3=true C_CONF="" C_SECRETS="" write_config "$P2/p2.json"
 "$AGENT" run --config "$P2/p2.json" >"$WORK/logs/daemon-p2.out" 2>&1 &
@@ -526,8 +574,10 @@ REP=1
 measure P2-cron-rsync rsync -a --delete "$P2/wal/" "$P2/seeds/" || true
 measure P2-cron-sync "${AWS[@]}" --only-show-errors s3 sync "$P2/seeds/" "s3://$BUCKET/seeds-p2/wal/" --delete || true
 s3_drop p2; s3_drop seeds-p2
+fi  # P2
 
 # ========================================================================= P9 database recovery point
+if want P9; then
 log "P9: database recovery point under a steady writer (daemon streaming WAL, pitr + S3), ${P9_WINDOW} s per setting"
 P9="$WORK/p9"
 P9_SLOT=veloz_bench_p9
@@ -558,8 +608,11 @@ drop_slot "$P9_SLOT"
 psql_q -d postgres -c "DROP DATABASE p9" || log "  could not drop the database p9"
 s3_drop p9
 rm -rf "$P9"
+fi  # P9
 
 # ================================================================================ P6 no-op sync, P7 idle
+P7_RESULT=""
+if want P6 P7; then
 log "P6: a sync with nothing new over $P6_COUNT sealed segments"
 P6="$WORK/p6"
 mkdir -p "$P6"
@@ -577,6 +630,9 @@ prep_P6_agent_start() { :; };  run_P6_agent_start() { measure P6-agent-start "$A
 ROUNDS=$P6_REPS
 alternate P6-rsync P6-agent P6-agent-start
 ROUNDS=$REPS
+fi  # P6 (and P7's segments)
+
+if want P7; then
 
 log "P7: CPU of the idle daemon over ${P7_WINDOW} s with $P6_COUNT segments present"
 CLK_TCK=$(getconf CLK_TCK)
@@ -585,7 +641,6 @@ proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }  
 P7_PID=$!
 PIDS+=("$P7_PID")
 sleep "$P7_SETTLE"
-P7_RESULT=""
 if kill -0 "$P7_PID" 2>/dev/null; then
     t_start=$(proc_ticks "$P7_PID")
     sleep "$P7_WINDOW"
@@ -598,8 +653,12 @@ if kill -0 "$P7_PID" 2>/dev/null; then
 fi
 [ -n "$P7_RESULT" ] || fail_row P7-daemon "the daemon exited: $(tail -3 "$WORK/logs/daemon-p7.out" | tr '\n' ' ')"
 stop_pid "$P7_PID"
+fi  # P7
 
 # ============================================================================================ restore
+if want R1 R2; then
+# The restore source holds the WAL P2 sealed; without P2 in this run, segments of P2's size stand in for them.
+[ "$P2_DONE" = 1 ] || python3 "$LIB" gen-wal "$P2/wal" "$P2_COUNT" "$P2_SIZE" 2
 log "Restore: database from S3, and full (restore verb $([ $RESTORE_AVAILABLE = 1 ] && echo present || echo 'not available yet'))"
 RS="$WORK/rs"
 mkdir -p "$RS/etc/strategies" "$RS/secrets"
@@ -673,13 +732,119 @@ if [ "$RS_READY" = 1 ]; then
     fi
 fi
 drop_db restore_full
+fi  # R1, R2
+
+# ============================================================================ R3 point-in-time recovery
+if want R3; then
+log "R3: point-in-time recovery of the cluster from S3 to the end of the WAL, agent (--target-dir) and by hand"
+# The source: the daemon (pitr + S3) takes its start-up base backup of the cluster (the realistic database and the
+# system ones) and streams; then R3_EXTRA trades are added, so a restore must replay them from the WAL after the
+# base; once status.json says that WAL is in S3 the daemon stops and the local store's pitr/ is removed: both rows
+# restore from S3 alone.
+R3="$WORK/r3"
+R3_SLOT=veloz_bench_r3
+mkdir -p "$R3"
+chmod 0755 "$R3"
+psql_q -d postgres -c "CHECKPOINT"
+[ -n "$CLUSTER_SIZE" ] || CLUSTER_SIZE="$(psql_q -d postgres -At -c "SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database")"
+# The daemon's configuration has the database kind off (no start-up dump beside the base backup); the restore's names
+# the database veloz, whose tables the agent counts after recovery.
+C_NODE=r3 C_ROOT="$R3/root" C_WAL="" C_DB="" C_S3=true C_CONF="" C_SECRETS="" C_PITR=5 C_SLOT=$R3_SLOT write_config "$R3/r3.json"
+C_NODE=r3 C_ROOT="$R3/root" C_WAL="" C_DB=veloz C_S3=true C_CONF="" C_SECRETS="" C_PITR=5 C_SLOT=$R3_SLOT write_config "$R3/r3-restore.json"
+"$AGENT" run --config "$R3/r3.json" >"$WORK/logs/daemon-r3.out" 2>&1 &
+R3_PID=$!
+PIDS+=("$R3_PID")
+R3_TRADES=""
+if python3 "$LIB" r3-prepare --port "$PG_PORT" --user "$PG_USER" --database veloz --root "$R3/root" --s3 "$S3URL/$BUCKET" --node r3 \
+        --daemon-pid "$R3_PID" --extra "$R3_EXTRA" --out "$WORK/res/R3.json" 2>"$WORK/logs/r3-prepare.err"; then
+    R3_TRADES="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trades"])' "$WORK/res/R3.json")"
+else
+    for id in R3-agent R3-hand; do fail_row "$id" "the source was not ready: $(tail -2 "$WORK/logs/r3-prepare.err" | tr '\n' ' ') $(tail -2 "$WORK/logs/daemon-r3.out" | tr '\n' ' ')"; done
+fi
+stop_pid "$R3_PID"
+drop_slot "$R3_SLOT"
+rm -rf "$R3/root/pitr"
+
+# r3_check DIR: the restored cluster, started again on a private socket (trust, archiving off), is out of recovery
+# and holds every trade, the ones added after the base backup included; then stopped.
+printf 'local all all trust\n' >"$R3/trust_hba.conf"
+chmod 0644 "$R3/trust_hba.conf"
+r3_check() {
+    local dir=$1 port n rec sock="$R3/check"
+    rm -rf "$sock"; mkdir -m 0700 "$sock"
+    [ "$(id -u)" = 0 ] && chown postgres "$sock"
+    port=$(free_port)
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$sock/server.log" -w -t 300 start \
+        -o "-p $port -c listen_addresses= -c unix_socket_directories=$sock -c hba_file=$R3/trust_hba.conf -c archive_mode=off" >/dev/null \
+        || { log "  the restored cluster in $dir does not start: $(tail -3 "$sock/server.log" | tr '\n' ' ')"; return 1; }
+    n=$("$PG_BIN/psql" -h "$sock" -p "$port" -U "$PG_USER" -d veloz -X -At -c 'SELECT count(*) FROM trades' 2>&1 || true)
+    rec=$("$PG_BIN/psql" -h "$sock" -p "$port" -U "$PG_USER" -d veloz -X -At -c 'SELECT pg_is_in_recovery()' 2>&1 || true)
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
+    [ "$n" = "$R3_TRADES" ] && [ "$rec" = f ] || { log "  $dir holds $n trades (in recovery: $rec), expected $R3_TRADES out of recovery"; return 1; }
+}
+prep_R3_agent() { [ -n "$R3_TRADES" ] && rm -rf "$R3/agent" "$R3"/agent.*; }
+run_R3_agent() { measure R3-agent "$AGENT" restore pitr --from s3 --target-dir "$R3/agent" --config "$R3/r3-restore.json"; }
+post_R3_agent() {
+    # The agent's own step times (its STEP / TIME table): "REP<tab>step<tab>seconds" in res/R3-agent.steps.
+    awk -v rep="$REP" '/^STEP +TIME *$/ { on = 1; next } on && / s$/ { t = $(NF - 1); $NF = ""; $(NF - 1) = ""; sub(/ +$/, "");
+        print rep "\t" $0 "\t" t; next } on { exit }' "$WORK/logs/R3-agent.run$REP.out" >>"$WORK/res/R3-agent.steps"
+    r3_check "$R3/agent" && rm -rf "$R3/agent" "$R3"/agent.*
+}
+prep_R3_hand() { [ -n "$R3_TRADES" ] && rm -rf "$R3/hand"; }
+# README's "PostgreSQL point-in-time recovery by hand", step for step, into a scratch directory as its last note says.
+run_R3_hand() {
+    measure R3-hand bash -c 'set -euo pipefail
+        s3url=$1 bucket=$2 d=$3 bin=$4 port=$5 pguser=$6
+        pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+        mkdir -p "$d" && cd "$d"
+        # 1. fetch and verify
+        aws --endpoint-url "$s3url" --only-show-errors s3 cp --recursive "s3://$bucket/r3/pitr/" pitr/
+        (cd pitr && sha256sum -c --quiet *.sha256)
+        base=$(ls pitr | grep -E "^base_[0-9_]+\.tar\.gz$" | sort | tail -1)
+        # 2. the WAL directory: whole segments and .history files; the pieces written at their offsets, padded
+        mkdir -p wal
+        for f in $(ls pitr | grep -E "^([0-9A-F]{24}|[0-9A-F]{8}\.history)$"); do cp "pitr/$f" wal/; done
+        for piece in $(ls pitr | grep -E "^[0-9A-F]{24}\.[0-9A-F]{8}-[0-9A-F]{8}\.partial$" | sort); do
+            seg=${piece%%.*}; range=${piece#*.}; start=${range%%-*}
+            [ -e "pitr/$seg" ] && continue
+            dd if="pitr/$piece" of="wal/$seg" bs=1M oflag=seek_bytes seek=$((16#$start)) conv=notrunc status=none
+            touch "wal/$seg.pieces"
+        done
+        for m in wal/*.pieces; do if [ -e "$m" ]; then truncate -s 16M "${m%.pieces}"; rm "$m"; fi; done
+        # 3. continuity of timeline 1
+        tl=00000001; prev=; for f in $(ls wal | grep -E "^$tl[0-9A-F]{16}$"); do
+            n=$(( 16#${f:8:8} * 256 + 16#${f:16:8} )); if [ -n "$prev" ] && [ $n -ne $((prev + 1)) ]; then echo "GAP before $f" >&2; exit 1; fi; prev=$n; done
+        # 4. the base, the recovery settings (to the end of the WAL) and a scratch server on a free port
+        install -d -m 0700 pg
+        tar -xzf "pitr/$base" -C pg
+        cat >>pg/postgresql.auto.conf <<CONF
+restore_command = '"'"'cp $d/wal/%f %p'"'"'
+recovery_target_action = '"'"'promote'"'"'
+port = $port
+listen_addresses = '"'"'127.0.0.1'"'"'
+unix_socket_directories = '"'"''"'"'
+archive_mode = off
+CONF
+        touch pg/recovery.signal
+        if [ "$(id -u)" = 0 ]; then chown -R postgres: "$d"; fi
+        pg "$bin/pg_ctl" -D pg -l pg.log -w -t 600 start >/dev/null
+        until [ "$("$bin/psql" -h 127.0.0.1 -p "$port" -U "$pguser" -d postgres -X -At -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ]; do sleep 0.1; done
+        grep -E "archive recovery complete|FATAL" pg.log | tail -2
+        pg "$bin/pg_ctl" -D pg -m fast -w stop >/dev/null' \
+        _ "$S3URL" "$BUCKET" "$R3/hand" "$PG_BIN" "$(free_port)" "$PG_USER"
+}
+post_R3_hand() { r3_check "$R3/hand/pg" && rm -rf "$R3/hand"; }
+[ -n "$R3_TRADES" ] && alternate R3-hand R3-agent
+s3_drop r3
+rm -rf "$R3"
+fi  # R3
 
 # ============================================================================================= report
 END_NS=$(now_ns)
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$BENCH/lib/report.py" \
     --res "$WORK/res" --out "$OUT" --mode "$MODE" --reps "$REPS" --p6-reps "$P6_REPS" --p1-reps "$P1_REPS" \
-    --restore-available "$RESTORE_AVAILABLE" \
+    --restore-available "$RESTORE_AVAILABLE" --only "$ONLY" \
     --failed "$(for id in "${FAILED_ROWS[@]}"; do printf '%s\t%s\n' "$id" "${ROW_FAILED[$id]}"; done)" \
     --p7 "$P7_RESULT" --p7-window "$P7_WINDOW" --p7-settle "$P7_SETTLE" \
     --fact "duration=$(secs "$START_NS" "$END_NS")" \
@@ -691,7 +856,7 @@ python3 "$BENCH/lib/report.py" \
     --fact "db=pgbench scale $PG_SCALE + $TRADES trades rows: $DB_SIZE on disk" \
     --fact "db_small=pgbench scale $PG_SCALE_SMALL + $TRADES_SMALL trades rows: $DB_SIZE_SMALL on disk" \
     --fact "dump_bytes=$DUMP_BYTES" \
-    --fact "cluster=$CLUSTER_SIZE" --fact "p9=$(awk -v w="$P9_WINDOW" 'BEGIN { printf "%d commits in %d s (20 a second)", 20 * w, w }')" \
+    --fact "cluster=$CLUSTER_SIZE" --fact "r3_extra=$R3_EXTRA" --fact "db_generated=$DB_GEN_S s" --fact "p9=$(awk -v w="$P9_WINDOW" 'BEGIN { printf "%d commits in %d s (20 a second)", 20 * w, w }')" \
     --fact "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)" --fact "cores=$(nproc)" \
     --fact "ram=$(free -g | awk '/^Mem:/ { print $2 }') GiB" \
     --fact "disk=$(df -PhT "$WORKBASE" | awk 'NR==2 { print $1 " (" $2 "), " $3 ", " $5 " free at start" }')$(d=$(df -P "$WORKBASE" | awk 'NR==2 {print $1}'); n=$(basename "$d"); [ -r "/sys/block/$n/queue/rotational" ] && { [ "$(cat "/sys/block/$n/queue/rotational")" = 0 ] && echo ', non-rotational' || echo ', rotational'; })" \

@@ -26,8 +26,8 @@ ensure_packages() {
         [ "$(id -u)" = 0 ] || die "missing ${need_packages[*]}; run as root or install them: apt-get install ${need_packages[*]}"
         log "installing ${need_packages[*]}"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null
-        apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+        apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
     fi
 }
 

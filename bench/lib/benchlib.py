@@ -670,6 +670,92 @@ def p9(args):
     return 0 if ok else 1
 
 
+def r3_prepare(args):
+    """R3's source: waits until the daemon (pitr + S3) has streamed, stored its start-up base backup locally and in S3
+    and drained its upload queue; then a writer adds args.extra trades (in batches, one transaction each, so the
+    restore must replay them from the WAL after the base backup), and waits until the daemon reports the WAL up to the
+    last commit stored in S3 (status.json's storedLsnS3). Writes the expected trade count and what was written."""
+    status_path = os.path.join(args.root, ".state", "pitr", "status.json")
+    result = {"errors": []}
+
+    def done(why=None):
+        if why:
+            result["errors"].append(why)
+            print("r3-prepare: " + why, file=sys.stderr)
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+        return 1 if why else 0
+
+    def status():
+        try:
+            with open(status_path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def s3_keys(prefix):
+        status_code, body, _ = http_get(args.s3 + "?" + urllib.parse.urlencode({"list-type": "2", "prefix": prefix}))
+        if status_code != 200:
+            return []
+        return [html.unescape(k) for k in re.findall(r"<Key>(.*?)</Key>", body.decode("utf-8", "replace"))]
+
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout
+    why = "never polled"
+    while True:
+        st = status()
+        keys = set(s3_keys("%s/pitr/base_" % args.node))
+        bases = sorted(k for k in keys if k.endswith(".json") and k + ".sha256" in keys)
+        if args.daemon_pid and not os.path.exists("/proc/%d" % args.daemon_pid):
+            return done("the daemon exited")
+        if st is None or not st.get("receiverUp"):
+            why = "the receiver is not up: %s" % (st or {}).get("lastError")
+        elif not bases:
+            why = "the start-up base backup is not in S3 yet"
+        elif not st.get("storedLsn") or st.get("storedLsnS3") != st.get("storedLsn"):
+            why = "the upload queue is not drained (stored %s, in S3 %s)" % (st.get("storedLsn"), st.get("storedLsnS3"))
+        else:
+            break
+        if time.monotonic() > deadline:
+            return done("the daemon was not ready within %.0f s: %s" % (args.timeout, why))
+        time.sleep(0.2)
+    result["base"] = bases[-1].rsplit("/", 1)[-1][:-len(".json")]
+    result["base_ready_s"] = round(time.monotonic() - t0, 3)
+    db = Pg(args.host, args.port, args.user, args.database, "veloz-bench-r3-writer")
+    lsn0 = parse_lsn(db.query("SELECT pg_current_wal_lsn()")[0][0])
+    first = int(db.query("SELECT coalesce(max(trade_id), 0) FROM trades")[0][0]) + 1
+    batch = max(1, args.extra // args.batches)
+    n = 0
+    while n < args.extra:
+        k = min(batch, args.extra - n)
+        db.query("INSERT INTO trades SELECT g, (random() * 1e12)::bigint, upper(substr(md5(g::text), 1, 4)), "
+                 "CASE WHEN random() < 0.5 THEN 'B' ELSE 'S' END, 1 + floor(random() * 10000)::int, "
+                 "round((1 + random() * 4999)::numeric, 4), 'XNYS', clock_timestamp(), md5(random()::text) "
+                 "FROM generate_series(%d, %d) g" % (first + n, first + n + k - 1))
+        n += k
+    end = parse_lsn(db.query("SELECT pg_current_wal_lsn()")[0][0])
+    result["trades"] = int(db.query("SELECT count(*) FROM trades")[0][0])
+    result["extra"] = args.extra
+    result["wal_after_base_bytes"] = end - lsn0
+    result["end_lsn"] = format_lsn(end)
+    db.close()
+    while True:
+        st = status() or {}
+        s3 = st.get("storedLsnS3")
+        if s3 and parse_lsn(s3) >= end:
+            break
+        if args.daemon_pid and not os.path.exists("/proc/%d" % args.daemon_pid):
+            return done("the daemon exited")
+        if time.monotonic() > deadline:
+            return done("the WAL to %s was not in S3 within %.0f s (in S3: %s)" % (format_lsn(end), args.timeout, s3))
+        time.sleep(0.2)
+    result["prepared_s"] = round(time.monotonic() - t0, 3)
+    keys = s3_keys("%s/pitr/" % args.node)
+    result["s3_objects"] = len(keys)
+    result["s3_partials"] = len([k for k in keys if k.endswith(".partial")])
+    return done()
+
+
 def stats(args):
     cols = []
     with open(args.file, encoding="utf-8") as f:
@@ -734,10 +820,23 @@ def main():
     q.add_argument("--ready-timeout", type=float, default=600)
     q.add_argument("--drain-timeout", type=float, default=60)
     q.add_argument("--out", required=True)
+    r = sub.add_parser("r3-prepare")
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--user", required=True)
+    r.add_argument("--database", required=True, help="holds the table trades the writer adds to")
+    r.add_argument("--root", required=True, help="the daemon's Backup:LocalRoot")
+    r.add_argument("--s3", required=True, help="http://host:port/bucket (anonymous ListObjectsV2, s3rver)")
+    r.add_argument("--node", required=True)
+    r.add_argument("--daemon-pid", type=int, default=0)
+    r.add_argument("--extra", type=int, required=True, help="trades added after the base backup")
+    r.add_argument("--batches", type=int, default=10)
+    r.add_argument("--timeout", type=float, default=900)
+    r.add_argument("--out", required=True)
     s = sub.add_parser("stats")
     s.add_argument("file")
     args = parser.parse_args()
-    return {"gen-wal": gen_wal, "p2": p2, "p9": p9, "stats": stats}[args.cmd](args)
+    return {"gen-wal": gen_wal, "p2": p2, "p9": p9, "r3-prepare": r3_prepare, "stats": stats}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 
 ROWS = [
@@ -25,6 +26,10 @@ ROWS = [
     ("R1-agent", "R1", "agent `restore database latest --from s3 --into NAME --no-service --yes`", ["R1-seeds"]),
     ("R2-seeds", "R2", "seeds' full_restore.sh steps from S3 (secrets, config, database, WAL by `aws s3 sync`)", []),
     ("R2-agent", "R2", "agent `restore full --yes --source s3://bench/veloz-1 --no-service`", ["R2-seeds"]),
+    ("R3-hand", "R3", "by hand (README's break-glass): `aws s3 cp --recursive` + `sha256sum -c` + pieces assembled + `tar -xzf` + "
+     "`restore_command = 'cp …'`, `recovery.signal`, `pg_ctl start` on a free port, wait for promotion, stop", []),
+    ("R3-agent", "R3", "agent `restore pitr --from s3 --target-dir DIR` (to the end of the WAL; temporary server, stopped again)",
+     ["R3-hand", "R1-agent", "R1-seeds"]),
 ]
 P8_ROWS = [
     # id, tool, baselines; the output column is each run's file size (res/<ROW>.size)
@@ -98,7 +103,16 @@ def main():
     ap.add_argument("--p7-window", type=float, default=0)
     ap.add_argument("--p7-settle", type=float, default=0)
     ap.add_argument("--fact", action="append", default=[])
+    ap.add_argument("--only", default="", help="the groups this run was limited to (comma-separated); empty: all")
     a = ap.parse_args()
+    only = set(g for g in a.only.split(",") if g)
+
+    def sel(*groups):
+        return not only or any(g in only for g in groups)
+
+    def writer_for(*groups):
+        """The line writer of a section: L.append when the run includes one of its groups, else a sink."""
+        return L.append if sel(*groups) else (lambda line: None)
     facts = dict(f.split("=", 1) for f in a.fact)
     failed = dict(line.split("\t", 1) for line in a.failed.splitlines() if "\t" in line)
     restore = a.restore_available == "1"
@@ -152,6 +166,9 @@ def main():
          "" if restore else "; the seeds' restores once, as the agent has no restore verb to pair them with yet"))
     if a.p1_reps and a.p1_reps != a.p6_reps:
         L[-1] = L[-1].replace("(P1, P6: %d;" % a.p6_reps, "(P1: %d, P6: %d;" % (a.p1_reps, a.p6_reps))
+    if only:
+        L[-1] += (" **Only the groups %s ran** (`--only %s`): the other groups' rows and sections are left out, and "
+                  "what a group needs (the databases, the restore source) was made as in a full run." % (", ".join(sorted(only)), ",".join(sorted(only))))
     w("")
     w("## Machine")
     w("")
@@ -167,15 +184,28 @@ def main():
     w("")
     w("## Data")
     w("")
+    w = writer_for("P1", "P5")
     w("- P1: %s (%s), random bytes, generated from fixed seeds; P5 repeats the agent on %s (%s)." % (
         facts.get("p1"), fmt_size(facts.get("p1_bytes", 0)), facts.get("p1_small"), fmt_size(facts.get("p1_small_bytes", 0))))
+    w = writer_for("P2")
     w("- P2: %s; each is appended to `orders_current.wal` in 8 even steps and sealed by renaming it." % facts.get("p2"))
-    w("- P3/P4: %s; `pg_dump -Fc` is %s. P5 repeats the agent on %s." % (
-        facts.get("db"), "%.0f MiB" % (int(facts["dump_bytes"]) / 2 ** 20) if facts.get("dump_bytes") else "?", facts.get("db_small")))
+    w = writer_for("P3", "P4", "P5", "P8", "R1", "R2", "R3")
+    if sel("P3", "P4", "P5"):
+        w("- P3/P4: %s; `pg_dump -Fc` is %s. P5 repeats the agent on %s." % (
+            facts.get("db"), "%.0f MiB" % (int(facts["dump_bytes"]) / 2 ** 20) if facts.get("dump_bytes") else "?", facts.get("db_small")))
+    else:
+        w("- The database (R1's, R3's): %s, generated in %s." % (facts.get("db"), facts.get("db_generated", "?")))
     w("  `trades` holds random ids, symbols, sides, quantities, prices, venues, times and client references, so the dump does not compress to nothing.")
+    w = writer_for("P6", "P7")
     w("- P6/P7: %s (segment size does not matter to a no-op sync)." % facts.get("p6"))
+    w = writer_for("P8")
     w("- P8: the same cluster once P5 is done with the small database (dropped): %s, the realistic database and the system ones." % facts.get("cluster", "?"))
+    w = writer_for("P9")
     w("- P9: %s per setting into `p9_orders` (bigserial id, sequence number, md5 text, commit time) in a database of its own." % facts.get("p9", "?"))
+    w = writer_for("R3")
+    w("- R3: the whole cluster (%s: the realistic database and the system ones), a base backup by the daemon plus the "
+      "WAL of %s trades added after it, from S3." % (facts.get("cluster", "?"), facts.get("r3_extra", "?")))
+    w = L.append
     w("- S3 is s3rver on loopback (path-style); PostgreSQL 15 a throwaway cluster on loopback (default settings, fsync on).")
     w("")
     w("## Results")
@@ -189,9 +219,12 @@ def main():
         "P6": "P6 sync with nothing new, %s" % facts.get("p6"),
         "R1": "R1 restore the database from S3 into a new database",
         "R2": "R2 restore everything from S3 (site failure)",
+        "R3": "R3 point-in-time recovery of the cluster from S3 to the end of the WAL (see below)",
     }
     last_group = None
     for row, group, tool, bases in ROWS:
+        if not sel(group):
+            continue
         if group != last_group:
             w("| **%s** | | | | | | | |" % group_titles[group])
             last_group = group
@@ -208,6 +241,7 @@ def main():
     w("")
 
     # ---- P8
+    w = writer_for("P8")
     w("## P8 base backup of the cluster (`pitr`)")
     w("")
     w("The cluster holds the realistic database (P3's) and the system databases: %s. Output is the file written (median "
@@ -246,6 +280,7 @@ def main():
     w("")
 
     # ---- P2
+    w = writer_for("P2")
     w("## P2 WAL recovery point (daemon running, writer sealing at a steady rate)")
     w("")
     w("Latency from a segment's sealing (the rename) to its presence, checksum-verified: the `.sha256` sidecar exists and "
@@ -292,6 +327,7 @@ def main():
     w("")
 
     # ---- P9
+    w = writer_for("P9")
     w("## P9 database recovery point (daemon streaming WAL, a writer committing 20 a second)")
     w("")
     w("`veloz-backup run` with `Backup:Pitr` on (pg_receivewal `--synchronous` through a slot) and S3 on, after its "
@@ -420,6 +456,7 @@ def main():
             w("")
 
     # ---- P5
+    w = writer_for("P5")
     w("## P5 peak memory of the agent against data size")
     w("")
     w("| Row | Workload | Data | Agent peak RSS |")
@@ -449,6 +486,7 @@ def main():
     w("")
 
     # ---- P7
+    w = writer_for("P7")
     w("## P7 the idle daemon")
     w("")
     w("| Row | Window | CPU in the window | Share of one core | CPU during start-up (first %.0f s) | Peak RSS |" % a.p7_settle)
@@ -466,7 +504,76 @@ def main():
             fmt_s(med.get("P6-first-agent", (None,))[0]), fmt_s(med.get("P6-first-rsync", (None,))[0])))
     w("")
 
+    # ---- R3
+    w = writer_for("R3")
+    w("## R3 point-in-time recovery of the cluster from S3")
+    w("")
+    r3 = {}
+    try:
+        with open(os.path.join(a.res, "R3.json"), encoding="utf-8") as f:
+            r3 = json.load(f)
+    except (OSError, ValueError):
+        pass
+    if r3.get("base"):
+        w("The source: `veloz-backup run` with `Backup:Pitr` (ShipPartialEvery 5 s) and S3 on took its start-up base "
+          "backup `%s` of the cluster (%s), then %d trades were added in 10 transactions (%s of WAL after the base), and "
+          "once `status.json` showed that WAL stored in S3 the daemon was stopped and the local store's `pitr/` removed: "
+          "both rows restore from S3 alone (%d objects under `r3/pitr/`, %d of them `.partial` pieces of the last "
+          "segment), to the end of the stored WAL. Each run's result was checked afterwards (off the clock): the "
+          "restored cluster, started again on a private socket, is out of recovery and holds all %d trades, the ones "
+          "replayed from the WAL included."
+          % (r3["base"], facts.get("cluster", "?"), r3.get("extra", 0), fmt_size(r3.get("wal_after_base_bytes", 0)) if r3.get("wal_after_base_bytes", 0) >= 2 ** 20 else "%.0f KiB" % (r3.get("wal_after_base_bytes", 0) / 1024.0),
+             r3.get("s3_objects", 0), r3.get("s3_partials", 0), r3.get("trades", 0)))
+    else:
+        w("The source was not ready: %s." % "; ".join(r3.get("errors", []) or ["no result"]))
+    w("")
+    w("R3-agent is `restore pitr --target-dir DIR` (the scratch restore: an empty directory, a temporary server on a free "
+      "port that takes connections on a private socket only, the live cluster untouched; it stops that server again, as "
+      "R3-hand does). A live `restore pitr --yes` runs the same steps on the data directory's disk and adds the "
+      "switch-over (stop, two renames, start, slot, a new base backup after VeloZ is back). R3-hand follows the README's "
+      "\"PostgreSQL point-in-time recovery by hand\" (`aws s3 cp --recursive` of the kind's prefix, which here holds the "
+      "one base, `sha256sum -c` of every sidecar, the pieces written at their offsets with `dd bs=1M oflag=seek_bytes` "
+      "and padded to 16 MiB, the continuity check, `tar -xzf`, `restore_command = 'cp …'`, `recovery.signal`, the "
+      "scratch settings) and waits for `pg_is_in_recovery()` to turn false, polling every 0.1 s; it checks no more than "
+      "the sidecars (no `pg_verifybackup`, no target lookup in the WAL, no row count).")
+    w("")
+    steps = {}
+    order = []
+    path = os.path.join(a.res, "R3-agent.steps")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) != 3:
+                    continue
+                name = re.sub(r"\(port \d+,", "(port N,", parts[1])
+                if name not in steps:
+                    steps[name] = []
+                    order.append(name)
+                try:
+                    steps[name].append(float(parts[2]))
+                except ValueError:
+                    pass
+    if steps:
+        w("The agent's own step times (its `STEP`/`TIME` table, 0.1 s resolution), per step the median of the %d runs:"
+          % max(len(v) for v in steps.values()))
+        w("")
+        w("| Step (R3-agent) | Median | Min | Max |")
+        w("|---|---|---|---|")
+        total = 0.0
+        for name in order:
+            v = steps[name]
+            total += statistics.median(v)
+            w("| %s | %.1f s | %.1f s | %.1f s |" % (name.replace("|", "/"), statistics.median(v), min(v), max(v)))
+        if "R3-agent" in med:
+            w("| *sum of the steps; the process's wall-clock median* | %.1f s | | %s |" % (total, fmt_s(med["R3-agent"][0])))
+        w("")
+    elif "R3-agent" in med:
+        w("The agent printed no step times.")
+        w("")
+
     # ---- headline
+    w = L.append
     w("## Headline ratios")
     w("")
     headline = [
@@ -485,8 +592,17 @@ def main():
         (("P8-agent", "P8-pg_dump"), "P8 base backup, agent vs the daily `pg_dump -Fc > file`"),
         (("R1-agent", "R1-seeds"), "R1 restore database from S3, agent vs `aws s3 cp` + `pg_restore`"),
         (("R2-agent", "R2-seeds"), "R2 restore full, agent vs the seeds' steps"),
+        (("R3-agent", "R3-hand"), "R3 PITR from S3 to the end of the WAL, agent (`--target-dir`) vs by hand"),
+        (("R3-agent", "R1-agent"), "R3 PITR of the cluster, agent, vs R1 the agent's restore of the dump"),
+        (("R3-hand", "R1-seeds"), "R3 PITR by hand vs R1 the seeds' `aws s3 cp` + `pg_restore`"),
     ]
+    if "R3-hand" in med and "R1-seeds" in med and med["R1-seeds"][0] > 0:
+        ratios[("R3-hand", "R1-seeds")] = med["R3-hand"][0] / med["R1-seeds"][0]
+        if med["R1-seeds"][1] > 0:
+            cpu_ratios[("R3-hand", "R1-seeds")] = med["R3-hand"][1] / med["R1-seeds"][1]
     for key, text in headline:
+        if not sel(key[0][:2]) or not sel(key[1][:2]):
+            continue
         if key[0].startswith("P2") and key in ratios:
             agent_p50 = p2[key[0][3:]]["p50"]
             w("- %s: **%s vs %s, %.0f× sooner**" % (text, fmt_s(agent_p50), fmt_s(agent_p50 / ratios[key]), 1 / ratios[key]))
@@ -497,7 +613,7 @@ def main():
             w("- %s: %s" % (text, NA_RESTORE))
         else:
             w("- %s: not measured (%s)" % (text, failed.get(key[0], failed.get(key[1], "a row failed"))[:200]))
-    for e in P9_SETTINGS:
+    for e in (P9_SETTINGS if sel("P9") else []):
         d = p9.get(e)
         if d and d.get("local") and d.get("s3") and "P9-%ds-local" % e not in failed:
             w("- P9 database recovery point p50 with ShipPartialEvery %d s: **local %s, S3 %s** (max %s, %s) vs the seeds' daily "
@@ -505,11 +621,13 @@ def main():
                                                        fmt_lat(d["s3"]["max"])))
         else:
             w("- P9 database recovery point with ShipPartialEvery %d s: not measured (%s)" % (e, failed.get("P9-%ds-local" % e, "no result")[:200]))
-    if a.p7 and "P7-daemon" not in failed:
+    if a.p7 and "P7-daemon" not in failed and sel("P7"):
         w("- P7 idle daemon: **%s %%** of one core over %.0f s" % (a.p7.split()[1], a.p7_window))
-    if rss_growth:
+    if rss_growth and sel("P5"):
         w("- P5 peak RSS, large ÷ small data: **%s**" % ", ".join(rss_growth))
-    agent_vs = {k: v for k, v in ratios.items() if k[0].endswith("-agent") and not k[0].startswith("P2")}
+    # (R3 against R1 compares a cluster's PITR with a dump's restore: two jobs, not the agent against a baseline.)
+    agent_vs = {k: v for k, v in ratios.items() if k[0].endswith("-agent") and not k[0].startswith("P2")
+                and not (k[0].startswith("R3") and not k[1].startswith("R3"))}
     if agent_vs:
         (row, base), r = max(agent_vs.items(), key=lambda kv: kv[1])
         w("")

@@ -60,6 +60,13 @@ public interface IArtifactStore
 
     /// <summary>Deletes the artifact and its sidecar. Deleting what does not exist is not an error.</summary>
     Task DeleteAsync(string kind, string name, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Until when the store itself keeps the artifact from being deleted (S3 Object Lock), so retention leaves it
+    /// alone before then; null when the store locks nothing (the default) or the artifact does not exist. A wrapper
+    /// around a store must pass this on.
+    /// </summary>
+    Task<DateTimeOffset?> LockedUntilAsync(string kind, string name, CancellationToken cancellationToken = default) => Task.FromResult<DateTimeOffset?>(null);
 }
 
 /// <summary>What a store knows about one stored artifact.</summary>

@@ -25,10 +25,14 @@ internal sealed class AgentContext : IAsyncDisposable
 
     private readonly Serilog.Core.Logger _serilog;
     private readonly List<IArtifactStore> _extraStores = [];
+    private readonly TimeSpan _unreachableHold;
     private Pitr.WalReceiver? _receiver;
 
-    private AgentContext(BackupOptions options, IConfiguration configuration, Serilog.Core.Logger serilog, string? configPath)
+    private AgentContext(BackupOptions options, IConfiguration configuration, Serilog.Core.Logger serilog, string? configPath, bool daemon)
     {
+        // A one-shot command gives S3 one chance: once found unreachable (after its retries), every later call in the
+        // same command fails at once. The daemon keeps retrying on its own schedule (the replicator's backoff), so off.
+        _unreachableHold = daemon ? TimeSpan.Zero : Timeout.InfiniteTimeSpan;
         Options = options;
         Configuration = configuration;
         ConfigPath = configPath;
@@ -39,7 +43,7 @@ internal sealed class AgentContext : IAsyncDisposable
         Queue = new UploadQueue(options.StateDirectory);
         if (options.S3.Enabled)
         {
-            Remote = StoreComposition.CreateS3(options, LoggerFactory);
+            Remote = StoreComposition.CreateS3(options, LoggerFactory, Time, _unreachableHold);
             Replicator = new Replicator(Local, Remote, Queue, options.Replication, Time, LoggerFactory.CreateLogger<Replicator>());
         }
 
@@ -80,7 +84,7 @@ internal sealed class AgentContext : IAsyncDisposable
     {
         var sources = new RestoreSources(Options, Local, Remote, (bucket, prefix) =>
         {
-            var store = StoreComposition.CreateS3(Options, LoggerFactory, bucket, prefix, Time);
+            var store = StoreComposition.CreateS3(Options, LoggerFactory, bucket, prefix, Time, _unreachableHold);
             _extraStores.Add(store);
             return store;
         }, progress);
@@ -120,7 +124,7 @@ internal sealed class AgentContext : IAsyncDisposable
         var configuration = builder.AddEnvironmentVariables().AddCommandLine(overrides.ToArray()).Build();
         var options = BackupConfiguration.Load(configuration);
         var serilog = CreateSerilog(options.Log, daemon, verbose);
-        return new AgentContext(options, configuration, serilog, path);
+        return new AgentContext(options, configuration, serilog, path, daemon);
     }
 
     private static string? ResolveConfigPath(string? configPath)

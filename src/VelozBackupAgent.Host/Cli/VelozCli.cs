@@ -165,6 +165,18 @@ internal sealed class VerbContext(Option<string?> configOption, Option<bool> ver
             await Error.WriteLineAsync($"veloz-backup: {FirstLine(ex.Message)}");
             return ExitCodes.Failed;
         }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A failure nothing above expected (a library's own exception type, say) is still one line and exit 1, never
+            // a crash with a stack trace (exit 134); the stack goes to the log file.
+            if (agent is not null)
+            {
+                CliLog.Unexpected(agent.LoggerFactory.CreateLogger("veloz-backup"), ex);
+            }
+
+            await Error.WriteLineAsync($"veloz-backup: unexpected {ex.GetType().Name}: {FirstLine(ex.Message)}");
+            return ExitCodes.Failed;
+        }
         finally
         {
             if (agent is not null)
@@ -181,4 +193,10 @@ internal sealed class VerbContext(Option<string?> configOption, Option<bool> ver
         var parameter = line.IndexOf(" (Parameter '", StringComparison.Ordinal);
         return parameter > 0 ? line[..parameter] : line;
     }
+}
+
+internal static partial class CliLog
+{
+    [Microsoft.Extensions.Logging.LoggerMessage(3101, Microsoft.Extensions.Logging.LogLevel.Error, "unexpected failure")]
+    public static partial void Unexpected(Microsoft.Extensions.Logging.ILogger logger, Exception exception);
 }

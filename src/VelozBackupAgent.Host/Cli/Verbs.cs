@@ -35,7 +35,7 @@ internal static class Verbs
     public static Command Backup(VerbContext ctx)
     {
         var kind = new Argument<string>("kind") { Description = "wal, config, database, secrets, pitr (a base backup) or all" };
-        var noUpload = new Option<bool>("--no-upload") { Description = "Only write the local store; leave the copies to S3 to the daemon's queue" };
+        var noUpload = new Option<bool>("--no-upload") { Description = "Only write the local store and queue the new artifacts; the daemon's queue (or `veloz-backup replicate`) copies them to S3" };
         var command = new Command("backup", "Back up one kind (or all) now, the same way the daemon's schedule does; then copy the new artifacts to S3 when it is enabled.") { kind, noUpload };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
@@ -53,6 +53,8 @@ internal static class Verbs
                 throw new ArgumentException($"backup kind {k} is disabled: set Backup:{char.ToUpperInvariant(k[0])}{k[1..]}:Enabled to true");
             }
 
+            // Not even the copy a dump makes to S3 while it is written: with --no-upload nothing here talks to S3.
+            agent.Repository.CopyWhileWriting = !parse.GetValue(noUpload);
             var results = new List<Sources.BackupRunResult>();
             foreach (var k in kinds)
             {
@@ -76,13 +78,23 @@ internal static class Verbs
 
             if (agent.Replicator is not null && !parse.GetValue(noUpload) && results.Any(r => r.Artifacts.Count > 0))
             {
-                // The local backup is done and counts; S3 trouble is reported but does not fail it.
-                var pass = await agent.Replicator.DrainAsync(ct);
-                var line = string.Create(CultureInfo.InvariantCulture,
-                    $"S3: replicated {pass.Uploaded}, failed {pass.Failed}; backlog {pass.Backlog.Artifacts} artifacts, {Format.Bytes(pass.Backlog.Bytes)}");
-                await (pass.Failed > 0 ? ctx.Error : ctx.Out).WriteLineAsync(pass.Failed > 0
-                    ? $"veloz-backup: warning: {line} (queued; the daemon or `veloz-backup replicate` retries): {agent.Replicator.LastError}"
-                    : line);
+                // The local backup is done and counts; S3 trouble (down, refused, no credentials) is a warning, not a failure:
+                // the artifacts stay queued for the daemon or `veloz-backup replicate`.
+                try
+                {
+                    var pass = await agent.Replicator.DrainAsync(ct);
+                    var line = string.Create(CultureInfo.InvariantCulture,
+                        $"S3: replicated {pass.Uploaded}, failed {pass.Failed}; backlog {pass.Backlog.Artifacts} artifacts, {Format.Bytes(pass.Backlog.Bytes)}");
+                    await (pass.Failed > 0 ? ctx.Error : ctx.Out).WriteLineAsync(pass.Failed > 0
+                        ? $"veloz-backup: warning: {line} (queued; the daemon or `veloz-backup replicate` retries): {agent.Replicator.LastError}"
+                        : line);
+                }
+                catch (StoreException ex)
+                {
+                    var backlog = agent.Replicator.RefreshBacklog();
+                    await ctx.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"veloz-backup: warning: S3 copy not made, {backlog.Artifacts} artifacts ({Format.Bytes(backlog.Bytes)}) stay queued for the daemon or `veloz-backup replicate`: {ex.Message.Split('\n')[0].Trim()}"));
+                }
             }
 
             return results.Any(r => r.Outcome is Sources.BackupOutcome.Failed or Sources.BackupOutcome.Busy) ? ExitCodes.Failed : ExitCodes.Success;
@@ -105,6 +117,12 @@ internal static class Verbs
             await Format.TableAsync(ctx.Out, ["KIND", "TARGET", "NAME", "SIZE", "TIME (UTC)"], rows);
             await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"{verb} {report.Deleted.Count} artifacts, {Format.Bytes(report.Deleted.Sum(d => d.Size))}"));
+            foreach (var copy in report.Locked)
+            {
+                await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"kept {copy.Kind}/{copy.Name} in {copy.Target}: under S3 Object Lock until {copy.Until.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z"));
+            }
+
             foreach (var refusal in report.Refusals)
             {
                 await ctx.Error.WriteLineAsync($"veloz-backup: prune: {refusal}");

@@ -10,8 +10,11 @@ internal sealed class StartupService(AgentContext agent) : IHostedService
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var removed = agent.Local.RemoveInterruptedWrites();
+
+        // Read from the queue on disk: what earlier runs and one-shot commands queued, not this process's (empty) count.
+        var queued = agent.Replicator?.RefreshBacklog() ?? Replication.ReplicationBacklog.Empty;
         DaemonLog.Started(agent.LoggerFactory.CreateLogger("veloz-backup"), agent.Options.NodeName, agent.Local.Root,
-            agent.Options.S3.Enabled ? agent.Options.S3.Bucket : "(disabled)", agent.ConfigPath ?? "(defaults)", removed);
+            agent.Options.S3.Enabled ? agent.Options.S3.Bucket : "(disabled)", agent.ConfigPath ?? "(defaults)", removed, queued.Artifacts, queued.Bytes);
         return Task.CompletedTask;
     }
 
@@ -32,6 +35,6 @@ internal sealed class PitrReceiverService(AgentContext agent) : BackgroundServic
 
 internal static partial class DaemonLog
 {
-    [LoggerMessage(3001, LogLevel.Information, "veloz-backup started: node {Node}, local store {Root}, S3 bucket {Bucket}, configuration {Config}; {Removed} interrupted writes cleaned up")]
-    public static partial void Started(ILogger logger, string node, string root, string bucket, string config, int removed);
+    [LoggerMessage(3001, LogLevel.Information, "veloz-backup started: node {Node}, local store {Root}, S3 bucket {Bucket}, configuration {Config}; {Removed} interrupted writes cleaned up; {Queued} artifacts ({QueuedBytes} bytes) wait in the S3 upload queue")]
+    public static partial void Started(ILogger logger, string node, string root, string bucket, string config, int removed, int queued, long queuedBytes);
 }

@@ -19,6 +19,7 @@ public sealed partial class S3ArtifactStore : IDetachedChecksums
         ArtifactNames.Validate(kind, name);
         var sidecarKey = Key(kind, name) + Sha256Sidecar.Suffix;
         var bytes = Sha256Sidecar.FormatBytes(sha256, name);
+        var md5 = MD5.HashData(bytes);
         var response = await _calls.RunAsync("PutObject", sidecarKey, async token =>
         {
             using var body = new MemoryStream(bytes, writable: false);
@@ -32,12 +33,15 @@ public sealed partial class S3ArtifactStore : IDetachedChecksums
                 UseChunkEncoding = _options.ChunkedUpload,
             };
             request.Metadata.Add(PlainSizeMetadataName, size.ToString(CultureInfo.InvariantCulture));
+
+            // The same server-side encryption, storage class and Object Lock as every other object written.
+            Protect(request, md5);
             return await _client.PutObjectAsync(request, token);
         }, cancellationToken);
 
         await VerifyOrDeleteAsync(sidecarKey, () =>
         {
-            CheckEtag(response.ETag, MD5.HashData(bytes), sidecarKey, "");
+            CheckEtag(response.ETag, md5, sidecarKey, "");
             return Task.CompletedTask;
         });
     }

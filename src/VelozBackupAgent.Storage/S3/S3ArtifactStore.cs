@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
@@ -20,7 +21,9 @@ namespace VelozBackupAgent.Storage.S3;
 /// Uploads stream in parts of <see cref="S3StoreOptions.PartSizeBytes"/> (at most two parts in memory) and are
 /// verified after they are stored (per-part ETag against MD5, then size and checksum metadata by HEAD); an
 /// upload that S3 stored differently is deleted and refused with <see cref="ArtifactIntegrityException"/>.
-/// Reads verify size and SHA-256 as the reader reaches the end.
+/// Reads verify size and SHA-256 as the reader reaches the end. Every object written (artifact, sidecar; put,
+/// multipart initiate, metadata copy) carries the server-side encryption, storage class and Object Lock retention of
+/// the options (<see cref="S3ObjectProtection"/>); the HEAD after an upload checks what S3 reports of them.
 /// </summary>
 [SuppressMessage("Security", "CA5351:Do Not Use Broken Cryptographic Algorithms", Justification = "MD5 is what S3 ETags are made of; it checks transfer, not security. SHA-256 is the artifact checksum.")]
 public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
@@ -37,6 +40,10 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly S3Calls _calls;
+    private readonly string? _encryption;
+    private readonly string? _storageClass;
+    private readonly bool _verifyEtag;
+    private readonly ConcurrentDictionary<string, bool> _unreported = new(StringComparer.Ordinal);
 
     /// <summary>
     /// A store with its own <see cref="AmazonS3Client"/> built by <see cref="CreateClient"/> from
@@ -63,6 +70,11 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
         _time = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _calls = new S3Calls(options, _time, _logger);
+        _encryption = S3ObjectProtection.Canonical(options.ServerSideEncryption, S3ObjectProtection.Encryptions) is { } sse and not S3ObjectProtection.NoEncryption ? sse : null;
+        _storageClass = S3ObjectProtection.Canonical(options.StorageClass, S3ObjectProtection.StorageClasses);
+
+        // SSE-KMS ETags are not MD5s of the content; size and SHA-256 are still checked.
+        _verifyEtag = options.VerifyEtag && _encryption != S3ObjectProtection.Kms;
     }
 
     /// <inheritdoc />
@@ -175,7 +187,8 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
             throw;
         }
 
-        return new VerifyingReadStream(response.ResponseStream, sidecar, response.ContentLength, $"s3://{_options.Bucket}/{key}");
+        // The SDK checks the body against the object's ETag/CRC as it ends; BodyStream turns its bare exception into ours.
+        return new VerifyingReadStream(_calls.WrapBody(response.ResponseStream, key), sidecar, response.ContentLength, $"s3://{_options.Bucket}/{key}");
     }
 
     /// <inheritdoc />
@@ -269,6 +282,10 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// In a bucket with Object Lock (hence versioning) this adds delete markers: a locked version stays until its
+    /// date whatever is asked, so retention asks <see cref="LockedUntilAsync"/> first and leaves locked copies alone.
+    /// </remarks>
     public async Task DeleteAsync(string kind, string name, CancellationToken cancellationToken = default)
     {
         ArtifactNames.Validate(kind, name);
@@ -277,6 +294,37 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
         // Sidecar first: from this moment the artifact no longer counts, even if deleting the object fails.
         await DeleteObjectAsync(key + Sha256Sidecar.Suffix, cancellationToken);
         await DeleteObjectAsync(key, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Only with <see cref="S3StoreOptions.ObjectLockMode"/> set (otherwise null, and no request): a HEAD of the object
+    /// and of its sidecar; for each the retain-until date S3 reports, or where it reports none its last modification
+    /// plus <see cref="S3StoreOptions.ObjectLockDays"/>. The later of the two.
+    /// </remarks>
+    public async Task<DateTimeOffset?> LockedUntilAsync(string kind, string name, CancellationToken cancellationToken = default)
+    {
+        ArtifactNames.Validate(kind, name);
+        if (_options.LockMode is null)
+        {
+            return null;
+        }
+
+        var key = Key(kind, name);
+        DateTimeOffset? latest = null;
+        foreach (var k in new[] { key, key + Sha256Sidecar.Suffix })
+        {
+            if (await HeadAsync(k, cancellationToken) is { } head)
+            {
+                var until = S3ObjectProtection.LockedUntil(
+                    head.ObjectLockRetainUntilDate is { } reported ? AsUtc(reported) : null,
+                    head.LastModified is { } modified ? AsUtc(modified) : _time.GetUtcNow(),
+                    _options.ObjectLockDays);
+                latest = latest is null || until > latest ? until : latest;
+            }
+        }
+
+        return latest;
     }
 
     /// <summary>
@@ -417,6 +465,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
     private async Task PutSingleAsync(string key, byte[] buffer, int count, string shaHex, CancellationToken cancellationToken)
     {
         var md5 = MD5.HashData(buffer.AsSpan(0, count));
+        DateTimeOffset? lockedUntil = null;
         var response = await _calls.RunAsync("PutObject", key, async token =>
         {
             using var body = new MemoryStream(buffer, 0, count, writable: false);
@@ -430,13 +479,14 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
                 UseChunkEncoding = _options.ChunkedUpload,
             };
             request.Metadata.Add(ShaMetadataName, shaHex);
+            lockedUntil = Protect(request, md5);
             return await _client.PutObjectAsync(request, token);
         }, cancellationToken);
 
         await VerifyOrDeleteAsync(key, async () =>
         {
             // Size first: it says most plainly what went wrong (e.g. chunk framing stored as data).
-            await VerifyStoredAsync(key, count, shaHex, cancellationToken);
+            await VerifyStoredAsync(key, count, shaHex, lockedUntil, cancellationToken);
             CheckEtag(response.ETag, md5, key, "");
         });
     }
@@ -449,6 +499,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
 
         // Metadata is fixed when the upload starts, before the bytes are hashed: it goes on here only when
         // the caller told us the checksum; otherwise a server-side copy sets it after completion.
+        DateTimeOffset? lockedUntil = null;
         var initiated = await _calls.RunAsync("InitiateMultipartUpload", key, token =>
         {
             var request = new InitiateMultipartUploadRequest { BucketName = _options.Bucket, Key = key, ContentType = ContentType };
@@ -457,6 +508,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
                 request.Metadata.Add(ShaMetadataName, expectedSha256);
             }
 
+            lockedUntil = Protect(request);
             return _client.InitiateMultipartUploadAsync(request, token);
         }, cancellationToken);
         var uploadId = initiated.UploadId;
@@ -523,10 +575,10 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
             CheckMultipartEtag(completedEtag, partMd5s, wholeMd5Hash, key);
             if (expectedSha256 is null)
             {
-                await SetShaMetadataAsync(key, size, shaHex, wholeMd5Hash, cancellationToken);
+                lockedUntil = await SetShaMetadataAsync(key, size, shaHex, wholeMd5Hash, cancellationToken);
             }
 
-            await VerifyStoredAsync(key, size, shaHex, cancellationToken);
+            await VerifyStoredAsync(key, size, shaHex, lockedUntil, cancellationToken);
         });
         return (size, shaHex);
     }
@@ -546,15 +598,22 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
                 PartSize = count,
                 InputStream = body,
                 UseChunkEncoding = _options.ChunkedUpload,
+
+                // Object Lock wants Content-MD5 (or a checksum) on every part; it is computed anyway.
+                MD5Digest = _options.LockMode is null ? null : Convert.ToBase64String(md5),
             }, token);
         }, cancellationToken);
         CheckEtag(response.ETag, md5, key, $"part {partNumber} of ");
         return (new PartETag(partNumber, response.ETag), md5);
     }
 
-    /// <summary>Puts the checksum metadata on a completed multipart object by copying it onto itself.</summary>
-    private async Task SetShaMetadataAsync(string key, long size, string shaHex, byte[] wholeMd5, CancellationToken cancellationToken)
+    /// <summary>
+    /// Puts the checksum metadata on a completed multipart object by copying it onto itself (with the protection
+    /// settings again: a copy gets only what it asks for). Returns the lock date the copy sent.
+    /// </summary>
+    private async Task<DateTimeOffset?> SetShaMetadataAsync(string key, long size, string shaHex, byte[] wholeMd5, CancellationToken cancellationToken)
     {
+        DateTimeOffset? lockedUntil = null;
         if (size <= _options.MaxSingleCopyBytes)
         {
             var copied = await _calls.RunAsync("CopyObject", key, token =>
@@ -569,12 +628,13 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
                     ContentType = ContentType,
                 };
                 request.Metadata.Add(ShaMetadataName, shaHex);
+                lockedUntil = Protect(request);
                 return _client.CopyObjectAsync(request, token);
             }, cancellationToken);
 
             // A one-request copy's ETag is the MD5 of the whole object: one more check of what is stored.
             CheckEtag(copied.ETag, wholeMd5, key, "the copy of ");
-            return;
+            return lockedUntil;
         }
 
         // CopyObject stops at 5 GiB: copy larger objects onto themselves part by part, server-side.
@@ -583,6 +643,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
         {
             var request = new InitiateMultipartUploadRequest { BucketName = _options.Bucket, Key = key, ContentType = ContentType };
             request.Metadata.Add(ShaMetadataName, shaHex);
+            lockedUntil = Protect(request);
             return _client.InitiateMultipartUploadAsync(request, token);
         }, cancellationToken);
         try
@@ -615,10 +676,15 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
             await AbortQuietlyAsync(key, initiated.UploadId, e);
             throw;
         }
+
+        return lockedUntil;
     }
 
-    /// <summary>HEAD the stored object: its size must be what was sent and its metadata the checksum computed.</summary>
-    private async Task VerifyStoredAsync(string key, long size, string shaHex, CancellationToken cancellationToken)
+    /// <summary>
+    /// HEAD the stored object: its size must be what was sent, its metadata the checksum computed, and the protection
+    /// S3 reports (encryption, storage class, Object Lock) what was asked; what S3 does not report is logged once.
+    /// </summary>
+    private async Task VerifyStoredAsync(string key, long size, string shaHex, DateTimeOffset? lockedUntil, CancellationToken cancellationToken)
     {
         var head = await HeadAsync(key, cancellationToken)
             ?? throw new ArtifactIntegrityException($"S3 does not show {key} in bucket '{_options.Bucket}' right after it was uploaded");
@@ -632,7 +698,92 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
         {
             throw new ArtifactIntegrityException($"S3 object {key} carries sha256 metadata '{stored ?? "(none)"}' but the bytes sent hash to {shaHex}");
         }
+
+        var reported = new StoredProtection(
+            head.ServerSideEncryptionMethod?.Value, head.ServerSideEncryptionKeyManagementServiceKeyId, head.StorageClass?.Value,
+            head.ObjectLockMode?.Value, head.ObjectLockRetainUntilDate is { } until ? AsUtc(until) : null);
+        var (mismatches, notReported) = S3ObjectProtection.Compare(_options, reported, lockedUntil);
+        foreach (var setting in notReported)
+        {
+            if (_unreported.TryAdd(setting, true))
+            {
+                LogNotReported(_logger, _calls.Endpoint, setting, _options.Bucket);
+            }
+        }
+
+        if (mismatches.Count > 0)
+        {
+            throw new ArtifactIntegrityException($"S3 stored {key} in bucket '{_options.Bucket}' with {string.Join("; ", mismatches)}: the copy does not count");
+        }
     }
+
+    /// <summary>
+    /// The protection headers every write carries (<see cref="S3ObjectProtection"/>); with Object Lock also the
+    /// Content-MD5 S3 requires for a locked put. Returns the lock date sent, null without Object Lock.
+    /// </summary>
+    private DateTimeOffset? Protect(PutObjectRequest request, byte[] md5)
+    {
+        if (_encryption is not null)
+        {
+            request.ServerSideEncryptionMethod = ServerSideEncryptionMethod.FindValue(_encryption);
+            request.ServerSideEncryptionKeyManagementServiceKeyId = KmsKey;
+        }
+
+        request.StorageClass = _storageClass is null ? null : S3StorageClass.FindValue(_storageClass);
+        if (LockUntil() is not { } until)
+        {
+            return null;
+        }
+
+        request.ObjectLockMode = ObjectLockMode.FindValue(_options.LockMode);
+        request.ObjectLockRetainUntilDate = until.UtcDateTime;
+        request.MD5Digest = Convert.ToBase64String(md5);
+        return until;
+    }
+
+    private DateTimeOffset? Protect(InitiateMultipartUploadRequest request)
+    {
+        if (_encryption is not null)
+        {
+            request.ServerSideEncryptionMethod = ServerSideEncryptionMethod.FindValue(_encryption);
+            request.ServerSideEncryptionKeyManagementServiceKeyId = KmsKey;
+        }
+
+        request.StorageClass = _storageClass is null ? null : S3StorageClass.FindValue(_storageClass);
+        if (LockUntil() is not { } until)
+        {
+            return null;
+        }
+
+        request.ObjectLockMode = ObjectLockMode.FindValue(_options.LockMode);
+        request.ObjectLockRetainUntilDate = until.UtcDateTime;
+        return until;
+    }
+
+    private DateTimeOffset? Protect(CopyObjectRequest request)
+    {
+        if (_encryption is not null)
+        {
+            request.ServerSideEncryptionMethod = ServerSideEncryptionMethod.FindValue(_encryption);
+            request.ServerSideEncryptionKeyManagementServiceKeyId = KmsKey;
+        }
+
+        request.StorageClass = _storageClass is null ? null : S3StorageClass.FindValue(_storageClass);
+        if (LockUntil() is not { } until)
+        {
+            return null;
+        }
+
+        request.ObjectLockMode = ObjectLockMode.FindValue(_options.LockMode);
+        request.ObjectLockRetainUntilDate = until.UtcDateTime;
+        return until;
+    }
+
+    private string? KmsKey => _encryption == S3ObjectProtection.Kms && !string.IsNullOrWhiteSpace(_options.KmsKeyId) ? _options.KmsKeyId.Trim() : null;
+
+    /// <summary>The lock date for a request made now (taken per attempt, so a retry locks from its own time).</summary>
+    private DateTimeOffset? LockUntil() =>
+        _options.LockMode is null ? null : S3ObjectProtection.RetainUntil(_time.GetUtcNow(), _options.ObjectLockDays);
 
     /// <summary>Runs <paramref name="verify"/>; if it fails (or is cancelled) the just-stored object is deleted.</summary>
     private async Task VerifyOrDeleteAsync(string key, Func<Task> verify)
@@ -659,7 +810,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
 
     private void CheckEtag(string? etag, byte[] md5, string key, string what)
     {
-        if (!_options.VerifyEtag)
+        if (!_verifyEtag)
         {
             return;
         }
@@ -685,7 +836,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
     /// </summary>
     private void CheckMultipartEtag(string? etag, List<byte[]> partMd5s, byte[] wholeMd5, string key)
     {
-        if (!_options.VerifyEtag)
+        if (!_verifyEtag)
         {
             return;
         }
@@ -704,10 +855,11 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
     {
         var sidecarKey = key + Sha256Sidecar.Suffix;
         var bytes = Sha256Sidecar.FormatBytes(shaHex, name);
+        var md5 = MD5.HashData(bytes);
         var response = await _calls.RunAsync("PutObject", sidecarKey, async token =>
         {
             using var body = new MemoryStream(bytes, writable: false);
-            return await _client.PutObjectAsync(new PutObjectRequest
+            var request = new PutObjectRequest
             {
                 BucketName = _options.Bucket,
                 Key = sidecarKey,
@@ -715,13 +867,15 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
                 AutoCloseStream = false,
                 ContentType = "text/plain",
                 UseChunkEncoding = _options.ChunkedUpload,
-            }, token);
+            };
+            Protect(request, md5);
+            return await _client.PutObjectAsync(request, token);
         }, cancellationToken);
 
         // A sidecar stored wrongly would make a good artifact look corrupt: check it like the object.
         await VerifyOrDeleteAsync(sidecarKey, () =>
         {
-            CheckEtag(response.ETag, MD5.HashData(bytes), sidecarKey, "");
+            CheckEtag(response.ETag, md5, sidecarKey, "");
             return Task.CompletedTask;
         });
     }
@@ -887,6 +1041,9 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Aborted stale multipart upload of s3://{Bucket}/{Key} started {Initiated:o}")]
     private static partial void LogAbortedStale(ILogger logger, string bucket, string key, DateTime initiated);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "S3 at {Endpoint} does not report {Setting} of stored objects in bucket '{Bucket}': it is sent with every write but cannot be checked here (said once)")]
+    private static partial void LogNotReported(ILogger logger, string endpoint, string setting, string bucket);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped aborting stale multipart uploads in bucket '{Bucket}': {Reason}")]
     private static partial void LogStaleUploadsSkipped(ILogger logger, string bucket, string reason);

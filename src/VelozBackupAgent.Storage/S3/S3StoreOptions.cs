@@ -54,6 +54,39 @@ public sealed class S3StoreOptions
     /// </summary>
     public bool VerifyEtag { get; set; } = true;
 
+    /// <summary>
+    /// How long a verdict "S3 is unreachable" (after <see cref="MaxRetries"/>) stands: within it every further call fails
+    /// at once with that verdict instead of retrying again. <see cref="TimeSpan.Zero"/> (the default) turns this off;
+    /// <see cref="Timeout.InfiniteTimeSpan"/> keeps the verdict for the store's life, which is what a one-shot command
+    /// wants (one verdict per command). Not a configuration key: the agent sets it per process.
+    /// </summary>
+    public TimeSpan UnreachableHold { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// Server-side encryption asked for every object written: <c>none</c> (default: no header, the bucket's default
+    /// encryption applies), <c>AES256</c> (SSE-S3) or <c>aws:kms</c> (SSE-KMS, with <see cref="KmsKeyId"/>). With
+    /// <c>aws:kms</c> ETags are not MD5s, so the ETag comparison (<see cref="VerifyEtag"/>) is skipped.
+    /// </summary>
+    public string? ServerSideEncryption { get; set; }
+
+    /// <summary>The KMS key (id, ARN or alias) for <c>aws:kms</c>; null uses the account's <c>aws/s3</c> key. Only with <c>aws:kms</c>.</summary>
+    public string? KmsKeyId { get; set; }
+
+    /// <summary>Storage class of every object written (<see cref="S3ObjectProtection.StorageClasses"/>); null (default) sends none: STANDARD.</summary>
+    public string? StorageClass { get; set; }
+
+    /// <summary>
+    /// Object Lock retention of every object written: <c>GOVERNANCE</c> or <c>COMPLIANCE</c>, until the write's time plus
+    /// <see cref="ObjectLockDays"/>; null or <c>none</c> (default) sends none. The bucket must have Object Lock enabled.
+    /// </summary>
+    public string? ObjectLockMode { get; set; }
+
+    /// <summary>Days each written object stays locked (1 to 36500) with <see cref="ObjectLockMode"/>; otherwise 0 (default).</summary>
+    public int ObjectLockDays { get; set; }
+
+    /// <summary>The lock mode when Object Lock is asked for, else null.</summary>
+    internal string? LockMode => S3ObjectProtection.Canonical(ObjectLockMode, S3ObjectProtection.LockModes);
+
     /// <summary>First retry delay (doubles per attempt, with jitter). Internal so tests can make it small.</summary>
     internal TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -94,6 +127,11 @@ public sealed class S3StoreOptions
         if (PartSizeBytes < MinPartSizeBytes)
         {
             throw new ArgumentException($"Backup:S3:PartSizeBytes {PartSizeBytes} is below the S3 minimum of {MinPartSizeBytes} (5 MiB)", nameof(PartSizeBytes));
+        }
+
+        if (S3ObjectProtection.Problems(ServerSideEncryption, KmsKeyId, StorageClass, ObjectLockMode, ObjectLockDays) is [var problem, ..])
+        {
+            throw new ArgumentException(problem);
         }
 
         if (MaxRetries < 0)

@@ -74,6 +74,14 @@ public abstract class KindOptions
     /// plus <see cref="BackupOptions.FreshnessGrace"/>, <c>/health</c> and <c>verify</c> report the kind stale.
     /// </summary>
     public abstract TimeSpan FreshnessObjective { get; set; }
+
+    /// <summary>
+    /// How long a run in progress may take and still keep the kind fresh: while a run that started on time is
+    /// younger than this, the kind is not reported stale even when its newest backup is past the objective (a daily
+    /// dump that takes an hour); past it the run counts as hung (<c>/health</c>, <c>verify</c>, the
+    /// <c>VelozBackupRunHung</c> alert). For pitr, the base backup's run. Between 1 minute and 7 days.
+    /// </summary>
+    public abstract TimeSpan MaxRunDuration { get; set; }
 }
 
 /// <summary><c>Backup:Wal</c>: the order write-ahead log.</summary>
@@ -100,6 +108,9 @@ public sealed class WalOptions : KindOptions
 
     /// <summary>Default 5 minutes (the runbook's RPO for the order WAL).</summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Default 10 minutes.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary><c>Backup:Config</c>: VeloZ configuration files, archived as <c>config_YYYYMMDD_HHMMSS.tar.gz</c>.</summary>
@@ -127,6 +138,9 @@ public sealed class ConfigBackupOptions : KindOptions
 
     /// <summary>Default 6 hours.</summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(6);
+
+    /// <summary>Default 30 minutes.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromMinutes(30);
 }
 
 /// <summary><c>Backup:Database</c>: the PostgreSQL database, dumped with <c>pg_dump -Fc</c>.</summary>
@@ -162,6 +176,9 @@ public sealed class DatabaseOptions : KindOptions
 
     /// <summary>Default 24 hours.</summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Default 6 hours.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromHours(6);
 }
 
 /// <summary><c>Backup:Secrets</c>: the secrets directory, GPG-encrypted as <c>secrets_YYYYMMDD_HHMMSS.tar.gz.gpg</c>.</summary>
@@ -187,6 +204,9 @@ public sealed class SecretsOptions : KindOptions
 
     /// <summary>Default 24 hours.</summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Default 30 minutes.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromMinutes(30);
 
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
 }
@@ -248,6 +268,9 @@ public sealed class PitrOptions : KindOptions
     /// </summary>
     public override TimeSpan FreshnessObjective { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Default 6 hours.</summary>
+    public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromHours(6);
+
     /// <summary>How old the newest base backup may be. Default 25 hours (the daily schedule plus a long run).</summary>
     public TimeSpan BaseFreshnessObjective { get; set; } = TimeSpan.FromHours(25);
 
@@ -298,6 +321,24 @@ public sealed class S3Options
 
     /// <summary>Compare each part's ETag with its MD5; turn off for SSE-KMS buckets. Default true.</summary>
     public bool VerifyEtag { get; set; } = true;
+
+    /// <summary>
+    /// Server-side encryption asked for every object written: <c>none</c> (the bucket's default encryption applies),
+    /// <c>AES256</c> (SSE-S3) or <c>aws:kms</c> (SSE-KMS; ETags are then not compared). Default <c>none</c>.
+    /// </summary>
+    public string ServerSideEncryption { get; set; } = "none";
+
+    /// <summary>The KMS key id, ARN or alias for <c>aws:kms</c>; unset uses the account's <c>aws/s3</c> key. Only with <c>aws:kms</c>.</summary>
+    public string? KmsKeyId { get; set; }
+
+    /// <summary>Storage class of every object written (STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR); unset: STANDARD.</summary>
+    public string? StorageClass { get; set; }
+
+    /// <summary>Object Lock retention of every object written: <c>none</c> (default), <c>GOVERNANCE</c> or <c>COMPLIANCE</c>.</summary>
+    public string ObjectLockMode { get; set; } = "none";
+
+    /// <summary>Days each object written stays locked with <see cref="ObjectLockMode"/> (no kind's Retention may be shorter). Default 0.</summary>
+    public int ObjectLockDays { get; set; }
 
     /// <summary>
     /// Encrypt every copy sent to S3 with gpg, to the keys of <c>Backup:Secrets:Recipients</c> (which must then name

@@ -92,7 +92,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckKind($"{B}:{nameof(o.Pitr)}", o.Pitr, p, nameof(o.Pitr.BaseSchedule));
         CheckPitr(o, p);
 
-        CheckS3(o.S3, p);
+        CheckS3(o, p);
         CheckS3Encryption(o, p);
         CheckPositive($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.ReconcileInterval)}", o.Replication.ReconcileInterval, p);
         CheckPositive($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.InitialBackoff)}", o.Replication.InitialBackoff, p);
@@ -173,6 +173,10 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckCron($"{key}:{scheduleKey}", kind.Schedule, p);
         CheckPositive($"{key}:{nameof(kind.Retention)}", kind.Retention, p);
         CheckPositive($"{key}:{nameof(kind.FreshnessObjective)}", kind.FreshnessObjective, p);
+        if (kind.MaxRunDuration < TimeSpan.FromMinutes(1) || kind.MaxRunDuration > TimeSpan.FromDays(7))
+        {
+            p.Add($"{key}:{nameof(kind.MaxRunDuration)} must be between 00:01:00 and 7.00:00:00: {kind.MaxRunDuration}");
+        }
     }
 
     private static void CheckCron(string key, string? expression, List<string> p)
@@ -289,12 +293,29 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         }
     }
 
-    private static void CheckS3(S3Options s3, List<string> p)
+    private static void CheckS3(BackupOptions o, List<string> p)
     {
         const string Key = $"{BackupOptions.SectionName}:{nameof(BackupOptions.S3)}";
+        var s3 = o.S3;
         if (!s3.Enabled)
         {
             return;
+        }
+
+        var protection = Storage.S3.S3ObjectProtection.Problems(s3.ServerSideEncryption, s3.KmsKeyId, s3.StorageClass, s3.ObjectLockMode, s3.ObjectLockDays);
+        p.AddRange(protection);
+        if (protection.Count == 0 && s3.ObjectLockDays > 0)
+        {
+            // Retention shorter than the lock could never be honoured in S3: every copy would outlive it, skipped by each prune.
+            foreach (var kind in BackupKinds.All)
+            {
+                var retention = o.Kind(kind).Retention;
+                if (retention > TimeSpan.Zero && retention < TimeSpan.FromDays(s3.ObjectLockDays))
+                {
+                    p.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"{BackupOptions.SectionName}:{KindSection(kind)}:{nameof(KindOptions.Retention)} {retention} is shorter than {Key}:{nameof(s3.ObjectLockDays)} {s3.ObjectLockDays}: S3 would keep every copy locked past it; raise the retention to at least {s3.ObjectLockDays}.00:00:00 or lower the lock"));
+                }
+            }
         }
 
         if (!BucketRegex().IsMatch(s3.Bucket ?? "") || s3.Bucket!.Contains("..", StringComparison.Ordinal))
@@ -322,6 +343,15 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
             p.Add($"{Key}:{nameof(s3.MaxRetries)} must be between 0 and 20: {s3.MaxRetries}");
         }
     }
+
+    private static string KindSection(string kind) => kind switch
+    {
+        BackupKinds.Wal => nameof(BackupOptions.Wal),
+        BackupKinds.Config => nameof(BackupOptions.Config),
+        BackupKinds.Database => nameof(BackupOptions.Database),
+        BackupKinds.Secrets => nameof(BackupOptions.Secrets),
+        _ => nameof(BackupOptions.Pitr),
+    };
 
     private static void CheckAbsolute(string key, string path, List<string> p)
     {

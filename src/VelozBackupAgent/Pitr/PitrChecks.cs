@@ -81,10 +81,10 @@ public sealed class PitrChecks
             return new CheckResult(label, CheckStatus.Fail, $"no complete base backup in the local store: run veloz-backup backup pitr{Problems(local)}");
         }
 
-        var age = _time.GetUtcNow() - newest.Time;
-        var stale = age > Pitr.BaseFreshnessObjective + _options.FreshnessGrace;
-        return new CheckResult(label, stale ? CheckStatus.Fail : CheckStatus.Pass,
-            $"newest {newest.Info.Archive}, {Human(age)} old, timeline {newest.Info.Timeline}, WAL {newest.Info.StartLsn} to {newest.Info.StopLsn}{Problems(local)}");
+        var status = Catalog.Freshness.Evaluate(BackupKinds.Pitr, newest.Time, Pitr.BaseFreshnessObjective, _options.FreshnessGrace, _time.GetUtcNow(),
+            Sources.KindLock.BackupRunningSince(_options.StateDirectory, BackupKinds.Pitr), Pitr.MaxRunDuration);
+        return new CheckResult(label, status.Stale || status.RunOverdue ? CheckStatus.Fail : CheckStatus.Pass,
+            $"newest {newest.Info.Archive}, {Human(status.Age!.Value)} old, timeline {newest.Info.Timeline}, WAL {newest.Info.StartLsn} to {newest.Info.StopLsn}{Problems(local)}{Verification.Verifier.RunNote(status)}");
     }
 
     /// <summary>

@@ -34,14 +34,20 @@ public static class PitrRetention
     /// <param name="lastPruneAt">When a prune last ran, to notice a clock that went backwards.</param>
     /// <param name="baseInfo">Reads a base JSON entry; null when it cannot be read.</param>
     /// <param name="segmentSize">The cluster's WAL segment size.</param>
+    /// <param name="keep">
+    /// Entries that must stay whatever their age (copies the store still locks): a base with such a JSON or archive is
+    /// kept whole, and so is the WAL it needs. Keeping more never makes anything else go.
+    /// </param>
     public static RetentionDecision Decide(
         IReadOnlyList<CatalogEntry> entries,
         TimeSpan retention,
         DateTimeOffset now,
         DateTimeOffset? lastPruneAt,
         Func<CatalogEntry, BaseBackupInfo?> baseInfo,
-        long segmentSize = 16 * 1024 * 1024)
+        long segmentSize = 16 * 1024 * 1024,
+        Func<CatalogEntry, bool>? keep = null)
     {
+        keep ??= _ => false;
         ArgumentNullException.ThrowIfNull(entries);
         ArgumentNullException.ThrowIfNull(baseInfo);
         WalFileName.ValidateSegmentSize(segmentSize);
@@ -61,10 +67,10 @@ public static class PitrRetention
             if (b.Json is null)
             {
                 var interrupted = b.Time < now - InterruptedArchiveAge;
-                deleteArchives.AddRange(interrupted ? b.Archives.Select(a => (b, a)) : []);
+                deleteArchives.AddRange(interrupted ? b.Archives.Where(a => !keep(a)).Select(a => (b, a)) : []);
                 inProgress |= !interrupted;
             }
-            else if (b.Readable && !ReferenceEquals(b, newestComplete) && b.Time < now - retention)
+            else if (b.Readable && !ReferenceEquals(b, newestComplete) && b.Time < now - retention && !keep(b.Json) && !b.Archives.Any(keep))
             {
                 deleteInfos.Add(b);
                 deleteArchives.AddRange(b.Archives.Select(a => (b, a)));
@@ -75,7 +81,7 @@ public static class PitrRetention
             }
         }
 
-        var wal = WalToDelete(entries, segmentSize, bases, kept, newestComplete is not null, inProgress);
+        var wal = WalToDelete(entries, segmentSize, bases, kept, newestComplete is not null, inProgress).Where(e => !keep(e));
         var oldestFirst = Comparer<Base>.Create((x, y) => (x.Time, x.Sequence, x.Stem).CompareTo((y.Time, y.Sequence, y.Stem)));
         return new RetentionDecision(
         [

@@ -30,6 +30,12 @@ public sealed class BackupRepository
     /// <summary>The replicator, when S3 is enabled.</summary>
     public Replicator? Replicator { get; }
 
+    /// <summary>
+    /// False: nothing is copied to the replica while it is written (<see cref="ArtifactWriteOptions.OverlapBufferBytes"/> is
+    /// ignored); every artifact only goes into the upload queue. <c>backup --no-upload</c> sets it. Default true.
+    /// </summary>
+    public bool CopyWhileWriting { get; set; } = true;
+
     /// <summary>Stores <paramref name="content"/> locally and queues it for the replica.</summary>
     public async Task<ArtifactInfo> StoreAsync(string kind, string name, Stream content, string? expectedSha256 = null, CancellationToken cancellationToken = default)
     {
@@ -55,7 +61,7 @@ public sealed class BackupRepository
     public async Task<StoreResult> StoreAsync(string kind, string name, Stream content, ArtifactWriteOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var overlap = Replicator is not null && options.OverlapBufferBytes > 0
+        var overlap = Replicator is not null && options.OverlapBufferBytes > 0 && CopyWhileWriting
             ? OverlappedUpload.Start(Replicator.Remote, kind, name, options.OverlapBufferBytes, cancellationToken)
             : null;
         try

@@ -264,7 +264,9 @@ public sealed class Replicator : IDisposable
             }
             catch (StoreException ex)
             {
-                var backlog = Backlog;
+                // From the queue on disk: at start-up the first call (reconciliation) fails before anything refreshed the
+                // cached backlog, which then still says 0 while earlier runs left artifacts queued.
+                var backlog = RefreshBacklog();
                 ReplicationLog.Unavailable(_logger, _remote.Target, backlog.Artifacts, backlog.Bytes, backoff, ex.Message);
                 LastError = ex.Message;
                 unavailable = true;

@@ -12,7 +12,11 @@ namespace VelozBackupAgent.Retention;
 public sealed record PruneAction(string Kind, string Target, string Name, long Size, DateTimeOffset? Time);
 
 /// <summary>What a prune did: deletions, refusals (nothing deleted for that kind and store, and why), errors.</summary>
-public sealed record PruneReport(bool DryRun, IReadOnlyList<PruneAction> Deleted, IReadOnlyList<string> Refusals, IReadOnlyList<string> Errors);
+public sealed record PruneReport(bool DryRun, IReadOnlyList<PruneAction> Deleted, IReadOnlyList<string> Refusals, IReadOnlyList<string> Errors)
+{
+    /// <summary>Copies retention would have deleted but the store still locks (S3 Object Lock): kept, oldest lock first.</summary>
+    public IReadOnlyList<LockedCopy> Locked { get; init; } = [];
+}
 
 /// <summary>
 /// Applies <see cref="RetentionPolicy"/> to every kind in every store (local and S3). Holds the kind's lock
@@ -59,6 +63,7 @@ public sealed partial class Pruner
         var deleted = new List<PruneAction>();
         var refusals = new List<string>();
         var errors = new List<string>();
+        var locked = new List<LockedCopy>();
         foreach (var kind in BackupKinds.All)
         {
             var retention = RetentionOf(kind);
@@ -79,7 +84,8 @@ public sealed partial class Pruner
                         var pitrEntries = await BackupCatalog.ListWithoutChecksumsAsync(store, kind, cancellationToken).ConfigureAwait(false);
                         var bases = await ReadBaseInfosAsync(store, pitrEntries, cancellationToken).ConfigureAwait(false);
                         var segmentSize = bases.Values.FirstOrDefault(b => b is not null)?.WalSegmentSize ?? 16L * 1024 * 1024;
-                        var pitrDecision = Pitr.PitrRetention.Decide(pitrEntries, retention, now, lastPrune, e => bases.GetValueOrDefault(e.Name), segmentSize);
+                        var pitrDecision = await RespectLocksAsync(store, now, locked, keep => Pitr.PitrRetention.Decide(
+                            pitrEntries, retention, now, lastPrune, e => bases.GetValueOrDefault(e.Name), segmentSize, keep), cancellationToken).ConfigureAwait(false);
                         await ApplyAsync(kind, store, retention, pitrDecision, dryRun, deleted, refusals, cancellationToken).ConfigureAwait(false);
                         continue;
                     }
@@ -94,7 +100,8 @@ public sealed partial class Pruner
                         }
                     }
 
-                    var decision = RetentionPolicy.Decide(entries, retention, now, lastPrune, m => cache.GetValueOrDefault(m.Name));
+                    var decision = await RespectLocksAsync(store, now, locked, keep => RetentionPolicy.Decide(
+                        entries, retention, now, lastPrune, m => cache.GetValueOrDefault(m.Name), keep), cancellationToken).ConfigureAwait(false);
                     await ApplyAsync(kind, store, retention, decision, dryRun, deleted, refusals, cancellationToken).ConfigureAwait(false);
                 }
                 catch (StoreException ex)
@@ -110,7 +117,22 @@ public sealed partial class Pruner
             WriteLastPrune(now);
         }
 
-        return new PruneReport(dryRun, deleted, refusals, errors);
+        return new PruneReport(dryRun, deleted, refusals, errors) { Locked = [.. locked.OrderBy(l => l.Until)] };
+    }
+
+    /// <summary>The decision with every copy the store still locks kept (<see cref="LockedCopies"/>); those are logged and reported.</summary>
+    private async Task<RetentionDecision> RespectLocksAsync(IArtifactStore store, DateTimeOffset now, List<LockedCopy> locked,
+        Func<Func<CatalogEntry, bool>?, RetentionDecision> decide, CancellationToken cancellationToken)
+    {
+        var (decision, kept) = await LockedCopies.RespectAsync(decide(null), keep => decide(keep),
+            e => store.LockedUntilAsync(e.Kind, e.Name, cancellationToken), now).ConfigureAwait(false);
+        foreach (var (entry, until) in kept)
+        {
+            locked.Add(new LockedCopy(entry.Kind, store.Target, entry.Name, until));
+            Log.Locked(_logger, entry.Kind, store.Target, entry.Name, until);
+        }
+
+        return decision;
     }
 
     private async Task ApplyAsync(string kind, IArtifactStore store, TimeSpan retention, RetentionDecision decision, bool dryRun,
@@ -201,6 +223,9 @@ public sealed partial class Pruner
 
         [LoggerMessage(5002, LogLevel.Warning, "retention refused to delete anything of {Kind} in {Target}: {Reason}")]
         public static partial void Refused(ILogger logger, string kind, string target, string reason);
+
+        [LoggerMessage(5005, LogLevel.Information, "retention kept {Kind}/{Name} in {Target}: it is under S3 Object Lock until {Until:u}")]
+        public static partial void Locked(ILogger logger, string kind, string target, string name, DateTimeOffset until);
 
         [LoggerMessage(5003, LogLevel.Error, "retention of {Kind} in {Target} failed: {Reason}")]
         public static partial void Failed(ILogger logger, string kind, string target, string reason);

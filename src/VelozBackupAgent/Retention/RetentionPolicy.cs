@@ -37,13 +37,19 @@ public static class RetentionPolicy
     /// <param name="now">The clock now.</param>
     /// <param name="lastPruneAt">When a prune last ran (persisted), to notice a clock that went backwards.</param>
     /// <param name="manifestSegments">For the WAL: the segment names a manifest lists; null result = unreadable.</param>
+    /// <param name="keep">
+    /// Entries that must stay whatever their age (copies the store still locks): each counts as kept, so a kept manifest
+    /// keeps its segments and a kept dump its globals. Keeping more never makes anything else go.
+    /// </param>
     public static RetentionDecision Decide(
         IReadOnlyList<CatalogEntry> entries,
         TimeSpan retention,
         DateTimeOffset now,
         DateTimeOffset? lastPruneAt = null,
-        Func<CatalogEntry, IReadOnlyCollection<string>?>? manifestSegments = null)
+        Func<CatalogEntry, IReadOnlyCollection<string>?>? manifestSegments = null,
+        Func<CatalogEntry, bool>? keep = null)
     {
+        keep ??= _ => false;
         ArgumentNullException.ThrowIfNull(entries);
         if (retention <= TimeSpan.Zero)
         {
@@ -68,7 +74,7 @@ public static class RetentionPolicy
         foreach (var group in series)
         {
             var newestFirst = group.OrderBy(e => e, Comparer<CatalogEntry>.Create(BackupCatalog.NewestFirst)).ToList();
-            deleteTimed.AddRange(newestFirst.Skip(1).Where(e => e.Time!.Value < cutoff).Reverse());
+            deleteTimed.AddRange(newestFirst.Skip(1).Where(e => e.Time!.Value < cutoff && !keep(e)).Reverse());
         }
 
         var deleteSegments = new List<CatalogEntry>();
@@ -95,13 +101,13 @@ public static class RetentionPolicy
             {
                 deleteSegments.AddRange(entries
                     .Where(e => e.Time is null && BackupCatalog.WalSegmentNumber(e.Name) is not null)
-                    .Where(e => listedByDeleted.Contains(e.Name) && !listedBySurvivors.Contains(e.Name))
+                    .Where(e => listedByDeleted.Contains(e.Name) && !listedBySurvivors.Contains(e.Name) && !keep(e))
                     .OrderBy(e => e.Sequence));
             }
         }
 
         // A dump's globals go with it, right after it (DumpCompanions).
-        deleteTimed.AddRange(DumpCompanions.ToDelete(companions, rest, deleteTimed.ToHashSet(), cutoff));
+        deleteTimed.AddRange(DumpCompanions.ToDelete(companions, rest, deleteTimed.ToHashSet(), cutoff).Where(e => !keep(e)));
 
         // Segments first: a prune interrupted half-way leaves manifests that still explain what is stored.
         return new RetentionDecision([.. deleteSegments, .. deleteTimed.OrderBy(e => e.Time)], null);

@@ -74,7 +74,7 @@ public sealed partial class BackupRunner
 
         try
         {
-            using var crossProcess = KindLock.TryAcquire(_stateDirectory, kind, out var holder);
+            using var crossProcess = KindLock.TryAcquire(_stateDirectory, kind, out var holder, startedAt);
             if (crossProcess is null)
             {
                 var by = holder is int pid ? $" (pid {pid})" : "";

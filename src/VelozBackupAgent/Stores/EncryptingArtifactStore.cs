@@ -231,6 +231,10 @@ public sealed partial class EncryptingArtifactStore : IArtifactStore, IDisposabl
                     pump.Error = e;
                     throw;
                 }
+                finally
+                {
+                    pump.Done.TrySetResult();
+                }
             }, cancellationToken);
             return new DecryptingStream(this, child, ciphertext, pump, plain, kind, name);
         }
@@ -413,6 +417,8 @@ public sealed partial class EncryptingArtifactStore : IArtifactStore, IDisposabl
     private sealed class PumpFailure
     {
         public Exception? Error { get; set; }
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>Runs a callback when the inner stream reports its end, before passing the end on (its failure fails the read).</summary>
@@ -478,6 +484,7 @@ public sealed partial class EncryptingArtifactStore : IArtifactStore, IDisposabl
             }
             catch (BackupSourceException e)
             {
+                await ConfirmCorruptionAsync().ConfigureAwait(false);
                 throw _owner.DecryptionFailure(_kind, _name, _child, _pump, e);
             }
 
@@ -493,6 +500,32 @@ public sealed partial class EncryptingArtifactStore : IArtifactStore, IDisposabl
             }
 
             return read;
+        }
+
+        /// <summary>
+        /// gpg stopped before the end of the ciphertext (a damaged packet): the rest is read, so that the ciphertext's
+        /// own checksum, if it fails, is what is reported ("checksum mismatch", naming the object).
+        /// </summary>
+        private async Task ConfirmCorruptionAsync()
+        {
+            if (_pump.Error is StoreException or OperationCanceledException)
+            {
+                return;
+            }
+
+            try
+            {
+                await _pump.Done.Task.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+                await _ciphertext.CopyToAsync(Stream.Null).ConfigureAwait(false);
+            }
+            catch (ArtifactIntegrityException integrity)
+            {
+                _pump.Error = integrity;
+            }
+            catch (Exception e) when (e is IOException or TimeoutException or StoreException or ObjectDisposedException or InvalidOperationException)
+            {
+                // Unknown: gpg's own error is reported.
+            }
         }
 
         private void Verify()

@@ -23,24 +23,38 @@ public static class StoreComposition
             PartSizeBytes = options.S3.PartSizeMiB * 1024 * 1024,
             MaxRetries = options.S3.MaxRetries,
             VerifyEtag = options.S3.VerifyEtag,
+            ServerSideEncryption = options.S3.ServerSideEncryption,
+            KmsKeyId = options.S3.KmsKeyId,
+            StorageClass = options.S3.StorageClass,
+            ObjectLockMode = options.S3.ObjectLockMode,
+            ObjectLockDays = options.S3.ObjectLockDays,
         };
     }
 
-    /// <summary>An S3 store for another bucket or node prefix (a restore from <c>s3://bucket/node</c>), with the endpoint settings of Backup:S3.</summary>
-    public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory, string bucket, string prefix, TimeProvider? timeProvider = null)
+    /// <summary>
+    /// An S3 store for another bucket or node prefix (a restore from <c>s3://bucket/node</c>), with the endpoint settings of
+    /// Backup:S3. <c>unreachableHold</c>: see <see cref="S3StoreOptions.UnreachableHold"/> (default off).
+    /// </summary>
+    public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory, string bucket, string prefix, TimeProvider? timeProvider = null, TimeSpan unreachableHold = default)
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var storeOptions = S3StoreOptionsFrom(options);
         storeOptions.Bucket = bucket;
         storeOptions.Prefix = prefix;
+        storeOptions.UnreachableHold = unreachableHold;
         return Encrypting(options, new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider), loggerFactory, timeProvider);
     }
 
-    /// <summary>The S3 replica; credentials from the AWS default chain (environment, profile, instance role).</summary>
-    public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory, TimeProvider? timeProvider = null)
+    /// <summary>
+    /// The S3 replica; credentials from the AWS default chain (environment, profile, instance role). <c>unreachableHold</c>:
+    /// see <see cref="S3StoreOptions.UnreachableHold"/> (default off).
+    /// </summary>
+    public static IArtifactStore CreateS3(BackupOptions options, ILoggerFactory loggerFactory, TimeProvider? timeProvider = null, TimeSpan unreachableHold = default)
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
-        return Encrypting(options, new S3ArtifactStore(S3StoreOptionsFrom(options), loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider), loggerFactory, timeProvider);
+        var storeOptions = S3StoreOptionsFrom(options);
+        storeOptions.UnreachableHold = unreachableHold;
+        return Encrypting(options, new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider), loggerFactory, timeProvider);
     }
 
     /// <summary>

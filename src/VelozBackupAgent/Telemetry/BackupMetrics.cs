@@ -138,6 +138,10 @@ public sealed partial class BackupMetrics : IDisposable
             "When the last failed run of the kind ended in this process (Unix seconds; 0: none since the agent started).");
         _meter.CreateObservableGauge("veloz_backup_freshness_objective_seconds", ObserveObjectives, "s",
             "How old the newest successful backup of the kind may be (Backup:<Kind>:FreshnessObjective).");
+        _meter.CreateObservableGauge("veloz_backup_running_since_timestamp_seconds", ObserveRunningSince, "s",
+            "When the backup run of the kind in progress (in any process) started (Unix seconds; 0: none runs). For pitr, a base backup.");
+        _meter.CreateObservableGauge("veloz_backup_max_run_duration_seconds", ObserveMaxRunDurations, "s",
+            "How long a run of the kind may take and still keep it fresh (Backup:<Kind>:MaxRunDuration); past it the run counts as hung.");
         _meter.CreateObservableGauge("veloz_backup_artifacts", () => ObserveInventory(t => t.Artifacts), "{artifact}", "Artifacts stored, by kind and target.");
         _meter.CreateObservableGauge("veloz_backup_stored_bytes", () => ObserveInventory(t => t.Bytes), "By", "Bytes stored (artifacts, not sidecars), by kind and target.");
         _meter.CreateObservableGauge("veloz_backup_upload_backlog_artifacts", () => Backlog().Artifacts, "{artifact}", "Artifacts waiting in the upload queue for S3.");
@@ -407,6 +411,9 @@ public sealed partial class BackupMetrics : IDisposable
         return newest;
     }
 
+    /// <summary>When the backup run of <paramref name="kind"/> in progress (this process or another) started; null when none runs.</summary>
+    public DateTimeOffset? RunningSince(string kind) => Sources.KindLock.BackupRunningSince(_options.StateDirectory, kind);
+
     /// <summary>
     /// The <c>/health</c> verdict now: the scheduler's state and every enabled kind's freshness in the local store (pitr:
     /// the recovery point, only while streaming; pitr-base: the newest base backup).
@@ -414,10 +421,13 @@ public sealed partial class BackupMetrics : IDisposable
     public HealthReport Health(SchedulerState scheduler)
     {
         var now = _time.GetUtcNow();
-        var kinds = _freshKinds.Select(k => Freshness.Evaluate(_options, k, LastSuccess(k, _stores[0].Target), now)).ToList();
+        // pitr's own freshness is the recovery point, which no run produces; its runs are base backups (pitr-base).
+        var kinds = _freshKinds.Select(k => Freshness.Evaluate(_options, k, LastSuccess(k, _stores[0].Target), now,
+            k == BackupKinds.Pitr ? null : RunningSince(k))).ToList();
         if (_options.Pitr.Enabled)
         {
-            kinds.Add(Freshness.Evaluate(PitrBaseKind, NewestBase(_stores[0].Target), _options.Pitr.BaseFreshnessObjective, _options.FreshnessGrace, now));
+            kinds.Add(Freshness.Evaluate(PitrBaseKind, NewestBase(_stores[0].Target), _options.Pitr.BaseFreshnessObjective, _options.FreshnessGrace, now,
+                RunningSince(BackupKinds.Pitr), _options.Pitr.MaxRunDuration));
         }
 
         return HealthReport.Evaluate(scheduler, kinds);
@@ -798,6 +808,12 @@ public sealed partial class BackupMetrics : IDisposable
 
     private IEnumerable<Measurement<double>> ObserveLastFailure() =>
         _enabledKinds.Select(k => new Measurement<double>(Seconds(_lastFailure.TryGetValue(k, out var t) ? t : null), Tag("kind", k)));
+
+    private IEnumerable<Measurement<double>> ObserveRunningSince() =>
+        _enabledKinds.Select(k => new Measurement<double>(Seconds(RunningSince(k)), Tag("kind", k)));
+
+    private IEnumerable<Measurement<double>> ObserveMaxRunDurations() =>
+        _enabledKinds.Select(k => new Measurement<double>(_options.Kind(k).MaxRunDuration.TotalSeconds, Tag("kind", k)));
 
     private IEnumerable<Measurement<double>> ObserveObjectives() =>
         _freshKinds.Select(k => new Measurement<double>(_options.Kind(k).FreshnessObjective.TotalSeconds, Tag("kind", k)));

@@ -52,6 +52,11 @@ public sealed record HealthReport(bool Healthy, SchedulerState Scheduler, IReadO
                 : $"{kind.Kind} is stale: no successful backup yet (objective {Duration(kind.Objective)})");
         }
 
+        foreach (var kind in kinds.Where(k => k.RunOverdue))
+        {
+            problems.Add($"{kind.Kind}: the backup run in progress has been going for {Duration(kind.RunningFor ?? TimeSpan.Zero)}, past its {Duration(kind.MaxRun ?? TimeSpan.Zero)} MaxRunDuration: hung? (no other run of the kind can start meanwhile)");
+        }
+
         return new HealthReport(problems.Count == 0, scheduler, kinds, problems);
     }
 
@@ -84,6 +89,13 @@ public sealed record HealthReport(bool Healthy, SchedulerState Scheduler, IReadO
                 WriteSeconds(json, "ageSeconds", kind.Age);
                 WriteSeconds(json, "objectiveSeconds", kind.Objective);
                 json.WriteBoolean("stale", kind.Stale);
+                if (kind.RunningSince is { } since)
+                {
+                    json.WriteString("runningSince", since.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+                    json.WriteBoolean("keptFreshByRun", kind.KeptFreshByRun);
+                    json.WriteBoolean("runOverdue", kind.RunOverdue);
+                }
+
                 WriteSeconds(json, "overdueSeconds", kind.Overdue);
                 json.WriteEndObject();
             }

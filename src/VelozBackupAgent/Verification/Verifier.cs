@@ -161,12 +161,22 @@ public sealed partial class Verifier
 
         var newest = _restorer.Sources.NewestIn(entries, _local, kind, null);
         var time = newest is null ? null : ArtifactTime(newest.Name);
-        var status = Catalog.Freshness.Evaluate(_options, kind, time, now);
+        var status = Catalog.Freshness.Evaluate(_options, kind, time, now, Sources.KindLock.BackupRunningSince(_options.StateDirectory, kind));
+        var run = RunNote(status);
         return status.LastSuccess is null
-            ? new CheckResult(label, CheckStatus.Fail, $"no {kind} backup in {_local.Root}")
-            : new CheckResult(label, status.Stale ? CheckStatus.Fail : CheckStatus.Pass,
-                $"newest {newest!.Name}, {Human(status.Age!.Value)} old{(status.Stale ? $", {Human(status.Overdue!.Value)} past the objective" : "")}");
+            ? new CheckResult(label, CheckStatus.Fail, $"no {kind} backup in {_local.Root}{run}")
+            : new CheckResult(label, status.Stale || status.RunOverdue ? CheckStatus.Fail : CheckStatus.Pass,
+                $"newest {newest!.Name}, {Human(status.Age!.Value)} old{(status.Stale ? $", {Human(status.Overdue!.Value)} past the objective" : "")}{run}");
     }
+
+    /// <summary>What a freshness line adds about a run in progress: kept fresh by it, or hung past its bound.</summary>
+    internal static string RunNote(Catalog.FreshnessStatus status) => status switch
+    {
+        { RunOverdue: true } => $"; a run in progress for {Human(status.RunningFor!.Value)}, past its MaxRunDuration {Human(status.MaxRun!.Value)} (hung?)",
+        { KeptFreshByRun: true } => $"; a run started on time is in progress ({Human(status.RunningFor!.Value)} so far, MaxRunDuration {Human(status.MaxRun!.Value)})",
+        { RunningSince: not null } => $"; a run is in progress ({Human(status.RunningFor!.Value)} so far)",
+        _ => "",
+    };
 
     private async Task<CheckResult> S3CopyAsync(Dictionary<string, IReadOnlyList<CatalogEntry>> local, DateTimeOffset now, CancellationToken cancellationToken)
     {

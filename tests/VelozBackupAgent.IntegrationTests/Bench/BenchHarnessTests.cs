@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.RegularExpressions;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 
 namespace VelozBackupAgent.IntegrationTests.Bench;
@@ -21,7 +22,7 @@ public sealed class BenchHarnessTests : IDisposable
         "P8-pg_dump", "P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-agent",
         "P9-5s-received", "P9-5s-local", "P9-5s-s3", "P9-1s-received", "P9-1s-local", "P9-1s-s3",
         "P9-runbook", "P9-dump-local", "P9-dump-s3",
-        "R1-seeds", "R1-agent", "R2-seeds", "R2-agent",
+        "R1-seeds", "R1-agent", "R2-seeds", "R2-agent", "R3-hand", "R3-agent",
     ];
 
     /// <summary>P9's measured rows: a commit count, then p50, p99 and max (ms, s or h), then the goal's verdict.</summary>
@@ -74,6 +75,14 @@ public sealed class BenchHarnessTests : IDisposable
             }
         }
 
+        foreach (var row in new[] { "R3-hand", "R3-agent" })
+        {
+            tableLines.Single(l => l.StartsWith($"| {row} |", StringComparison.Ordinal))
+                .Should().MatchRegex(@"\| \d+(\.\d+)? s \|", $"{row} (PITR from S3, checked afterwards) is measured");
+        }
+
+        r.StdOut.Should().Contain("## R3 point-in-time recovery").And.Contain("| Step (R3-agent) |");
+
         // P8: every row is measured and has the size of what it wrote.
         foreach (var row in new[] { "P8-pg_dump", "P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-agent" })
         {
@@ -97,6 +106,47 @@ public sealed class BenchHarnessTests : IDisposable
 
         Directory.EnumerateDirectories(work, "veloz-bench.*").Should().BeEmpty("the harness removes its temp directory");
         ProcessesMentioning(work).Should().BeEmpty("the harness stops every process it started");
+    }
+
+    [Fact]
+    public async Task A_quick_run_of_only_some_groups_runs_those_alone()
+    {
+        var repo = RepositoryRoot();
+        var work = Directory.CreateDirectory(Path.Combine(_scratch, "tmp"), Mode0755).FullName;
+        var output = Path.Combine(_scratch, "out", "only.md");
+
+        var r = await RunBenchAsync(repo, work, ["--quick", "--only", "r3", "--reps", "1", "--out", output]);
+
+        r.ExitCode.Should().Be(0, "the quick run of R3 alone must pass; its stderr:\n" + Tail(r.StdErr));
+        var tableLines = r.StdOut.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal)).ToList();
+        foreach (var row in new[] { "R3-hand", "R3-agent" })
+        {
+            tableLines.Single(l => l.StartsWith($"| {row} |", StringComparison.Ordinal)).Should().MatchRegex(@"\| 1 \| \d+(\.\d+)? s \|");
+        }
+
+        tableLines.Should().NotContain(l => Regex.IsMatch(l, @"^\| (\*\*)?(P\d|R1|R2)[- ]"), "only R3 was asked for: no other group's row or title");
+        tableLines.Should().NotContain(l => l.Contains("FAILED", StringComparison.Ordinal) || l.Contains("not run", StringComparison.Ordinal));
+        r.StdOut.Should().Contain("**Only the groups R3 ran**").And.Contain("| Step (R3-agent) |").And.NotContain("## P8").And.NotContain("## P9");
+        r.StdErr.Should().NotContain("P1:").And.NotContain("P9:", "the other groups' sections do not run");
+        File.Exists(output).Should().BeTrue();
+        Directory.EnumerateDirectories(work, "veloz-bench.*").Should().BeEmpty("the harness removes its temp directory");
+        ProcessesMentioning(work).Should().BeEmpty("the harness stops every process it started");
+    }
+
+    [Theory]
+    [InlineData("--only", "X9", "--only: unknown group 'X9'")]
+    [InlineData("--only", ",", "--only needs groups")]
+    [InlineData("--only", "R1", "--only must not overwrite bench/RESULTS.md")]
+    public async Task Only_refuses_an_unknown_group_and_the_full_results_file(string option, string value, string error)
+    {
+        var repo = RepositoryRoot();
+        var work = Directory.CreateDirectory(Path.Combine(_scratch, "tmp"), Mode0755).FullName;
+
+        var r = await RunBenchAsync(repo, work, [option, value, "--out", Path.Combine(repo, "bench", "RESULTS.md")]);
+
+        r.ExitCode.Should().Be(2);
+        r.StdErr.Should().Contain(error);
+        Directory.EnumerateDirectories(work, "veloz-bench.*").Should().BeEmpty();
     }
 
     [Fact]

@@ -33,6 +33,17 @@ public sealed class CliTests : IDisposable
             "veloz-backup: configuration error: Backup:LocalRoot does not exist: /nonexistent/backup (create it, mode 0700, owned by the agent's user)");
     }
 
+    [Theory]
+    [InlineData("--Backup:S3:ServerSideEncryption=AES128", "Backup:S3:ServerSideEncryption must be one of none, AES256, aws:kms: 'AES128'")]
+    [InlineData("--Backup:S3:KmsKeyId=1234abcd", "Backup:S3:KmsKeyId is set but Backup:S3:ServerSideEncryption is 'none': a KMS key is used only with aws:kms")]
+    [InlineData("--Backup:S3:ObjectLockMode=FOREVER", "Backup:S3:ObjectLockMode must be GOVERNANCE, COMPLIANCE or none: 'FOREVER'")]
+    public async Task A_bad_s3_protection_setting_is_one_line_naming_the_key_and_exit_2(string setting, string message)
+    {
+        var r = await VelozBackupBinary.RunAsync(["status", $"--Backup:LocalRoot={_root}", "--Backup:S3:Enabled=true", setting]);
+        r.ExitCode.Should().Be(2);
+        r.ErrorLines.Should().ContainSingle().Which.Should().Be("veloz-backup: configuration error: " + message);
+    }
+
     [Fact]
     public async Task A_misspelt_key_in_the_config_file_names_the_key()
     {
@@ -186,6 +197,31 @@ public sealed class CliS3Tests(Stores.S3rverFixture fixture) : IClassFixture<Sto
 
         r.ExitCode.Should().Be(1);
         r.ErrorLines.Should().ContainSingle().Which.Should().Contain("unreachable");
+    }
+
+    [Fact]
+    public async Task Missing_credentials_are_one_line_that_says_where_the_agent_looks_and_exit_1()
+    {
+        var bucket = "nocred-" + Guid.NewGuid().ToString("N")[..10];
+        await fixture.Server.CreateBucketAsync(bucket);
+        var env = Env(bucket);
+        await ImportAsync(env);
+        foreach (var name in new[] { "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI" })
+        {
+            env[name] = null;
+        }
+
+        // No profile either: an empty home, and credential and config files that do not exist.
+        env["HOME"] = _root;
+        env["AWS_SHARED_CREDENTIALS_FILE"] = Path.Combine(_root, "no-credentials");
+        env["AWS_CONFIG_FILE"] = Path.Combine(_root, "no-config");
+
+        var r = await VelozBackupBinary.RunAsync(["replicate"], env);
+
+        r.ExitCode.Should().Be(1, r.StdErr);
+        r.ErrorLines.Should().ContainSingle(r.StdErr).Which.Should().StartWith($"veloz-backup: no S3 credentials found for bucket '{bucket}'")
+            .And.Contain("AWS_ACCESS_KEY_ID").And.Contain("AWS_SECRET_ACCESS_KEY").And.Contain("profile").And.Contain("instance role")
+            .And.NotContain("Exception 1 of");
     }
 
     [Fact]

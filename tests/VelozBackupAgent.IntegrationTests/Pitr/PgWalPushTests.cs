@@ -151,7 +151,7 @@ public sealed class PgWalPushTests
         var corrupt = Path.Combine(bed.Root, "corrupt");
         r = await bed.RunAsync("pg-wal-get", segment, corrupt);
         r.ExitCode.Should().Be(126, r.StdErr);
-        r.ErrorLines.Should().ContainSingle().Which.Should().Contain(segment);
+        r.ErrorLines.Should().ContainSingle().Which.Should().Contain(segment).And.Contain("in s3").And.Contain("checksum mismatch").And.NotContain("Expected hash");
         r.StdErr.Should().NotContain("Unhandled exception");
         File.Exists(corrupt).Should().BeFalse();
     }

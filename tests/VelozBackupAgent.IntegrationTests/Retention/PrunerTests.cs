@@ -113,6 +113,84 @@ public sealed class PrunerTests : IAsyncLifetime
         report.Refusals.Should().Contain(r => r.Contains("the clock went backwards", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Copies_s3_still_locks_are_kept_reported_and_logged_until_their_lock_ends_and_the_globals_stay_with_their_dump()
+    {
+        // s3rver reports no retention: the store takes the object's Last-Modified (the real clock) plus the lock days.
+        await _s3!.CreateBucketAsync("locked");
+        _client = _s3.CreateClient();
+        var options = _s3.Options("locked", "veloz-1");
+        options.ObjectLockMode = "COMPLIANCE";
+        options.ObjectLockDays = 30;
+        var s3 = new VelozBackupAgent.Storage.S3.S3ArtifactStore(options, _client);
+        var local = new LocalArtifactStore(_root);
+        var written = TimeProvider.System.GetUtcNow();
+        foreach (var store in new IArtifactStore[] { local, s3 })
+        {
+            await PutAsync(store, "database", "veloz_20261001_020000.dump");
+            await PutAsync(store, "database", "globals_20261001_020000.sql.gpg");
+            await PutAsync(store, "database", "veloz_20261122_020000.dump");
+        }
+
+        var clock = new ManualClock(written.AddDays(1)); // both old dumps are past their 30 days by name, the S3 copies locked for 29 more
+        var log = new ListLogger<Pruner>();
+        var pruner = new Pruner(Options(), [local, s3], WalManifests.ReadSegmentNamesAsync, clock, log);
+
+        var dry = await pruner.PruneAsync(dryRun: true);
+        dry.Deleted.Select(d => (d.Target, d.Name)).Should().BeEquivalentTo(new[]
+        {
+            ("local", "veloz_20261001_020000.dump"), ("local", "globals_20261001_020000.sql.gpg"),
+        });
+        dry.Locked.Select(l => (l.Target, l.Name)).Should().BeEquivalentTo(new[]
+        {
+            ("s3", "veloz_20261001_020000.dump"), ("s3", "globals_20261001_020000.sql.gpg"),
+        });
+        dry.Locked.Should().OnlyContain(l => l.Until >= written.AddDays(30).AddSeconds(-2) && l.Until <= TimeProvider.System.GetUtcNow().AddDays(30).AddSeconds(2));
+        log.Lines.Should().Contain(l => l.Contains("retention kept database/veloz_20261001_020000.dump in s3: it is under S3 Object Lock until", StringComparison.Ordinal));
+
+        var report = await pruner.PruneAsync(dryRun: false);
+        report.Errors.Should().BeEmpty();
+        report.Deleted.Should().OnlyContain(d => d.Target == "local").And.HaveCount(2);
+        (await s3.ListAsync("database").Select(a => a.Name).ToListAsync()).Should().BeEquivalentTo(
+            "veloz_20261001_020000.dump", "globals_20261001_020000.sql.gpg", "veloz_20261122_020000.dump");
+
+        clock.Advance(TimeSpan.FromDays(30)); // past the lock and the clock tolerance
+        var later = await pruner.PruneAsync(dryRun: false);
+        later.Locked.Should().BeEmpty();
+        later.Deleted.Select(d => (d.Target, d.Name)).Should().BeEquivalentTo(new[]
+        {
+            ("s3", "veloz_20261001_020000.dump"), ("s3", "globals_20261001_020000.sql.gpg"),
+        });
+    }
+
+    private sealed class ListLogger<T> : Microsoft.Extensions.Logging.ILogger<T>
+    {
+        private readonly List<string> _lines = [];
+
+        public IReadOnlyList<string> Lines
+        {
+            get
+            {
+                lock (_lines)
+                {
+                    return [.. _lines];
+                }
+            }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (_lines)
+            {
+                _lines.Add(formatter(state, exception));
+            }
+        }
+    }
+
     private async Task<IArtifactStore> S3Async()
     {
         await _s3!.CreateBucketAsync("prune");

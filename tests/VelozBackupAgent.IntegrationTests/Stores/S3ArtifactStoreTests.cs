@@ -4,6 +4,7 @@ using System.Text;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Microsoft.Extensions.Logging;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Checksums;
@@ -255,6 +256,88 @@ public sealed class S3ArtifactStoreTests : IClassFixture<S3rverFixture>, IAsyncL
         await FluentActions.Awaiting(() => store.OpenReadAsync("config", "s.tar.gz")).Should().ThrowAsync<ArtifactIntegrityException>();
     }
 
+    [Theory]
+    [InlineData(5000)]
+    [InlineData((Part * 5L) / 2)] // multipart
+    public async Task An_object_damaged_on_the_S3_server_is_a_checksum_mismatch_not_an_SDK_exception(long size)
+    {
+        var store = Store();
+        await store.WriteAsync("config", "d.tar.gz", new GeneratedStream(size));
+        FlipByteOnDisk("veloz-1/config/d.tar.gz");
+
+        var read = async () =>
+        {
+            await using var stream = await store.OpenReadAsync("config", "d.tar.gz");
+            await stream.CopyToAsync(Stream.Null);
+        };
+
+        var thrown = await read.Should().ThrowAsync<ArtifactIntegrityException>();
+        _output.WriteLine(thrown.Which.Message);
+        thrown.Which.Message.Should().Contain("checksum mismatch").And.Contain($"s3://{_bucket}/veloz-1/config/d.tar.gz").And.NotContain("Expected hash");
+    }
+
+    [Fact]
+    public async Task A_sidecar_damaged_on_the_S3_server_is_a_checksum_mismatch_not_an_SDK_exception()
+    {
+        var store = Store();
+        await store.WriteAsync("config", "e.tar.gz", new GeneratedStream(5000));
+        FlipByteOnDisk("veloz-1/config/e.tar.gz.sha256");
+
+        var stat = await FluentActions.Awaiting(() => store.StatAsync("config", "e.tar.gz")).Should().ThrowAsync<ArtifactIntegrityException>();
+        _output.WriteLine(stat.Which.Message);
+        stat.Which.Message.Should().Contain("checksum mismatch").And.Contain("e.tar.gz.sha256").And.NotContain("Expected hash");
+        await FluentActions.Awaiting(() => store.OpenReadAsync("config", "e.tar.gz")).Should().ThrowAsync<ArtifactIntegrityException>();
+    }
+
+    [Fact]
+    public async Task With_an_unreachable_hold_S3_is_tried_once_and_later_calls_fail_at_once_until_the_hold_ends()
+    {
+        await using var server = await S3rverServer.StartNewAsync();
+        await server.CreateBucketAsync("breaker");
+        using var client = server.CreateClient();
+        using var logs = new Sources.Archives.CapturedLogs();
+        var clock = new ManualClock(new DateTimeOffset(2026, 12, 2, 4, 0, 0, TimeSpan.Zero));
+        var options = server.Options("breaker");
+        options.MaxRetries = 0; // no retry delays to wait for on the manual clock
+        options.UnreachableHold = TimeSpan.FromMinutes(1);
+        var store = new S3ArtifactStore(options, client, logs.Factory().CreateLogger<S3ArtifactStore>(), clock);
+        server.Stop();
+
+        var first = await FluentActions.Awaiting(() => store.StatAsync("wal", "orders_0000000000000001.wal")).Should().ThrowAsync<StoreUnavailableException>();
+        first.Which.Message.Should().Contain("unreachable");
+        await server.StartAsync();
+
+        // S3 is back, but within the hold the verdict stands: no request is sent.
+        clock.Advance(TimeSpan.FromSeconds(30));
+        var second = await FluentActions.Awaiting(() => store.WriteAsync("wal", "orders_0000000000000001.wal", new GeneratedStream(100)))
+            .Should().ThrowAsync<StoreUnavailableException>();
+        _output.WriteLine(second.Which.Message);
+        second.Which.Message.Should().StartWith(first.Which.Message).And.Contain("found 30 s ago; not tried again");
+
+        clock.Advance(TimeSpan.FromSeconds(31));
+        (await store.WriteAsync("wal", "orders_0000000000000001.wal", new GeneratedStream(100))).Size.Should().Be(100);
+    }
+
+    [Fact]
+    public async Task With_the_hold_for_the_store_s_life_only_the_first_call_pays_the_retries()
+    {
+        await using var server = await S3rverServer.StartNewAsync();
+        await server.CreateBucketAsync("once");
+        using var client = server.CreateClient();
+        using var logs = new Sources.Archives.CapturedLogs();
+        var options = server.Options("once");
+        options.UnreachableHold = Timeout.InfiniteTimeSpan;
+        var store = new S3ArtifactStore(options, client, logs.Factory().CreateLogger<S3ArtifactStore>());
+        server.Stop();
+
+        for (var i = 0; i < 3; i++)
+        {
+            await FluentActions.Awaiting(() => store.StatAsync("wal", "orders_0000000000000001.wal")).Should().ThrowAsync<StoreUnavailableException>();
+        }
+
+        logs.Lines.Count(l => l.Contains("S3 request failed, retry", StringComparison.Ordinal)).Should().Be(options.MaxRetries, "one series of retries, then the verdict");
+    }
+
     [Fact]
     public async Task A_writer_whose_stream_fails_midway_leaves_nothing()
     {
@@ -430,6 +513,15 @@ public sealed class S3ArtifactStoreTests : IClassFixture<S3rverFixture>, IAsyncL
             }
         };
         return keys;
+    }
+
+    /// <summary>Flips one byte of the file s3rver keeps an object's bytes in (<c>&lt;directory&gt;/&lt;bucket&gt;/&lt;key&gt;._S3rver_object</c>).</summary>
+    private void FlipByteOnDisk(string key)
+    {
+        var path = Path.Combine(_server.DataDirectory, _bucket, key + "._S3rver_object");
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
     }
 
     private async Task RawPutAsync(string key, string text) =>

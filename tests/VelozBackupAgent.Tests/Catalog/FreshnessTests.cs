@@ -50,4 +50,83 @@ public class FreshnessTests
         Freshness.Evaluate(o, "database", Now.AddHours(-25), Now).Stale.Should().BeTrue();
         FluentActions.Invoking(() => o.Kind("nope")).Should().Throw<ArgumentException>();
     }
+
+    // A daily dump (objective 24 h, grace 1 min, MaxRunDuration 1 h) named at 02:00 yesterday.
+    private static readonly DateTimeOffset LastDump = Now.AddHours(-24).AddMinutes(-30);
+
+    private static FreshnessStatus Daily(DateTimeOffset? last, DateTimeOffset? runningSince) =>
+        Freshness.Evaluate("database", last, TimeSpan.FromHours(24), TimeSpan.FromMinutes(1), Now, runningSince, TimeSpan.FromHours(1));
+
+    [Fact]
+    public void A_run_that_started_on_time_keeps_a_kind_fresh_while_under_its_bound()
+    {
+        // Started 30 s after the objective ran out (inside the grace), 29.5 min ago: the dump is just taking long.
+        var s = Daily(LastDump, LastDump.AddHours(24).AddSeconds(30));
+        s.Stale.Should().BeFalse();
+        s.KeptFreshByRun.Should().BeTrue();
+        s.RunOverdue.Should().BeFalse();
+        s.RunningFor.Should().Be(TimeSpan.FromMinutes(29.5));
+        s.Age.Should().Be(TimeSpan.FromHours(24.5), "the newest backup is as old as it is");
+    }
+
+    [Fact]
+    public void A_run_past_its_bound_is_hung_and_no_longer_keeps_the_kind_fresh()
+    {
+        var s = Freshness.Evaluate("database", LastDump, TimeSpan.FromHours(24), TimeSpan.FromMinutes(1), Now,
+            LastDump.AddHours(24), TimeSpan.FromMinutes(29));
+        s.Stale.Should().BeTrue();
+        s.KeptFreshByRun.Should().BeFalse();
+        s.RunOverdue.Should().BeTrue();
+        s.MaxRun.Should().Be(TimeSpan.FromMinutes(29));
+    }
+
+    [Fact]
+    public void A_run_that_started_late_does_not_hide_the_gap()
+    {
+        // Started 2 minutes after the kind went stale (objective + grace): the schedule missed, the alert must stand.
+        Daily(LastDump, LastDump.AddHours(24).AddMinutes(3)).Stale.Should().BeTrue();
+    }
+
+    [Fact]
+    public void With_no_backup_at_all_a_run_does_not_help()
+    {
+        var s = Daily(null, Now.AddMinutes(-5));
+        s.Stale.Should().BeTrue();
+        s.KeptFreshByRun.Should().BeFalse();
+        s.RunningSince.Should().Be(Now.AddMinutes(-5));
+    }
+
+    [Fact]
+    public void A_hung_run_is_reported_even_while_the_kind_is_still_fresh()
+    {
+        // The config kind (objective 6 h): a run started 10 min after the last success and hung for 2 h.
+        var s = Freshness.Evaluate("config", Now.AddHours(-2).AddMinutes(-10), TimeSpan.FromHours(6), TimeSpan.FromMinutes(1), Now,
+            Now.AddHours(-2), TimeSpan.FromMinutes(30));
+        s.Stale.Should().BeFalse();
+        s.RunOverdue.Should().BeTrue();
+        s.RunningFor.Should().Be(TimeSpan.FromHours(2));
+    }
+
+    [Fact]
+    public void No_run_changes_nothing()
+    {
+        var s = Daily(LastDump, null);
+        s.Stale.Should().BeTrue();
+        s.RunningSince.Should().BeNull();
+        s.RunningFor.Should().BeNull();
+        s.RunOverdue.Should().BeFalse();
+    }
+
+    [Fact]
+    public void Max_run_durations_default_per_kind()
+    {
+        var o = new BackupOptions();
+        o.Kind("wal").MaxRunDuration.Should().Be(TimeSpan.FromMinutes(10));
+        o.Kind("config").MaxRunDuration.Should().Be(TimeSpan.FromMinutes(30));
+        o.Kind("database").MaxRunDuration.Should().Be(TimeSpan.FromHours(6));
+        o.Kind("secrets").MaxRunDuration.Should().Be(TimeSpan.FromMinutes(30));
+        o.Kind("pitr").MaxRunDuration.Should().Be(TimeSpan.FromHours(6));
+        Freshness.Evaluate(o, "database", Now.AddHours(-25), Now, Now.AddMinutes(-59)).Stale.Should().BeFalse();
+        Freshness.Evaluate(o, "database", Now.AddHours(-25), Now, Now.AddMinutes(-59)).KeptFreshByRun.Should().BeTrue();
+    }
 }

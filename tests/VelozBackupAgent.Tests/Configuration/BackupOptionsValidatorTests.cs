@@ -120,6 +120,37 @@ public sealed class BackupOptionsValidatorTests : IDisposable
     }
 
     [Fact]
+    public void S3_encryption_storage_class_and_lock_are_read_and_an_unknown_value_names_its_key()
+    {
+        var o = Load(("Backup:S3:Enabled", "true"), ("Backup:S3:ServerSideEncryption", "aws:kms"), ("Backup:S3:KmsKeyId", "alias/veloz"),
+            ("Backup:S3:StorageClass", "STANDARD_IA"), ("Backup:S3:ObjectLockMode", "GOVERNANCE"), ("Backup:S3:ObjectLockDays", "7"));
+        (o.S3.ServerSideEncryption, o.S3.KmsKeyId, o.S3.StorageClass, o.S3.ObjectLockMode, o.S3.ObjectLockDays).Should().Be(("aws:kms", "alias/veloz", "STANDARD_IA", "GOVERNANCE", 7));
+        var store = Stores.StoreComposition.S3StoreOptionsFrom(o);
+        (store.ServerSideEncryption, store.KmsKeyId, store.StorageClass, store.ObjectLockMode, store.ObjectLockDays).Should().Be(("aws:kms", "alias/veloz", "STANDARD_IA", "GOVERNANCE", 7));
+
+        Problems(("Backup:S3:Enabled", "true"), ("Backup:S3:ServerSideEncryption", "SSE-C")).Should().ContainSingle()
+            .Which.Should().Be("Backup:S3:ServerSideEncryption must be one of none, AES256, aws:kms: 'SSE-C'");
+        Problems(("Backup:S3:Enabled", "true"), ("Backup:S3:KmsKeyId", "1234abcd")).Should().ContainSingle()
+            .Which.Should().Be("Backup:S3:KmsKeyId is set but Backup:S3:ServerSideEncryption is 'none': a KMS key is used only with aws:kms");
+        Problems(("Backup:S3:Enabled", "true"), ("Backup:S3:ObjectLockDays", "30")).Should().ContainSingle()
+            .Which.Should().StartWith("Backup:S3:ObjectLockDays is 30 but Backup:S3:ObjectLockMode is not set");
+        Problems(("Backup:S3:Enabled", "true"), ("Backup:S3:ObjectLockMde", "GOVERNANCE")).Should().ContainSingle()
+            .Which.Should().Be("Backup:S3:ObjectLockMde is not a known setting (did you mean Backup:S3:ObjectLockMode?)");
+    }
+
+    [Fact]
+    public void No_kind_may_be_kept_shorter_than_s3_locks_its_copies()
+    {
+        var problems = Problems(("Backup:S3:Enabled", "true"), ("Backup:S3:ObjectLockMode", "COMPLIANCE"), ("Backup:S3:ObjectLockDays", "14"));
+
+        // WAL keeps 7 days by default, everything else 30.
+        problems.Should().ContainSingle().Which.Should().Be(
+            "Backup:Wal:Retention 7.00:00:00 is shorter than Backup:S3:ObjectLockDays 14: S3 would keep every copy locked past it; raise the retention to at least 14.00:00:00 or lower the lock");
+        Load(("Backup:S3:Enabled", "true"), ("Backup:S3:ObjectLockMode", "COMPLIANCE"), ("Backup:S3:ObjectLockDays", "14"), ("Backup:Wal:Retention", "14.00:00:00"))
+            .S3.ObjectLockDays.Should().Be(14);
+    }
+
+    [Fact]
     public void S3_settings_are_only_checked_when_S3_is_enabled()
     {
         var o = Load(("Backup:S3:Bucket", "Not_A_Bucket"));

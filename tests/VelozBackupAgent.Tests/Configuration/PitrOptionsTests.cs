@@ -78,6 +78,20 @@ public sealed class PitrOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Max_run_duration_is_bounded_for_every_kind_and_named_by_its_key()
+    {
+        var problems = Problems(
+            ("Backup:Database:MaxRunDuration", "00:00:30"),
+            ("Backup:Wal:MaxRunDuration", "8.00:00:00"),
+            ("Backup:Pitr:MaxRunDuration", "00:00:00"));
+        problems.Should().HaveCount(3);
+        problems.Should().Contain("Backup:Database:MaxRunDuration must be between 00:01:00 and 7.00:00:00: 00:00:30");
+        problems.Should().Contain("Backup:Wal:MaxRunDuration must be between 00:01:00 and 7.00:00:00: 8.00:00:00");
+        problems.Should().Contain("Backup:Pitr:MaxRunDuration must be between 00:01:00 and 7.00:00:00: 00:00:00");
+        Load(("Backup:Config:MaxRunDuration", "02:00:00")).Config.MaxRunDuration.Should().Be(TimeSpan.FromHours(2));
+    }
+
+    [Fact]
     public void Pitr_checks_the_connection_string_even_with_the_database_kind_off()
     {
         Problems(("Backup:Database:Enabled", "false"), ("Backup:Pitr:Enabled", "true"), ("Backup:Database:ConnectionString", ""))

@@ -80,6 +80,59 @@ public sealed class BackupRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_backup_in_progress_is_visible_through_the_lock_file_and_gone_when_it_ends()
+    {
+        var started = new TaskCompletionSource();
+        var release = new TaskCompletionSource();
+        var runner = new BackupRunner([new ScriptedSource("database", async _ =>
+        {
+            started.SetResult();
+            await release.Task;
+            return BackupOutput.Nothing();
+        })], _state, _clock);
+
+        KindLock.BackupRunningSince(_state, "database").Should().BeNull();
+        var run = runner.RunAsync("database", BackupTrigger.Scheduled);
+        await started.Task;
+        // Millisecond precision in the file.
+        KindLock.BackupRunningSince(_state, "database").Should().Be(DateTimeOffset.FromUnixTimeMilliseconds(_clock.GetUtcNow().ToUnixTimeMilliseconds()));
+        release.SetResult();
+        await run;
+        KindLock.BackupRunningSince(_state, "database").Should().BeNull();
+        File.Exists(Path.Combine(_state, "locks", "database.lock.pid")).Should().BeFalse("the holder removes its pid file before it lets go");
+    }
+
+    [Fact]
+    public void A_lock_taken_for_something_else_or_left_by_a_dead_or_newer_process_is_no_backup_in_progress()
+    {
+        using (KindLock.TryAcquire(_state, "wal", out _))
+        {
+            KindLock.BackupRunningSince(_state, "wal").Should().BeNull("a restore or the pruner holds it, not a backup");
+        }
+
+        var pidFile = Path.Combine(_state, "locks", "wal.lock.pid");
+        // Process start times are real time, so this test reads the real clock.
+        var realNow = TimeProvider.System.GetUtcNow();
+        var when = realNow.AddMinutes(-1).ToUnixTimeMilliseconds();
+        File.WriteAllText(pidFile, $"{int.MaxValue}\nbackup {when}\n");
+        KindLock.BackupRunningSince(_state, "wal").Should().BeNull("the holder is dead");
+        using var young = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sleep", "30") { UseShellExecute = false })!;
+        try
+        {
+            File.WriteAllText(pidFile, $"{young.Id}\nbackup {realNow.AddMinutes(-10).ToUnixTimeMilliseconds()}\n");
+            KindLock.BackupRunningSince(_state, "wal").Should().BeNull("the pid was reused by a process younger than the run");
+            File.WriteAllText(pidFile, $"{young.Id}\nbackup {TimeProvider.System.GetUtcNow().AddSeconds(5).ToUnixTimeMilliseconds()}\n");
+            KindLock.BackupRunningSince(_state, "wal").Should().NotBeNull("a live holder that started before the run");
+            File.WriteAllText(pidFile, "junk\nbackup x\n");
+            KindLock.BackupRunningSince(_state, "wal").Should().BeNull();
+        }
+        finally
+        {
+            young.Kill();
+        }
+    }
+
+    [Fact]
     public async Task Cancellation_is_a_failed_run_that_says_so()
     {
         using var cts = new CancellationTokenSource();

@@ -102,6 +102,80 @@ public sealed class S3CallsTests
     }
 
     [Fact]
+    public async Task The_SDKs_own_response_checksum_failure_is_a_checksum_mismatch_naming_the_object()
+    {
+        var thrown = await FluentActions.Awaiting(() => Failing(new AmazonClientException("Expected hash not equal to calculated hash"), failures: 10))
+            .Should().ThrowAsync<ArtifactIntegrityException>();
+
+        _attempts.Should().Be(1, "bytes that do not match are not a passing fault");
+        thrown.Which.Message.Should().StartWith("s3://veloz-backups/veloz-1/database/x.dump: checksum mismatch").And.NotContain("Expected hash");
+    }
+
+    [Fact]
+    public async Task Missing_credentials_are_one_line_that_says_where_the_agent_looks()
+    {
+        var sdk = new AmazonClientException(
+            "Failed to resolve AWS credentials. The credential providers used to search for credentials returned the following errors:\n" +
+            "Exception 1 of 4: The environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN were not set with AWS credentials.\n" +
+            "Exception 2 of 4: The webIdentityTokenFile must be an absolute path.");
+
+        var thrown = await FluentActions.Awaiting(() => Failing(sdk, failures: 10)).Should().ThrowAsync<StoreException>();
+
+        _attempts.Should().Be(1);
+        thrown.Which.Message.Should().StartWith("no S3 credentials found for bucket 'veloz-backups' at http://127.0.0.1:4569")
+            .And.Contain("AWS_ACCESS_KEY_ID").And.Contain("profile").And.Contain("instance role").And.NotContain("\n").And.NotContain("Exception 1 of");
+    }
+
+    [Fact]
+    public async Task An_unreachable_verdict_stands_for_the_hold_then_S3_is_tried_again()
+    {
+        var clock = new Support.FakeTimeProvider(new DateTimeOffset(2026, 12, 2, 4, 0, 0, TimeSpan.Zero));
+        var calls = new S3Calls(
+            new S3StoreOptions { Bucket = "b", Prefix = "veloz-1", ServiceUrl = "http://127.0.0.1:4569", MaxRetries = 0, UnreachableHold = TimeSpan.FromMinutes(1) },
+            clock, NullLogger.Instance);
+        var attempts = 0;
+        Task<int> Call(bool fail) => calls.RunAsync("HeadObject", "k", _ =>
+        {
+            attempts++;
+            return fail ? throw new HttpRequestException("Connection refused", new SocketException((int)SocketError.ConnectionRefused)) : Task.FromResult(7);
+        }, CancellationToken.None);
+
+        await FluentActions.Awaiting(() => Call(fail: true)).Should().ThrowAsync<StoreUnavailableException>();
+        clock.Advance(TimeSpan.FromSeconds(59));
+        var held = await FluentActions.Awaiting(() => Call(fail: false)).Should().ThrowAsync<StoreUnavailableException>();
+        held.Which.Message.Should().Contain("found 59 s ago; not tried again");
+        attempts.Should().Be(1, "within the hold nothing is sent");
+
+        clock.Advance(TimeSpan.FromSeconds(1));
+        (await Call(fail: false)).Should().Be(7);
+        attempts.Should().Be(2);
+    }
+
+    [Fact]
+    public async Task Without_a_hold_every_call_tries_S3_again_and_an_answering_S3_never_trips_it()
+    {
+        var refused = new HttpRequestException("Connection refused", new SocketException((int)SocketError.ConnectionRefused));
+        await FluentActions.Awaiting(() => Failing(refused, failures: 100)).Should().ThrowAsync<StoreUnavailableException>();
+        await FluentActions.Awaiting(() => Failing(refused, failures: 100)).Should().ThrowAsync<StoreUnavailableException>();
+        _attempts.Should().Be(6, "the default (no hold) retries on every call, as the daemon needs");
+
+        var calls = new S3Calls(
+            new S3StoreOptions { Bucket = "b", Prefix = "veloz-1", MaxRetries = 0, UnreachableHold = Timeout.InfiniteTimeSpan },
+            TimeProvider.System, NullLogger.Instance);
+        var attempts = 0;
+        for (var i = 0; i < 2; i++)
+        {
+            await FluentActions.Awaiting(() => calls.RunAsync("GetObject", "k", _ =>
+            {
+                attempts++;
+                return Task.FromException<int>(S3Error(HttpStatusCode.ServiceUnavailable, "SlowDown"));
+            }, CancellationToken.None)).Should().ThrowAsync<StoreUnavailableException>();
+        }
+
+        attempts.Should().Be(2, "a server that answers 503 is reachable: no verdict");
+    }
+
+    [Fact]
     public void Missing_key_is_told_apart_from_missing_bucket()
     {
         S3Calls.IsMissingKey(S3Error(HttpStatusCode.NotFound, "NoSuchKey")).Should().BeTrue();

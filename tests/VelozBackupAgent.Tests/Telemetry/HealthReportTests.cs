@@ -26,6 +26,30 @@ public sealed class HealthReportTests
     }
 
     [Fact]
+    public void A_long_run_on_time_keeps_health_and_a_hung_one_is_a_problem()
+    {
+        var lastDump = Now.AddHours(-24).AddMinutes(-20);
+        var running = Freshness.Evaluate("database", lastDump, TimeSpan.FromDays(1), TimeSpan.FromMinutes(1), Now,
+            lastDump.AddDays(1), TimeSpan.FromHours(1));
+        var healthy = HealthReport.Evaluate(SchedulerState.Running, [running]);
+        healthy.Healthy.Should().BeTrue();
+        using (var json = JsonDocument.Parse(healthy.ToJson()))
+        {
+            var kind = json.RootElement.GetProperty("kinds")[0];
+            kind.GetProperty("runningSince").GetString().Should().Be("2026-11-23T09:40:00Z");
+            kind.GetProperty("keptFreshByRun").GetBoolean().Should().BeTrue();
+            kind.GetProperty("runOverdue").GetBoolean().Should().BeFalse();
+        }
+
+        var hung = Freshness.Evaluate("config", Now.AddHours(-2), TimeSpan.FromHours(6), TimeSpan.FromMinutes(1), Now,
+            Now.AddMinutes(-95), TimeSpan.FromMinutes(30));
+        var report = HealthReport.Evaluate(SchedulerState.Running, [hung]);
+        report.Healthy.Should().BeFalse();
+        report.Problems.Should().ContainSingle().Which.Should()
+            .Be("config: the backup run in progress has been going for 1h 35m, past its 30m MaxRunDuration: hung? (no other run of the kind can start meanwhile)");
+    }
+
+    [Fact]
     public void The_json_body_names_each_kind_its_age_objective_and_how_far_past_it()
     {
         var report = HealthReport.Evaluate(SchedulerState.Running, [
