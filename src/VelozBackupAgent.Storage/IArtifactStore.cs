@@ -74,4 +74,12 @@ public interface IArtifactStore
 /// <param name="Name">The file name, e.g. <c>veloz_20260214_120000.dump</c>.</param>
 /// <param name="Size">Size of the artifact's bytes.</param>
 /// <param name="Sha256">Lower-case hex SHA-256 of the bytes, when known (see <see cref="IArtifactStore.ListAsync"/>).</param>
-public sealed record ArtifactInfo(string Kind, string Name, long Size, string? Sha256);
+public sealed record ArtifactInfo(string Kind, string Name, long Size, string? Sha256)
+{
+    /// <summary>
+    /// The store keeps these bytes encrypted (the S3 copy with <c>Backup:S3:Encrypt</c>). <see cref="Size"/> and
+    /// <see cref="Sha256"/> from <see cref="IArtifactStore.StatAsync"/> are still the plaintext's; from a listing,
+    /// <see cref="Size"/> is the ciphertext's, so it cannot be compared with another store's.
+    /// </summary>
+    public bool Encrypted { get; init; }
+}

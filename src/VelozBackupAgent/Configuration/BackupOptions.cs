@@ -339,6 +339,12 @@ public sealed class S3Options
 
     /// <summary>Days each object written stays locked with <see cref="ObjectLockMode"/> (no kind's Retention may be shorter). Default 0.</summary>
     public int ObjectLockDays { get; set; }
+
+    /// <summary>
+    /// Encrypt every copy sent to S3 with gpg, to the keys of <c>Backup:Secrets:Recipients</c> (which must then name
+    /// at least one key). Reads decrypt encrypted copies whatever this says. Default true.
+    /// </summary>
+    public bool Encrypt { get; set; } = true;
 }
 
 /// <summary><c>Backup:Replication</c>: the durable queue that copies local artifacts to S3.</summary>

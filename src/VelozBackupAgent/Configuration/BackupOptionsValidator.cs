@@ -93,6 +93,7 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         CheckPitr(o, p);
 
         CheckS3(o, p);
+        CheckS3Encryption(o, p);
         CheckPositive($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.ReconcileInterval)}", o.Replication.ReconcileInterval, p);
         CheckPositive($"{B}:{nameof(o.Replication)}:{nameof(o.Replication.InitialBackoff)}", o.Replication.InitialBackoff, p);
         if (o.Replication.MaxBackoff < o.Replication.InitialBackoff)
@@ -283,6 +284,18 @@ internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOp
         if (string.IsNullOrWhiteSpace(secrets.GpgPath) || (secrets.GpgPath.Contains('/', StringComparison.Ordinal) && !Path.IsPathFullyQualified(secrets.GpgPath)))
         {
             p.Add($"{Key}:{nameof(secrets.GpgPath)} must be a program name such as 'gpg' or an absolute path: '{secrets.GpgPath}'");
+        }
+    }
+
+    private static void CheckS3Encryption(BackupOptions o, List<string> p)
+    {
+        const string B = BackupOptions.SectionName;
+
+        // Start-up, not the first upload, is where a replica that would receive plaintext (or nothing) is refused.
+        if (o.S3.Enabled && o.S3.Encrypt && o.Secrets.Recipients.All(string.IsNullOrWhiteSpace))
+        {
+            p.Add($"{B}:{nameof(o.S3)}:{nameof(o.S3.Encrypt)} is on (the default) but {B}:{nameof(o.Secrets)}:{nameof(o.Secrets.Recipients)} is empty: "
+                  + $"name the gpg key(s) the S3 copies are encrypted to, or set {B}:{nameof(o.S3)}:{nameof(o.S3.Encrypt)} to false to upload them unencrypted");
         }
     }
 

@@ -206,7 +206,8 @@ public sealed class Replicator : IDisposable
 
             await foreach (var a in _local.ListAsync(kind, cancellationToken))
             {
-                var missing = !remote.TryGetValue(a.Name, out var r) || r.Size != a.Size
+                // An encrypted copy's listed size is the ciphertext's: only its presence can be compared cheaply.
+                var missing = !remote.TryGetValue(a.Name, out var r) || (r.Size != a.Size && !r.Encrypted)
                               || (r.Sha256 is not null && a.Sha256 is not null && !string.Equals(r.Sha256, a.Sha256, StringComparison.Ordinal));
                 if (missing && !alreadyQueued.Contains((kind, a.Name)))
                 {

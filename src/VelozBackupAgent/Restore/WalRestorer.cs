@@ -188,14 +188,15 @@ public sealed partial class WalRestorer
 
     private static async Task CheckPresentAsync(IArtifactStore store, string manifest, List<PlanItem> plan, CancellationToken cancellationToken)
     {
-        var stored = new Dictionary<string, long>(StringComparer.Ordinal);
+        var stored = new Dictionary<string, long?>(StringComparer.Ordinal);
         await foreach (var a in store.ListAsync(BackupKinds.Wal, cancellationToken).ConfigureAwait(false))
         {
-            stored[a.Name] = a.Size;
+            // An encrypted S3 copy is listed with the ciphertext's size: the copy checks the plaintext's size and checksum instead.
+            stored[a.Name] = a.Encrypted ? null : a.Size;
         }
 
         var missing = plan.Where(p => !stored.ContainsKey(p.Artifact)).Select(p => p.Artifact).ToList();
-        var wrongSize = plan.Where(p => stored.TryGetValue(p.Artifact, out var size) && size != p.Size).Select(p => p.Artifact).ToList();
+        var wrongSize = plan.Where(p => stored.TryGetValue(p.Artifact, out var size) && size is not null && size != p.Size).Select(p => p.Artifact).ToList();
         if (missing.Count > 0)
         {
             throw new RestoreException(string.Create(CultureInfo.InvariantCulture,

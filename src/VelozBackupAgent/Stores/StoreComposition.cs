@@ -42,7 +42,7 @@ public static class StoreComposition
         storeOptions.Bucket = bucket;
         storeOptions.Prefix = prefix;
         storeOptions.UnreachableHold = unreachableHold;
-        return new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider);
+        return Encrypting(options, new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider), loggerFactory, timeProvider);
     }
 
     /// <summary>
@@ -54,6 +54,13 @@ public static class StoreComposition
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var storeOptions = S3StoreOptionsFrom(options);
         storeOptions.UnreachableHold = unreachableHold;
-        return new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider);
+        return Encrypting(options, new S3ArtifactStore(storeOptions, loggerFactory.CreateLogger<S3ArtifactStore>(), timeProvider), loggerFactory, timeProvider);
     }
+
+    /// <summary>
+    /// The S3 store behind client-side gpg encryption (<see cref="EncryptingArtifactStore"/>): new copies encrypted when
+    /// Backup:S3:Encrypt is on, encrypted copies decrypted on every read either way (a bucket may hold both).
+    /// </summary>
+    private static EncryptingArtifactStore Encrypting(BackupOptions options, S3ArtifactStore store, ILoggerFactory loggerFactory, TimeProvider? timeProvider) =>
+        EncryptingArtifactStore.Over(store, options.Secrets, options.S3.Encrypt, timeProvider ?? TimeProvider.System, loggerFactory.CreateLogger<EncryptingArtifactStore>());
 }

@@ -138,6 +138,8 @@ public sealed class CliS3Tests(Stores.S3rverFixture fixture) : IClassFixture<Sto
         ["Backup__S3__ForcePathStyle"] = "true",
         ["Backup__S3__ChunkedUpload"] = "false",
         ["Backup__S3__MaxRetries"] = "1",
+        ["Backup__Secrets__Recipients__0"] = TestEnvironment.GpgRecipient,
+        ["Backup__Secrets__GnupgHome"] = TestEnvironment.GnupgHome,
         ["AWS_ACCESS_KEY_ID"] = key,
         ["AWS_SECRET_ACCESS_KEY"] = "S3RVER",
         ["AWS_REGION"] = "us-east-1",

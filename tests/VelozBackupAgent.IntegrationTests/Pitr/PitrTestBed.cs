@@ -117,7 +117,8 @@ internal sealed class PitrTestBed : IAsyncDisposable
         do
         {
             var page = await client.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = Bucket, Prefix = $"{NodeName}/{BackupKinds.Pitr}/", ContinuationToken = token });
-            keys.AddRange((page.S3Objects ?? []).Select(o => o.Key[($"{NodeName}/{BackupKinds.Pitr}/").Length..]).Where(k => !k.EndsWith(".sha256", StringComparison.Ordinal)));
+            keys.AddRange((page.S3Objects ?? []).Select(o => o.Key[($"{NodeName}/{BackupKinds.Pitr}/").Length..]).Where(k => !k.EndsWith(".sha256", StringComparison.Ordinal))
+                .Select(k => k.EndsWith(".enc.gpg", StringComparison.Ordinal) ? k[..^".enc.gpg".Length] : k)); // encrypted copies: the artifact's name
             token = page.IsTruncated == true ? page.NextContinuationToken : null;
         }
         while (token is not null);
@@ -161,7 +162,8 @@ internal sealed class PitrTestBed : IAsyncDisposable
             ["Wal"] = new { Enabled = false },
             ["Config"] = new Dictionary<string, object?> { ["Enabled"] = false, ["Root"] = ConfigRoot, ["Include"] = new[] { "config.yaml" } },
             ["Database"] = new Dictionary<string, object?> { ["Enabled"] = false, ["ConnectionString"] = ConnectionString, ["BinDirectory"] = TestEnvironment.PostgresBinDirectory },
-            ["Secrets"] = new { Enabled = false },
+            // Disabled as a kind; its recipients are what the S3 copies are encrypted to.
+            ["Secrets"] = new { Enabled = false, Recipients = new[] { TestEnvironment.GpgRecipient }, GnupgHome = TestEnvironment.GnupgHome },
             ["Pitr"] = new Dictionary<string, object?>
             {
                 ["Enabled"] = true,

@@ -147,7 +147,9 @@ public sealed class S3FaultTests
     /// <summary>Where s3rver keeps the bytes of an object: <c>&lt;directory&gt;/&lt;bucket&gt;/&lt;key&gt;._S3rver_object</c>.</summary>
     private static string S3ObjectFile(RestoreTestBed bed, string kind, string name)
     {
-        var path = Path.Combine(bed.S3!.DataDirectory, bed.Bucket, RestoreTestBed.NodeName, kind, name + "._S3rver_object");
+        // With Backup:S3:Encrypt (the default) the bytes are those of <name>.enc.gpg; secrets and sidecars are as named.
+        var encrypted = Path.Combine(bed.S3!.DataDirectory, bed.Bucket, RestoreTestBed.NodeName, kind, name + ".enc.gpg._S3rver_object");
+        var path = File.Exists(encrypted) ? encrypted : Path.Combine(bed.S3!.DataDirectory, bed.Bucket, RestoreTestBed.NodeName, kind, name + "._S3rver_object");
         File.Exists(path).Should().BeTrue($"s3rver keeps {kind}/{name} in {path}");
         return path;
     }

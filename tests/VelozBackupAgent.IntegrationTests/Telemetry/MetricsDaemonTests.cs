@@ -306,6 +306,8 @@ public sealed class MetricsDaemonTests : IDisposable
         ["Backup__S3__ForcePathStyle"] = "true",
         ["Backup__S3__ChunkedUpload"] = "false",
         ["Backup__S3__MaxRetries"] = "1",
+        ["Backup__Secrets__Recipients__0"] = TestEnvironment.GpgRecipient,
+        ["Backup__Secrets__GnupgHome"] = TestEnvironment.GnupgHome,
         ["Backup__Replication__InitialBackoff"] = "00:00:01",
         ["Backup__Replication__MaxBackoff"] = "00:00:02",
         ["AWS_ACCESS_KEY_ID"] = S3rverServer.AccessKey,

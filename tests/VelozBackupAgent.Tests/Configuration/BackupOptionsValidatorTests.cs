@@ -11,10 +11,16 @@ public sealed class BackupOptionsValidatorTests : IDisposable
 
     private BackupOptions Load(params (string Key, string? Value)[] settings)
     {
-        var all = new Dictionary<string, string?> { ["Backup:LocalRoot"] = _root };
+        // A recipient, so that tests enabling S3 meet Backup:S3:Encrypt's requirement; a null value removes a default.
+        var all = new Dictionary<string, string?> { ["Backup:LocalRoot"] = _root, ["Backup:Secrets:Recipients:0"] = "backup@example.com" };
         foreach (var (k, v) in settings)
         {
             all[k] = v;
+        }
+
+        foreach (var unset in all.Where(e => e.Value is null).Select(e => e.Key).ToList())
+        {
+            all.Remove(unset);
         }
 
         return BackupConfiguration.Load(new ConfigurationBuilder().AddInMemoryCollection(all).Build());
@@ -108,6 +114,7 @@ public sealed class BackupOptionsValidatorTests : IDisposable
             ("Backup:S3:Enabled", "true"),
             ("Backup:S3:Bucket", "Not_A_Bucket"),
             ("Backup:S3:PartSizeMiB", "1"),
+            ("Backup:Secrets:Recipients:0", "backup@example.com"),
             ("Backup:Config:Include:0", "../etc/passwd"),
             ("Backup:NodeName", "node/1"));
         problems.Should().HaveCount(5);
@@ -154,6 +161,17 @@ public sealed class BackupOptionsValidatorTests : IDisposable
     {
         var o = Load(("Backup:S3:Bucket", "Not_A_Bucket"));
         o.S3.Bucket.Should().Be("Not_A_Bucket");
+    }
+
+    [Fact]
+    public void S3_encryption_is_on_by_default_and_needs_a_recipient()
+    {
+        Problems(("Backup:S3:Enabled", "true"), ("Backup:Secrets:Recipients:0", null)).Should().ContainSingle().Which.Should().Be(
+            "Backup:S3:Encrypt is on (the default) but Backup:Secrets:Recipients is empty: name the gpg key(s) the S3 copies are encrypted to, "
+            + "or set Backup:S3:Encrypt to false to upload them unencrypted");
+        Load(("Backup:S3:Enabled", "true"), ("Backup:Secrets:Recipients:0", "backup@example.com")).S3.Encrypt.Should().BeTrue();
+        Load(("Backup:S3:Enabled", "true"), ("Backup:S3:Encrypt", "false"), ("Backup:Secrets:Recipients:0", null)).S3.Encrypt.Should().BeFalse();
+        Load().S3.Encrypt.Should().BeTrue("S3 off: nothing to check");
     }
 
     [Fact]
