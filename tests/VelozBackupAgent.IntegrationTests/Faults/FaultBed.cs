@@ -69,6 +69,7 @@ internal sealed class FaultBed : IAsyncDisposable
             }
 
             bed = new FaultBed(root, null, s3, bucket);
+            Directory.CreateDirectory(bed.LocalRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
 
         bed.WriteSources();

@@ -125,8 +125,8 @@ public sealed class ChildEnvironmentTests(ITestOutputHelper output)
     private static bool IsService(ProcessSnapshot s, string key) => s.Runs("sh") && key switch
     {
         "Backup:Restore:StopCommand" or "Backup:Restore:StartCommand" => s.Arguments.Contains("/bin/sleep 0.2"),
-        "Backup:Pitr:StopCommand" => s.RawCommandLine.Contains("/bin/sleep 0.2; ", StringComparison.Ordinal) && s.RawCommandLine.Contains(" stop", StringComparison.Ordinal),
-        "Backup:Pitr:StartCommand" => s.RawCommandLine.Contains("/bin/sleep 0.2; ", StringComparison.Ordinal) && s.RawCommandLine.Contains(" start", StringComparison.Ordinal),
+        "Backup:Pitr:StopCommand" => s.RawCommandLine.Contains("/bin/sleep 0.2; ", StringComparison.Ordinal) && s.RawCommandLine.Contains("'stop'", StringComparison.Ordinal),
+        "Backup:Pitr:StartCommand" => s.RawCommandLine.Contains("/bin/sleep 0.2; ", StringComparison.Ordinal) && s.RawCommandLine.Contains("'start'", StringComparison.Ordinal),
         _ => false,
     };
 
