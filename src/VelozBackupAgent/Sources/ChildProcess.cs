@@ -11,7 +11,7 @@ namespace VelozBackupAgent.Sources;
 /// <param name="DisplayName">How errors name the tool, e.g. <c>pg_dump</c>.</param>
 public sealed record ChildProcessSpec(string FileName, IReadOnlyList<string> Arguments, string DisplayName)
 {
-    /// <summary>Variables added to (or, with a null value, removed from) the inherited environment. Secrets go here, never into <see cref="Arguments"/>.</summary>
+    /// <summary>Variables added to (or, with a null value, removed from) the allow-listed environment (<see cref="Inherit"/>). Secrets go here, never into <see cref="Arguments"/>.</summary>
     public IReadOnlyDictionary<string, string?> Environment { get; init; } = new Dictionary<string, string?>();
 
     /// <summary>Which of the agent's variables the child inherits besides the common ones (<see cref="ChildEnvironment"/>); nothing else is.</summary>
