@@ -5,8 +5,8 @@ using Xunit.Abstractions;
 namespace VelozBackupAgent.IntegrationTests.Faults;
 
 /// <summary>
-/// The real s3rver killed between uploads and in the middle of one (a multipart upload, the agent part-way through
-/// reading the artifact), then started again: nothing local is harmed, the queue drains with <c>replicate</c>, and
+/// The real s3rver killed between uploads and in the middle of one (a multipart upload of 32 parts, killed once two
+/// are stored), then started again: nothing local is harmed, the queue drains with <c>replicate</c>, and
 /// every object in S3 has the local artifact's bytes.
 /// </summary>
 public sealed class S3OutageTests(ITestOutputHelper output)
@@ -54,29 +54,37 @@ public sealed class S3OutageTests(ITestOutputHelper output)
         var source = Path.Combine(bed.Root, "veloz_20261201_020000.dump");
         await using (var f = File.Create(source))
         {
-            await new GeneratedStream(80L * 1024 * 1024).CopyToAsync(f);
+            await new GeneratedStream(160L * 1024 * 1024).CopyToAsync(f);
         }
 
         var import = await bed.RunAsync("import", "database", source);
         import.ExitCode.Should().Be(0, import.StdErr);
+        File.Delete(source);
         var artifact = bed.LocalPath(BackupKinds.Database, "veloz_20261201_020000.dump");
         var size = new FileInfo(artifact).Length;
 
+        // s3rver writes each part as uploads/<id>/<n> and <n>.md5: it is killed from the watcher's callback as soon
+        // as the second part is stored, with the rest of the upload still to come.
+        var parts = 0;
+        var stopped = new TaskCompletionSource();
+        var bucketDirectory = Path.Combine(bed.S3!.DataDirectory, bed.Bucket);
+        using var watcher = new FileSystemWatcher(bucketDirectory, "*.md5") { IncludeSubdirectories = true };
+        watcher.Created += (_, e) =>
+        {
+            if (Path.GetFileNameWithoutExtension(e.Name ?? "").Split('/').Last().All(char.IsAsciiDigit) && Interlocked.Increment(ref parts) == 2)
+            {
+                bed.S3.Stop();
+                stopped.TrySetResult();
+            }
+        };
+        watcher.EnableRaisingEvents = true;
+        var clock = Stopwatch.StartNew();
         using var replicate = bed.Start("replicate");
         var stdout = replicate.StandardOutput.ReadToEndAsync();
         var stderr = replicate.StandardError.ReadToEndAsync();
-        var clock = Stopwatch.StartNew();
-        var parts = 0;
-        while (parts < 2)
-        {
-            replicate.HasExited.Should().BeFalse("the multipart upload of 80 MiB (16 parts) must still be running: " + await stdout + await stderr);
-            clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(90), "the upload never started");
-            parts = StoredParts(bed);
-            await Task.Delay(10);
-        }
-
-        bed.S3!.Stop();
-        output.WriteLine($"s3rver stopped with {parts} of {size / (5 * 1024 * 1024)} parts stored ({FaultBed.Ms(clock.Elapsed)} after replicate started)");
+        var first = await Task.WhenAny(stopped.Task, replicate.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(90)));
+        first.Should().BeSameAs(stopped.Task, "s3rver must be stopped in the middle of the multipart upload: " + (replicate.HasExited ? await stdout + await stderr : "no part stored in 90 s"));
+        output.WriteLine($"s3rver stopped after part {parts} of {size / (5 * 1024 * 1024)} was stored ({FaultBed.Ms(clock.Elapsed)} after replicate started)");
         await replicate.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
         output.WriteLine($"replicate exited {replicate.ExitCode}: {(await stderr).Trim()}");
         replicate.ExitCode.Should().Be(1, "README: replicate exits 1 with one line when S3 cannot be used: " + await stdout + await stderr);
@@ -101,21 +109,6 @@ public sealed class S3OutageTests(ITestOutputHelper output)
                 s3.Should().ContainKey(a.Name, $"{kind}/{a.Name} reached S3");
                 s3[a.Name].Should().Be(a.Sha256, $"the S3 copy of {a.Name} has the local bytes");
             }
-        }
-    }
-
-    /// <summary>How many parts of multipart uploads s3rver holds now (<c>uploads/&lt;id&gt;/&lt;n&gt;</c> with its <c>.md5</c>).</summary>
-    private static int StoredParts(FaultBed bed)
-    {
-        var bucket = Path.Combine(bed.S3!.DataDirectory, bed.Bucket);
-        try
-        {
-            return Directory.EnumerateFiles(bucket, "*.md5", SearchOption.AllDirectories)
-                .Count(f => Path.GetFileNameWithoutExtension(f).All(char.IsAsciiDigit));
-        }
-        catch (IOException)
-        {
-            return 0;
         }
     }
 }

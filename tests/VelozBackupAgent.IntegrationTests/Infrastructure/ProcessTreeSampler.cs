@@ -21,13 +21,15 @@ public sealed record ProcessSnapshot(int Pid, IReadOnlyList<string> Arguments, I
 /// Watches, from a background thread, every process descended from the real veloz-backup binaries this test process
 /// started (the agent's children, and theirs, e.g. the restore_command a recovering server runs), and records each one's
 /// /proc/PID/cmdline and /proc/PID/environ while it runs: at first sight and again after an exec changes its command
-/// line. A descendant stays known after its parent exits (a postmaster that pg_ctl left behind), so its children count too.
+/// line. A descendant stays known after its parent exits (a postmaster that pg_ctl left behind), so its children count
+/// too; a pid is forgotten once it is gone or has another start time, so a reused pid is not taken for a descendant.
 /// </summary>
 public sealed class ProcessTreeSampler : IAsyncDisposable
 {
     private readonly string _marker;
-    private readonly HashSet<int> _agents = [];
-    private readonly Dictionary<int, string> _known = [];
+    // By pid, with the start time from /proc/PID/stat: a pid that comes back with another start time is another process.
+    private readonly Dictionary<int, long> _agents = [];
+    private readonly Dictionary<int, (long Started, string CommandLine)> _known = [];
     private readonly List<ProcessSnapshot> _snapshots = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
@@ -60,19 +62,32 @@ public sealed class ProcessTreeSampler : IAsyncDisposable
         while (!_stop.IsCancellationRequested)
         {
             var parents = new Dictionary<int, int>();
+            var started = new Dictionary<int, long>();
             foreach (var dir in Directory.EnumerateDirectories("/proc"))
             {
-                if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && ParentOf(pid) is { } parent)
+                if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Stat(pid) is { } stat)
                 {
-                    parents[pid] = parent;
+                    parents[pid] = stat.Parent;
+                    started[pid] = stat.Started;
                 }
+            }
+
+            // A pid that is gone, or back with another start time, is forgotten: pids are reused quickly on a busy machine.
+            foreach (var gone in _agents.Where(a => started.GetValueOrDefault(a.Key, -1) != a.Value).Select(a => a.Key).ToList())
+            {
+                _agents.Remove(gone);
+            }
+
+            foreach (var gone in _known.Where(k => started.GetValueOrDefault(k.Key, -1) != k.Value.Started).Select(k => k.Key).ToList())
+            {
+                _known.Remove(gone);
             }
 
             foreach (var (pid, parent) in parents)
             {
-                if (parent == self && !_agents.Contains(pid) && ReadText(pid, "cmdline").Contains(_marker, StringComparison.Ordinal))
+                if (parent == self && !_agents.ContainsKey(pid) && ReadText(pid, "cmdline").Contains(_marker, StringComparison.Ordinal))
                 {
-                    _agents.Add(pid);
+                    _agents[pid] = started[pid];
                 }
             }
 
@@ -83,9 +98,9 @@ public sealed class ProcessTreeSampler : IAsyncDisposable
                 added = false;
                 foreach (var (pid, parent) in parents)
                 {
-                    if (!_agents.Contains(pid) && !_known.ContainsKey(pid) && (_agents.Contains(parent) || _known.ContainsKey(parent)))
+                    if (!_agents.ContainsKey(pid) && !_known.ContainsKey(pid) && (_agents.ContainsKey(parent) || _known.ContainsKey(parent)))
                     {
-                        _known[pid] = "";
+                        _known[pid] = (started[pid], "");
                         added = true;
                     }
                 }
@@ -100,13 +115,13 @@ public sealed class ProcessTreeSampler : IAsyncDisposable
                 }
 
                 var cmdline = ReadText(pid, "cmdline");
-                if (cmdline.Length == 0 || cmdline == _known[pid])
+                if (cmdline.Length == 0 || cmdline == _known[pid].CommandLine)
                 {
                     continue;
                 }
 
                 var environ = ReadText(pid, "environ");
-                _known[pid] = cmdline;
+                _known[pid] = (_known[pid].Started, cmdline);
                 lock (_snapshots)
                 {
                     _snapshots.Add(new ProcessSnapshot(pid, cmdline.Split('\0', StringSplitOptions.RemoveEmptyEntries), ParseEnvironment(environ), environ, cmdline));
@@ -133,7 +148,8 @@ public sealed class ProcessTreeSampler : IAsyncDisposable
         return result;
     }
 
-    private static int? ParentOf(int pid)
+    /// <summary>Parent and start time (clock ticks after boot) from /proc/PID/stat: "pid (comm) S ppid … starttime …".</summary>
+    private static (int Parent, long Started)? Stat(int pid)
     {
         var stat = ReadText(pid, "stat");
         var close = stat.LastIndexOf(')');
@@ -142,8 +158,13 @@ public sealed class ProcessTreeSampler : IAsyncDisposable
             return null;
         }
 
+        // After the comm: state is field 3, ppid 4, starttime 22.
         var fields = stat[(close + 2)..].Split(' ');
-        return fields.Length > 1 && int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var parent) ? parent : null;
+        return fields.Length > 19
+            && int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var parent)
+            && long.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var started)
+            ? (parent, started)
+            : null;
     }
 
     private static string ReadText(int pid, string file)
