@@ -85,6 +85,7 @@ public sealed partial class BaseBackupSource : IBackupSource
             ["--pgdata=-", "--format=tar", "--wal-method=fetch", "--checkpoint=fast", "--no-password", "--label=veloz-backup " + stem], "pg_basebackup")
         {
             Environment = new Dictionary<string, string?>(connection.ChildEnvironment(), StringComparer.Ordinal) { ["PGAPPNAME"] = "veloz-backup-base" },
+            Inherit = InheritedVariables.Libpq,
             InstallHint = _tools.InstallHint(facts.Version.Major),
         };
 

@@ -90,7 +90,7 @@ public sealed class PgTools
     public async Task<PgVersion> CheckAsync(string tool, int serverMajor, ILogger logger, CancellationToken cancellationToken)
     {
         var path = PathOf(tool);
-        await using var child = ChildProcess.Start(new ChildProcessSpec(path, ["--version"], tool) { InstallHint = InstallHint(serverMajor) }, logger);
+        await using var child = ChildProcess.Start(new ChildProcessSpec(path, ["--version"], tool) { Inherit = InheritedVariables.Libpq, InstallHint = InstallHint(serverMajor) }, logger);
         var output = await child.ReadAllTextAsync(cancellationToken);
         var version = DatabaseSource.ParseToolVersion(output)
             ?? throw new BackupSourceException($"{path} --version printed '{output.Split('\n')[0].Trim()}', not a PostgreSQL version: is it {tool}?");

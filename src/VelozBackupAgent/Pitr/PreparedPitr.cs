@@ -225,7 +225,7 @@ internal static class Shell
             return;
         }
 
-        await using var child = ChildProcess.Start(new ChildProcessSpec("/bin/sh", ["-c", command], key), logger);
+        await using var child = ChildProcess.Start(new ChildProcessSpec("/bin/sh", ["-c", command], key) { Inherit = InheritedVariables.Service | InheritedVariables.Libpq }, logger);
         try
         {
             await child.ReadAllTextAsync(cancellationToken);

@@ -73,17 +73,7 @@ internal sealed partial class ReceiverProcess : IAsyncDisposable
             info.ArgumentList.Add(argument);
         }
 
-        foreach (var (key, value) in environment)
-        {
-            if (value is null)
-            {
-                info.Environment.Remove(key);
-            }
-            else
-            {
-                info.Environment[key] = value;
-            }
-        }
+        ChildEnvironment.Apply(info, InheritedVariables.Libpq, environment);
 
         try
         {

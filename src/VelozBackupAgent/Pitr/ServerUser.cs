@@ -54,8 +54,8 @@ public sealed record ServerUser(string Name, int Uid, int Gid)
     /// <summary>A child spec that runs <paramref name="program"/> as this user.</summary>
     public ChildProcessSpec Spec(string program, IReadOnlyList<string> arguments, string displayName, IReadOnlyDictionary<string, string?>? environment = null, string? installHint = null) =>
         AgentIsRoot
-            ? new ChildProcessSpec("runuser", ["-u", Name, "--", program, .. arguments], displayName) { Environment = environment ?? new Dictionary<string, string?>(), InstallHint = installHint }
-            : new ChildProcessSpec(program, arguments, displayName) { Environment = environment ?? new Dictionary<string, string?>(), InstallHint = installHint };
+            ? new ChildProcessSpec("runuser", ["-u", Name, "--", program, .. arguments], displayName) { Environment = environment ?? new Dictionary<string, string?>(), Inherit = InheritedVariables.Libpq, InstallHint = installHint }
+            : new ChildProcessSpec(program, arguments, displayName) { Environment = environment ?? new Dictionary<string, string?>(), Inherit = InheritedVariables.Libpq, InstallHint = installHint };
 
     /// <summary>Runs <paramref name="program"/> as this user to its end; returns its stdout, throws <see cref="BackupSourceException"/> on failure.</summary>
     public async Task<string> RunAsync(string program, IReadOnlyList<string> arguments, string displayName, ILogger logger, CancellationToken cancellationToken,

@@ -114,6 +114,7 @@ public sealed partial class WalDump
         {
             // Commit times in UTC, whatever the machine's zone.
             Environment = new Dictionary<string, string?> { ["TZ"] = "UTC", ["PGTZ"] = "UTC" },
+            Inherit = InheritedVariables.Libpq,
             InstallHint = "pg_waldump comes with the PostgreSQL server package (e.g. postgresql-15); set Backup:Database:BinDirectory to its bin directory",
         };
         await using var child = ChildProcess.Start(spec, _logger);

@@ -226,6 +226,7 @@ public sealed partial class DatabaseRestorer
             await using var child = ChildProcess.Start(new ChildProcessSpec(tool, arguments, "pg_restore")
             {
                 Environment = environment,
+                Inherit = InheritedVariables.Libpq,
                 InstallHint = "install the PostgreSQL client tools (e.g. postgresql-client-15) or set Backup:Database:BinDirectory",
             }, _logger);
             await child.ReadAllTextAsync(cancellationToken).ConfigureAwait(false);

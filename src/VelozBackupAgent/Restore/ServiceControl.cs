@@ -76,8 +76,8 @@ public sealed partial class ServiceControl
         }
 
         var spec = OperatingSystem.IsWindows()
-            ? new ChildProcessSpec("cmd.exe", ["/c", command], key)
-            : new ChildProcessSpec("/bin/sh", ["-c", command], key);
+            ? new ChildProcessSpec("cmd.exe", ["/c", command], key) { Inherit = InheritedVariables.Service }
+            : new ChildProcessSpec("/bin/sh", ["-c", command], key) { Inherit = InheritedVariables.Service };
         Log.Running(_logger, key, command);
         await using var child = ChildProcess.Start(spec, _logger);
         try

@@ -11,8 +11,11 @@ namespace VelozBackupAgent.Sources;
 /// <param name="DisplayName">How errors name the tool, e.g. <c>pg_dump</c>.</param>
 public sealed record ChildProcessSpec(string FileName, IReadOnlyList<string> Arguments, string DisplayName)
 {
-    /// <summary>Variables added to (or, with a null value, removed from) the inherited environment. Secrets go here, never into <see cref="Arguments"/>.</summary>
+    /// <summary>Variables added to (or, with a null value, removed from) the allow-listed environment (<see cref="Inherit"/>). Secrets go here, never into <see cref="Arguments"/>.</summary>
     public IReadOnlyDictionary<string, string?> Environment { get; init; } = new Dictionary<string, string?>();
+
+    /// <summary>Which of the agent's variables the child inherits besides the common ones (<see cref="ChildEnvironment"/>); nothing else is.</summary>
+    public InheritedVariables Inherit { get; init; }
 
     /// <summary>Whether the caller writes the child's stdin (<see cref="ChildProcess.PumpInput"/>); otherwise stdin is empty.</summary>
     public bool RedirectInput { get; init; }
@@ -73,17 +76,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
             info.ArgumentList.Add(argument);
         }
 
-        foreach (var (key, value) in spec.Environment)
-        {
-            if (value is null)
-            {
-                info.Environment.Remove(key);
-            }
-            else
-            {
-                info.Environment[key] = value;
-            }
-        }
+        ChildEnvironment.Apply(info, spec.Inherit, spec.Environment);
 
         Process process;
         try

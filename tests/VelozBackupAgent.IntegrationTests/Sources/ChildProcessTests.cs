@@ -56,6 +56,20 @@ public sealed class ChildProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task A_child_gets_the_allow_list_not_the_agents_environment()
+    {
+        // scripts/test.sh exports AWS_SECRET_ACCESS_KEY and VELOZ_TEST_PG_CONNECTION (with a password) to this process.
+        System.Environment.GetEnvironmentVariable("AWS_SECRET_ACCESS_KEY").Should().NotBeNullOrEmpty("run with ./scripts/test.sh");
+        await using var child = ChildProcess.Start(new ChildProcessSpec("/bin/cat", ["/proc/self/environ"], "cat") { Inherit = InheritedVariables.Libpq }, NullLogger.Instance);
+
+        var names = (await child.ReadAllTextAsync()).Split('\0', StringSplitOptions.RemoveEmptyEntries).Select(e => e.Split('=', 2)[0]).ToList();
+
+        names.Should().Contain("PATH").And.Contain("HOME");
+        names.Should().NotContain(n => n.StartsWith("AWS_", StringComparison.Ordinal) || n.StartsWith("VELOZ_", StringComparison.Ordinal) || n.StartsWith("DOTNET_", StringComparison.Ordinal) || n == "GNUPGHOME");
+        names.Should().OnlyContain(n => ChildEnvironment.Inherits(n, InheritedVariables.Libpq));
+    }
+
+    [Fact]
     public async Task A_missing_binary_is_one_line_with_the_hint()
     {
         var spec = new ChildProcessSpec("/nonexistent/bin/pg_dump", [], "pg_dump") { InstallHint = "install postgresql-client-15 or set Backup:Database:BinDirectory" };

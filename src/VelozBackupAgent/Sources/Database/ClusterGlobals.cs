@@ -98,6 +98,7 @@ internal sealed partial class ClusterGlobals
         var spec = new ChildProcessSpec(PgDumpallPath(), Arguments(connection.Database, canReadPasswords), "pg_dumpall")
         {
             Environment = connection.ChildEnvironment(),
+            Inherit = InheritedVariables.Libpq,
             InstallHint = string.IsNullOrWhiteSpace(_options.Database.BinDirectory)
                 ? "install the PostgreSQL client tools (e.g. postgresql-client-15) or set Backup:Database:BinDirectory"
                 : $"Backup:Database:BinDirectory is {_options.Database.BinDirectory}; it must hold pg_dumpall too",

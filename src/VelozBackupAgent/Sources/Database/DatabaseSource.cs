@@ -90,6 +90,7 @@ public sealed partial class DatabaseSource : IBackupSource
         var spec = new ChildProcessSpec(pgDump, DumpArguments(_options.LockWaitTimeout), "pg_dump")
         {
             Environment = connection.ChildEnvironment(),
+            Inherit = InheritedVariables.Libpq,
             InstallHint = InstallHint(),
         };
 
@@ -220,7 +221,7 @@ public sealed partial class DatabaseSource : IBackupSource
 
     private async Task<PgVersion> ToolVersionAsync(string path, string tool, CancellationToken cancellationToken)
     {
-        await using var child = ChildProcess.Start(new ChildProcessSpec(path, ["--version"], tool) { InstallHint = InstallHint() }, _childLogger);
+        await using var child = ChildProcess.Start(new ChildProcessSpec(path, ["--version"], tool) { Inherit = InheritedVariables.Libpq, InstallHint = InstallHint() }, _childLogger);
         var output = await child.ReadAllTextAsync(cancellationToken);
         return ParseToolVersion(output) ?? throw new BackupSourceException($"{path} --version printed '{FirstLine(output)}', not a PostgreSQL version: is it {tool}?");
     }
@@ -257,7 +258,7 @@ public sealed partial class DatabaseSource : IBackupSource
         var name = Path.GetFileName(path);
         try
         {
-            await using var child = ChildProcess.Start(new ChildProcessSpec(pgRestore, ["--list", path], "pg_restore") { InstallHint = installHint }, logger);
+            await using var child = ChildProcess.Start(new ChildProcessSpec(pgRestore, ["--list", path], "pg_restore") { Inherit = InheritedVariables.Libpq, InstallHint = installHint }, logger);
             using var reader = new StreamReader(child.Output);
             var tables = 0;
             while (await reader.ReadLineAsync(cancellationToken) is { } line)

@@ -133,6 +133,7 @@ internal sealed class Gpg
         return new ChildProcessSpec(_options.GpgPath, arguments, "gpg")
         {
             Environment = environment,
+            Inherit = InheritedVariables.Gnupg,
             InstallHint = $"install gnupg (apt-get install gnupg) or set {BackupOptions.SectionName}:{nameof(BackupOptions.Secrets)}:{nameof(SecretsOptions.GpgPath)}",
         };
     }
