@@ -258,6 +258,9 @@ write_config() {
     [ -n "${C_CONF:-}" ] && conf_en=true
     [ -n "${C_SECRETS:-}" ] && sec_en=true
     [ -n "${C_PITR:-}" ] && pitr_en=true
+    # S3 copies plaintext ("Encrypt": false), as the seeds store theirs: the seeds' restore rows read the agent's objects
+    # with the AWS CLI, and the rows compare like with like. Client-side encryption (the agent's default) was measured
+    # on its own: see README, "Encryption of the S3 copies".
     cat >"$file" <<JSON
 {
   "Backup": {
@@ -270,7 +273,7 @@ write_config() {
     "Secrets": { "Enabled": $sec_en, "Directory": "${C_SECRETS:-$WORK}", "Recipients": [ "$GPG_RECIPIENT" ], "GnupgHome": "$GNUPGHOME" },
     "Pitr": { "Enabled": $pitr_en, "DataDirectory": "$WORK/pg", "Slot": "${C_SLOT:-veloz_backup}", "ShipPartialEvery": "$(printf '00:00:%02d' "${C_PITR:-5}")",
               "StopCommand": "true", "StartCommand": "true" },
-    "S3": { "Enabled": ${C_S3:-false}, "Bucket": "$BUCKET", "ServiceUrl": "$S3URL", "ForcePathStyle": true, "ChunkedUpload": false },
+    "S3": { "Enabled": ${C_S3:-false}, "Bucket": "$BUCKET", "ServiceUrl": "$S3URL", "ForcePathStyle": true, "ChunkedUpload": false, "Encrypt": false },
     "Restore": { "StopCommand": "true", "StartCommand": "true", "HealthUrl": "http://127.0.0.1:$(free_port)/health" },
     "Http": { "Url": "http://127.0.0.1:$(free_port)" },
     "Log": { "File": "$WORK/logs/agent-$name.log", "Level": "Information" }
