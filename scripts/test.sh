@@ -70,7 +70,7 @@ status=${PIPESTATUS[0]}
 set -e
 
 # One line per test assembly: "Passed!  - Failed:     0, Passed:    85, Skipped:     1, Total: ..."
-summary="$(grep -E '(Passed|Failed)! +- Failed: ' "$OUT" | sed -E 's/.*Failed: *([0-9]+), Passed: *([0-9]+), Skipped: *([0-9]+).*/\1 \2 \3/' \
+summary="$(grep -a -E '(Passed|Failed)! +- Failed: ' "$OUT" | sed -E 's/.*Failed: *([0-9]+), Passed: *([0-9]+), Skipped: *([0-9]+).*/\1 \2 \3/' \
     | awk '{f+=$1; p+=$2; s+=$3} END {printf "%d passed, %d failed, %d skipped", p, f, s}')"
 if [ -z "$summary" ] || [ "$summary" = "0 passed, 0 failed, 0 skipped" ]; then
     [ "$status" = 0 ] && status=1

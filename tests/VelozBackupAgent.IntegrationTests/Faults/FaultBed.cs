@@ -161,13 +161,40 @@ internal sealed class FaultBed : IAsyncDisposable
 
                 using var get = await client.GetObjectAsync(Bucket, o.Key);
                 await using var body = get.ResponseStream;
-                result[o.Key[prefix.Length..]] = Convert.ToHexStringLower(await SHA256.HashDataAsync(body));
+                var name = o.Key[prefix.Length..];
+                // Copies the agent encrypted (Backup:S3:Encrypt, the default) are compared by their plaintext, decrypted
+                // with the real gpg and the test key, as the README's break glass does.
+                result[name.EndsWith(EncryptedSuffix, StringComparison.Ordinal) ? name[..^EncryptedSuffix.Length] : name] =
+                    name.EndsWith(EncryptedSuffix, StringComparison.Ordinal) ? await DecryptedHashAsync(body) : Convert.ToHexStringLower(await SHA256.HashDataAsync(body));
             }
 
             token = page.IsTruncated == true ? page.NextContinuationToken : null;
         }
         while (token is not null);
         return result;
+    }
+
+    private const string EncryptedSuffix = ".enc.gpg";
+
+    private static async Task<string> DecryptedHashAsync(Stream ciphertext)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("gpg", ["--batch", "--no-tty", "--quiet", "--decrypt"])
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        psi.Environment["GNUPGHOME"] = TestEnvironment.GnupgHome;
+        using var gpg = System.Diagnostics.Process.Start(psi)!;
+        var feed = Task.Run(async () =>
+        {
+            await ciphertext.CopyToAsync(gpg.StandardInput.BaseStream);
+            gpg.StandardInput.Close();
+        });
+        var errors = gpg.StandardError.ReadToEndAsync();
+        var hash = await SHA256.HashDataAsync(gpg.StandardOutput.BaseStream);
+        await feed;
+        await gpg.WaitForExitAsync();
+        gpg.ExitCode.Should().Be(0, await errors);
+        return Convert.ToHexStringLower(hash);
     }
 
     private void WriteSources()

@@ -120,6 +120,13 @@ public sealed class ProcessTreeSampler : IAsyncDisposable
                     continue;
                 }
 
+                // Between fork and execve a child is still a copy of its parent: /proc shows the parent's command line
+                // and environment, not what the child will run with (that is set by the exec). Wait for the exec.
+                if (cmdline == ReadText(parents[pid], "cmdline"))
+                {
+                    continue;
+                }
+
                 var environ = ReadText(pid, "environ");
                 _known[pid] = (_known[pid].Started, cmdline);
                 lock (_snapshots)

@@ -103,9 +103,11 @@ public sealed class ChildEnvironmentTests(ITestOutputHelper output)
         // The spies' own `sleep 0.2` inherit the spied child's environment; they are not the agent's children.
         foreach (var s in seen.Where(s => !s.Arguments.SequenceEqual(["/bin/sleep", "0.2"])))
         {
-            s.RawEnvironment.Should().NotContain(AwsSecret, $"{s} must not see the S3 secret");
-            s.RawCommandLine.Should().NotContain(AwsSecret).And.NotContain(bed.RolePassword, $"{s} must not have a secret on its command line");
-            s.RawEnvironment.Should().NotContain("Backup__").And.NotContain(bed.ConnectionString);
+            // NULs shown as spaces, so a failure's message keeps the test log text (grep reads it).
+            var environ = s.RawEnvironment.Replace('\0', ' ');
+            environ.Should().NotContain(AwsSecret, $"{s} must not see the S3 secret");
+            s.RawCommandLine.Replace('\0', ' ').Should().NotContain(AwsSecret).And.NotContain(bed.RolePassword, $"{s} must not have a secret on its command line");
+            environ.Should().NotContain("Backup__").And.NotContain(bed.ConnectionString);
             s.Environment.Keys.Should().NotContain(k => k.StartsWith("AWS_", StringComparison.Ordinal) || k.StartsWith("VELOZ_", StringComparison.Ordinal) || k.StartsWith("DOTNET_", StringComparison.Ordinal),
                 $"{s} gets an allow-listed environment");
             // (A PostgreSQL server process shows an empty environ: it reuses that memory for its ps title.)

@@ -96,6 +96,11 @@ public sealed class BackupRunnerTests : IDisposable
         await started.Task;
         // Millisecond precision in the file.
         KindLock.BackupRunningSince(_state, "database").Should().Be(DateTimeOffset.FromUnixTimeMilliseconds(_clock.GetUtcNow().ToUnixTimeMilliseconds()));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.GetUnixFileMode(Path.Combine(_state, "locks", "database.lock.pid")).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
         release.SetResult();
         await run;
         KindLock.BackupRunningSince(_state, "database").Should().BeNull();
