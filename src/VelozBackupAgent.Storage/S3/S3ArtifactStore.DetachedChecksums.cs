@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using Amazon.S3;
 using Amazon.S3.Model;
@@ -14,36 +13,10 @@ public sealed partial class S3ArtifactStore : IDetachedChecksums
     private const string PlainSizeMetadataHeader = "x-amz-meta-plaintext-size";
 
     /// <inheritdoc />
-    public async Task WriteDetachedChecksumAsync(string kind, string name, string sha256, long size, CancellationToken cancellationToken = default)
+    public Task WriteDetachedChecksumAsync(string kind, string name, string sha256, long size, CancellationToken cancellationToken = default)
     {
         ArtifactNames.Validate(kind, name);
-        var sidecarKey = Key(kind, name) + Sha256Sidecar.Suffix;
-        var bytes = Sha256Sidecar.FormatBytes(sha256, name);
-        var md5 = MD5.HashData(bytes);
-        var response = await _calls.RunAsync("PutObject", sidecarKey, async token =>
-        {
-            using var body = new MemoryStream(bytes, writable: false);
-            var request = new PutObjectRequest
-            {
-                BucketName = _options.Bucket,
-                Key = sidecarKey,
-                InputStream = body,
-                AutoCloseStream = false,
-                ContentType = "text/plain",
-                UseChunkEncoding = _options.ChunkedUpload,
-            };
-            request.Metadata.Add(PlainSizeMetadataName, size.ToString(CultureInfo.InvariantCulture));
-
-            // The same server-side encryption, storage class and Object Lock as every other object written.
-            Protect(request, md5);
-            return await _client.PutObjectAsync(request, token);
-        }, cancellationToken);
-
-        await VerifyOrDeleteAsync(sidecarKey, () =>
-        {
-            CheckEtag(response.ETag, md5, sidecarKey, "");
-            return Task.CompletedTask;
-        });
+        return WriteSidecarAsync(Key(kind, name), name, sha256, cancellationToken, size);
     }
 
     /// <inheritdoc />

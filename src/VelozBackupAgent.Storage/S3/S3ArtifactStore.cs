@@ -851,7 +851,11 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
         }
     }
 
-    private async Task WriteSidecarAsync(string key, string name, string shaHex, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes the <c>.sha256</c> sidecar of <paramref name="key"/>, protected like every object and checked after the put.
+    /// <paramref name="plainSize"/>: for a detached (plaintext) checksum, the plaintext's size, kept in its metadata.
+    /// </summary>
+    private async Task WriteSidecarAsync(string key, string name, string shaHex, CancellationToken cancellationToken, long? plainSize = null)
     {
         var sidecarKey = key + Sha256Sidecar.Suffix;
         var bytes = Sha256Sidecar.FormatBytes(shaHex, name);
@@ -868,6 +872,12 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
                 ContentType = "text/plain",
                 UseChunkEncoding = _options.ChunkedUpload,
             };
+            if (plainSize is { } size)
+            {
+                request.Metadata.Add(PlainSizeMetadataName, size.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            // The same server-side encryption, storage class and Object Lock as every other object written.
             Protect(request, md5);
             return await _client.PutObjectAsync(request, token);
         }, cancellationToken);
