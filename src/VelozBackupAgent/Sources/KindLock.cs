@@ -68,10 +68,17 @@ public sealed class KindLock : IDisposable
     /// </summary>
     public static DateTimeOffset? BackupRunningSince(string stateDirectory, string kind)
     {
+        // Read at every scrape and /health for every kind: the usual answer (no run) costs a stat, not an exception.
+        var pidFile = Path.Combine(stateDirectory, "locks", kind + ".lock.pid");
+        if (!File.Exists(pidFile))
+        {
+            return null;
+        }
+
         string text;
         try
         {
-            text = File.ReadAllText(Path.Combine(stateDirectory, "locks", kind + ".lock.pid"));
+            text = File.ReadAllText(pidFile);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
