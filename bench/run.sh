@@ -630,8 +630,10 @@ run_P6_agent() { measure P6-agent "$AGENT" backup wal --no-upload --config "$P6/
 post_P6_agent() { [ "$(find "$P6/root/wal" -name 'orders_*.wal.sha256' | wc -l)" = "$P6_COUNT" ]; }
 # The agent is a .NET process: its start alone (no configuration read, no work) is a floor under every CLI row.
 prep_P6_agent_start() { :; };  run_P6_agent_start() { measure P6-agent-start "$AGENT" --version; };  post_P6_agent_start() { :; }
+# --help builds every verb's options and renders them: the command-line set-up a verb pays before it runs.
+prep_P6_agent_help() { :; };  run_P6_agent_help() { measure P6-agent-help "$AGENT" --help; };  post_P6_agent_help() { :; }
 ROUNDS=$P6_REPS
-alternate P6-rsync P6-agent P6-agent-start
+alternate P6-rsync P6-agent P6-agent-start P6-agent-help
 ROUNDS=$REPS
 fi  # P6 (and P7's segments)
 

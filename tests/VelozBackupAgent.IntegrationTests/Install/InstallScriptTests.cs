@@ -61,6 +61,9 @@ public sealed class InstallScriptTests : IDisposable
         var help = await ChildProcess.RunAsync(At("/opt/veloz-backup/veloz-backup"), ["--help"]);
         help.ExitCode.Should().Be(0, help.StdErr);
         help.StdOut.Should().Contain("VelozBackupAgent");
+        var version = await ChildProcess.RunAsync(At("/opt/veloz-backup/veloz-backup"), ["--version"]);
+        version.ExitCode.Should().Be(0, version.StdErr);
+        version.StdOut.Trim().Should().NotBeEmpty().And.NotContain("\n", "--version prints one line");
         SystemdUnitTests.CopySystemUnits(_root);
         var verify = await ChildProcess.RunAsync(RepoPaths.SystemdAnalyze, ["verify", "--man=false", $"--root={_root}", At("/etc/systemd/system/veloz-backup.service")]);
         verify.ExitCode.Should().Be(0, verify.StdErr);
