@@ -28,6 +28,13 @@ public sealed partial class DebouncedWatcher
     /// <summary>Which paths matter (full path in); null means all. Events for other paths are ignored.</summary>
     public Func<string, bool>? Relevant { get; init; }
 
+    /// <summary>
+    /// Called at once, on the watcher's thread, for a file renamed within the directory (full new path in; the
+    /// kernel's IN_MOVED_FROM/IN_MOVED_TO pair), before the debounced callback. Must be quick and must not throw.
+    /// A file moved in from elsewhere is reported by .NET as created, not renamed, and does not come here.
+    /// </summary>
+    public Action<string>? RenamedWithin { get; init; }
+
     public TimeSpan Quiet { get; init; } = TimeSpan.FromSeconds(2);
 
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(10);
@@ -66,6 +73,11 @@ public sealed partial class DebouncedWatcher
             {
                 if (Relevant is null || Relevant(e.FullPath) || (e is RenamedEventArgs r && Relevant(r.OldFullPath)))
                 {
+                    if (e.ChangeType == WatcherChangeTypes.Renamed && (Relevant is null || Relevant(e.FullPath)))
+                    {
+                        RenamedWithin?.Invoke(e.FullPath);
+                    }
+
                     signals.Writer.TryWrite(true);
                 }
             }

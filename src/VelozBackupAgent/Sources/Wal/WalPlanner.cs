@@ -73,7 +73,8 @@ internal sealed class WalNaming
 /// <summary>
 /// Decides when a file has settled, i.e. is no longer being written: its mtime is at least the settle time
 /// old, or (for an mtime that cannot be trusted, e.g. in the future after a clock step) its size and mtime
-/// stayed the same across observations at least the settle time apart on the monotonic clock. Thread-safe:
+/// stayed the same across observations at least the settle time apart on the monotonic clock; or it appeared
+/// by an atomic rename and has not changed since (<see cref="MarkRenamed"/>). Thread-safe:
 /// the runs and the watcher share one.
 /// </summary>
 internal sealed class SettleTracker
@@ -84,6 +85,7 @@ internal sealed class SettleTracker
     private readonly TimeSpan _settle;
     private readonly TimeProvider _time;
     private readonly Dictionary<string, (WalFileState State, long Timestamp)> _seen = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, WalFileState> _renamed = new(StringComparer.Ordinal);
 
     public SettleTracker(TimeSpan settle, TimeProvider time)
     {
@@ -103,6 +105,18 @@ internal sealed class SettleTracker
 
         lock (_seen)
         {
+            if (_renamed.TryGetValue(name, out var complete))
+            {
+                if (complete == state)
+                {
+                    return true;
+                }
+
+                // Written to after the rename: it was not complete after all, so it waits the settle time like
+                // any file written in place.
+                _renamed.Remove(name);
+            }
+
             if (_seen.TryGetValue(name, out var seen) && seen.State == state)
             {
                 return _time.GetElapsedTime(seen.Timestamp) >= _settle;
@@ -110,6 +124,22 @@ internal sealed class SettleTracker
 
             _seen[name] = (state, _time.GetTimestamp());
             return false;
+        }
+    }
+
+    /// <summary>
+    /// This name appeared by an atomic rename within the directory (<c>orders_current.wal</c> → <c>orders_&lt;n&gt;.wal</c>)
+    /// and had this state just after: it is complete at once, settled without waiting, for as long as it stays in
+    /// this state. Any later change (a writer that renamed a file it still had open and kept writing) drops the mark,
+    /// so the new state waits the settle time; a copy already stored then differs from the source, which the runs
+    /// report as a conflict (the stored copy is kept).
+    /// </summary>
+    public void MarkRenamed(string name, WalFileState state)
+    {
+        lock (_seen)
+        {
+            _renamed[name] = state;
+            _seen.Remove(name);
         }
     }
 
@@ -127,6 +157,7 @@ internal sealed class SettleTracker
         lock (_seen)
         {
             _seen.Remove(name);
+            _renamed.Remove(name);
         }
     }
 
@@ -138,6 +169,11 @@ internal sealed class SettleTracker
             foreach (var name in _seen.Keys.Where(n => !present.Contains(n)).ToList())
             {
                 _seen.Remove(name);
+            }
+
+            foreach (var name in _renamed.Keys.Where(n => !present.Contains(n)).ToList())
+            {
+                _renamed.Remove(name);
             }
         }
     }

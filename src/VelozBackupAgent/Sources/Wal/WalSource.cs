@@ -180,6 +180,7 @@ public sealed class WalSource : IWatchableSource
             Relevant = path => _naming.IsWatched(Path.GetFileName(path)),
             Quiet = WatchQuiet,
             MaxDelay = WatchMaxDelay,
+            RenamedWithin = OnRenamedWithin,
         };
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var watching = watcher.RunAsync(_ =>
@@ -963,6 +964,33 @@ public sealed class WalSource : IWatchableSource
         await Task.WhenAny(signalled, timer, watching).ConfigureAwait(false);
         await wake.CancelAsync().ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>
+    /// A segment that appeared by a rename within the directory is complete: it is marked settled in the state it has
+    /// now, and the dispatcher plans at once instead of after the watcher's quiet time. See <see cref="SettleTracker.MarkRenamed"/>.
+    /// </summary>
+    private void OnRenamedWithin(string path)
+    {
+        var name = Path.GetFileName(path);
+        if (!_naming.IsSegment(name))
+        {
+            return;
+        }
+
+        try
+        {
+            var file = new FileInfo(path);
+            if (file.Exists)
+            {
+                _settle.MarkRenamed(name, WalFileState.Of(file));
+                _replan.Writer.TryWrite(true);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Renamed away again, or unreadable: the debounced pass and the settle time take it from here.
+        }
     }
 
     private WalPlan PlanChange(DateTimeOffset now)

@@ -165,6 +165,48 @@ public sealed class WalWatchTests : IDisposable
         _bed.Manifests().Should().BeEmpty("change-triggered runs write no manifest");
     }
 
+    [Fact]
+    public async Task A_segment_sealed_by_a_rename_is_stored_without_waiting_the_settle_time_and_one_written_in_place_is_not()
+    {
+        var settle = TimeSpan.FromMinutes(10);
+        using var bed = new WalTestBed(settle);
+        using var stop = new CancellationTokenSource();
+        var watch = bed.Source.WatchAsync(ct => bed.Runner.RunAsync("wal", BackupTrigger.Change, ct), stop.Token);
+        try
+        {
+            await Task.Delay(500); // the watcher's first pass over the empty directory
+
+            // Written in place under its sealed name: it must wait the (10 min) settle time.
+            await File.WriteAllBytesAsync(Path.Combine(bed.WalDir, WalTestBed.Segment(1)), [1, 2, 3]);
+
+            // Sealed VeloZ's way: the active file renamed to its segment name.
+            var sealedBytes = new byte[4096];
+            Random.Shared.NextBytes(sealedBytes);
+            await File.WriteAllBytesAsync(bed.ActivePath, sealedBytes);
+            var started = TimeProvider.System.GetTimestamp();
+            File.Move(bed.ActivePath, Path.Combine(bed.WalDir, WalTestBed.Segment(2)));
+
+            await WaitUntilAsync(() => bed.StoredNames().Contains(WalTestBed.Segment(2)), TimeSpan.FromSeconds(30));
+
+            TimeProvider.System.GetElapsedTime(started).Should().BeLessThan(settle, "stored while the settle time had not elapsed");
+            bed.Stored(WalTestBed.Segment(2)).Should().Equal(sealedBytes);
+            bed.StoredNames().Should().NotContain(WalTestBed.Segment(1), "a file written in place waits the settle time");
+            bed.Source.Status.ConflictsDetected.Should().Be(0);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            try
+            {
+                await watch;
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped.
+            }
+        }
+    }
+
     private static bool IsPrefix(byte[] prefix, byte[] of) => of.Length >= prefix.Length && of.AsSpan(0, prefix.Length).SequenceEqual(prefix);
 
     private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan limit)

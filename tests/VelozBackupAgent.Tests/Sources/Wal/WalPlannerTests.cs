@@ -117,6 +117,49 @@ public sealed class SettleTrackerTests
     }
 
     [Fact]
+    public void A_segment_that_appeared_by_a_rename_is_settled_at_once()
+    {
+        var settle = new SettleTracker(TimeSpan.FromSeconds(2), _clock);
+        var state = WrittenAt(T0);
+        settle.MarkRenamed("orders_0000000000000001.wal", state);
+        settle.IsSettled("orders_0000000000000001.wal", state, T0).Should().BeTrue("an atomic rename leaves a complete file");
+    }
+
+    [Fact]
+    public void A_file_written_in_place_still_waits_the_settle_time()
+    {
+        var settle = new SettleTracker(TimeSpan.FromSeconds(2), _clock);
+        settle.MarkRenamed("other.wal", WrittenAt(T0));
+        settle.IsSettled("orders_0000000000000002.wal", WrittenAt(T0), T0).Should().BeFalse();
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        settle.IsSettled("orders_0000000000000002.wal", WrittenAt(T0), _clock.GetUtcNow()).Should().BeTrue();
+    }
+
+    [Fact]
+    public void A_renamed_file_that_changes_afterwards_waits_the_settle_time_again()
+    {
+        var settle = new SettleTracker(TimeSpan.FromSeconds(2), _clock);
+        const string Name = "orders_0000000000000003.wal";
+        settle.MarkRenamed(Name, WrittenAt(T0, 10));
+        _clock.Advance(TimeSpan.FromMilliseconds(500));
+        var grown = WrittenAt(_clock.GetUtcNow(), 20);
+        settle.IsSettled(Name, grown, _clock.GetUtcNow()).Should().BeFalse("written to after the rename");
+        settle.IsSettled(Name, WrittenAt(T0, 10), _clock.GetUtcNow()).Should().BeFalse("the mark is gone once it changed");
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        settle.IsSettled(Name, grown, _clock.GetUtcNow()).Should().BeTrue();
+    }
+
+    [Fact]
+    public void The_planner_finds_work_for_a_renamed_segment_at_once()
+    {
+        var settle = new SettleTracker(TimeSpan.FromSeconds(2), _clock);
+        var segment = new WalListedFile("orders_0000000000000004.wal", WrittenAt(T0));
+        WalPlanner.Plan([segment], null, WalKnownState.Empty, settle, T0).Work.Should().BeFalse("written in place, for all it knows");
+        settle.MarkRenamed(segment.Name, segment.State);
+        WalPlanner.Plan([segment], null, WalKnownState.Empty, settle, T0).Work.Should().BeTrue();
+    }
+
+    [Fact]
     public void Rechecks_are_due_when_the_settle_time_is_up_but_never_later_than_one_settle_time()
     {
         var settle = new SettleTracker(TimeSpan.FromSeconds(2), _clock);
