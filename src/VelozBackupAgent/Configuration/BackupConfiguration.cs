@@ -24,28 +24,34 @@ public static class BackupConfiguration
         ArgumentNullException.ThrowIfNull(configuration);
         var options = new BackupOptions();
         var section = configuration.GetSection(BackupOptions.SectionName);
-        var unconvertible = ConfigValueProblems.Find(section, typeof(BackupOptions)).ToList();
-        if (unconvertible.Count > 0)
-        {
-            // Every value that does not convert, at once and with its format; the binder would stop at the first.
-            var problems = BackupOptionsValidator.UnknownKeys(section, typeof(BackupOptions)).Concat(unconvertible).ToList();
-            throw new BackupConfigurationException(Describe(problems)) { Problems = problems };
-        }
 
+        // Values that do not convert are found first, each with its key, its value and the accepted format (the binder
+        // would stop at the first and say only "to type 'System.TimeSpan'"). They are then left out of the binding, so
+        // their defaults stand in and the validator still reports every other problem of the same start, in one message.
+        var unconvertible = ConfigValueProblems.FindByKey(section, typeof(BackupOptions)).ToList();
+        var bindFrom = unconvertible.Count == 0 ? section : Without(configuration, unconvertible.Select(u => u.Key)).GetSection(BackupOptions.SectionName);
         try
         {
-            configuration.GetSection(BackupOptions.SectionName).Bind(options);
+            bindFrom.Bind(options);
         }
         catch (InvalidOperationException ex)
         {
-            // The binder names the key: "Failed to convert configuration value '7 days' at 'Backup:Wal:Retention' to type 'System.TimeSpan'."
-            var problems = BackupOptionsValidator.UnknownKeys(configuration.GetSection(BackupOptions.SectionName), typeof(BackupOptions))
-                .Append(ex.Message.TrimEnd('.')).ToList();
+            // A conversion ConfigValueProblems does not foresee; the binder names the key:
+            // "Failed to convert configuration value '7 days' at 'Backup:Wal:Retention' to type 'System.TimeSpan'."
+            var problems = BackupOptionsValidator.UnknownKeys(section, typeof(BackupOptions))
+                .Concat(unconvertible.Select(u => u.Problem)).Append(ex.Message.TrimEnd('.')).Distinct().ToList();
             throw new BackupConfigurationException(Describe(problems), ex) { Problems = problems };
         }
 
         ApplyListDefaults(configuration.GetSection(BackupOptions.SectionName), options);
         var found = BackupOptionsValidator.Collect(options, configuration);
+        if (unconvertible.Count > 0)
+        {
+            // Unknown keys first (Collect starts with them), then the values that do not convert, then the rest.
+            var unknown = BackupOptionsValidator.UnknownKeys(section, typeof(BackupOptions)).ToList();
+            found = [.. unknown, .. unconvertible.Select(u => u.Problem), .. found.Skip(unknown.Count)];
+        }
+
         if (found.Count > 0)
         {
             throw new BackupConfigurationException(Describe(found)) { Problems = found };
@@ -79,6 +85,16 @@ public static class BackupConfiguration
                 options.Config.Exclude.Add(glob);
             }
         }
+    }
+
+    /// <summary>A copy of <paramref name="configuration"/> without the values at <paramref name="keys"/> (and below them).</summary>
+    private static IConfiguration Without(IConfiguration configuration, IEnumerable<string> keys)
+    {
+        var drop = keys.ToList();
+        bool Dropped(string key) => drop.Exists(d => string.Equals(key, d, StringComparison.OrdinalIgnoreCase)
+                                                     || key.StartsWith(d + ConfigurationPath.KeyDelimiter, StringComparison.OrdinalIgnoreCase));
+        var kept = configuration.AsEnumerable().Where(kv => kv.Value is not null && !Dropped(kv.Key));
+        return new ConfigurationBuilder().AddInMemoryCollection(kept).Build();
     }
 
     private static string Describe(IReadOnlyList<string> problems) => string.Join("; ", problems);

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Options;
 using Quartz;
 
 namespace VelozBackupAgent.Configuration;
@@ -10,20 +9,13 @@ namespace VelozBackupAgent.Configuration;
 /// Checks the whole <c>Backup</c> section at start-up and reports every problem at once, each named by
 /// its configuration key (<c>Backup:LocalRoot is not writable: /backup</c>), so a bad appsettings stops
 /// the daemon before it does anything. Unknown keys are problems too: a misspelt key would otherwise be
-/// ignored silently and its default used.
+/// ignored silently and its default used. It is called by <see cref="BackupConfiguration.Load"/>, the one path the
+/// daemon and every CLI verb take, after the values that do not convert have been collected, so all problems come out
+/// in one message. It is not an <c>IValidateOptions</c> registered with <c>ValidateOnStart</c>: the options are loaded
+/// before any host exists (CLI verbs have none), and a second, host-only path would report the same problems twice.
 /// </summary>
-internal sealed partial class BackupOptionsValidator : IValidateOptions<BackupOptions>
+internal static partial class BackupOptionsValidator
 {
-    private readonly IConfiguration? _configuration;
-
-    public BackupOptionsValidator(IConfiguration? configuration = null) => _configuration = configuration;
-
-    public ValidateOptionsResult Validate(string? name, BackupOptions options)
-    {
-        var problems = Collect(options, _configuration);
-        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
-    }
-
     /// <summary>Every problem found, one sentence each, in a stable order.</summary>
     public static List<string> Collect(BackupOptions o, IConfiguration? configuration)
     {

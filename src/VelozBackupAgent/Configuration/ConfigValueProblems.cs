@@ -11,7 +11,10 @@ namespace VelozBackupAgent.Configuration;
 internal static class ConfigValueProblems
 {
     /// <summary>Every value under <paramref name="section"/> that does not convert to its property of <paramref name="type"/>.</summary>
-    public static IEnumerable<string> Find(IConfigurationSection section, Type type)
+    public static IEnumerable<string> Find(IConfigurationSection section, Type type) => FindByKey(section, type).Select(f => f.Problem);
+
+    /// <summary>As <see cref="Find"/>, with the full key (<c>Backup:Wal:Retention</c>) of each value that does not convert.</summary>
+    public static IEnumerable<(string Key, string Problem)> FindByKey(IConfigurationSection section, Type type)
     {
         ArgumentNullException.ThrowIfNull(section);
         var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
@@ -33,7 +36,7 @@ internal static class ConfigValueProblems
                 {
                     if (item.Value is { } v && IsScalar(element) && !Converts(child, item.Key, element))
                     {
-                        yield return Describe(item.Path, v, element);
+                        yield return (item.Path, Describe(item.Path, v, element));
                     }
                 }
 
@@ -44,7 +47,7 @@ internal static class ConfigValueProblems
             {
                 if (child.Value is { } value && !Converts(section, child.Key, propertyType))
                 {
-                    yield return Describe(child.Path, value, t);
+                    yield return (child.Path, Describe(child.Path, value, t));
                 }
 
                 continue;
@@ -52,11 +55,11 @@ internal static class ConfigValueProblems
 
             if (child.Value is { Length: > 0 } scalar && !child.GetChildren().Any())
             {
-                yield return $"{child.Path} is a group of settings, not a value: '{scalar}' (write it as \"{child.Key}\": {{ … }} in appsettings.json, or set its keys, e.g. --{child.Path}:<Key>=…)";
+                yield return (child.Path, $"{child.Path} is a group of settings, not a value: '{scalar}' (write it as \"{child.Key}\": {{ … }} in appsettings.json, or set its keys, e.g. --{child.Path}:<Key>=…)");
                 continue;
             }
 
-            foreach (var problem in Find(child, t))
+            foreach (var problem in FindByKey(child, t))
             {
                 yield return problem;
             }

@@ -111,6 +111,21 @@ public sealed class ConfigFileTests : IDisposable
     }
 
     [Fact]
+    public async Task Three_values_that_do_not_convert_and_two_out_of_range_are_all_in_the_one_line()
+    {
+        var r = await VelozBackupBinary.RunAsync(["status", $"--Backup:LocalRoot={_root}", "--Backup:Wal:Retention=7 days", "--Backup:Wal:Enabled=yes",
+            "--Backup:S3:PartSizeMiB=64MiB", "--Backup:StopGrace=00:00:00", "--Backup:Wal:SettleTime=00:20:00"]);
+        r.ExitCode.Should().Be(2, r.StdErr);
+        var line = r.ErrorLines.Should().ContainSingle().Subject;
+        line.Should().Contain("Backup:Wal:Retention is not a duration: '7 days' (write hh:mm:ss")
+            .And.Contain("Backup:Wal:Enabled must be true or false: 'yes'")
+            .And.Contain("Backup:S3:PartSizeMiB must be a whole number")
+            .And.Contain("Backup:StopGrace")
+            .And.Contain("Backup:Wal:SettleTime must be between 00:00:00 and 00:10:00");
+        line.Split("; ").Should().HaveCount(5, line);
+    }
+
+    [Fact]
     public async Task A_local_root_that_is_a_file_says_so()
     {
         var file = Write("not-a-directory", "x");

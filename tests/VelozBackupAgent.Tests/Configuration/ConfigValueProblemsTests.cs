@@ -23,6 +23,21 @@ public sealed class ConfigValueProblemsTests : IDisposable
     }
 
     [Fact]
+    public void Values_that_do_not_convert_no_longer_hide_the_other_problems_of_the_same_start()
+    {
+        var problems = Problems(
+            ("Backup:Wal:Retention", "7 days"), ("Backup:Wal:Enabled", "yes"), ("Backup:S3:PartSizeMiB", "64MiB"),
+            ("Backup:StopGrace", "00:00:00"), ("Backup:Wal:SettleTime", "00:20:00"));
+
+        problems.Should().HaveCount(5, string.Join(" | ", problems));
+        problems.Should().Contain(p => p.StartsWith("Backup:Wal:Retention is not a duration: '7 days' (write hh:mm:ss", StringComparison.Ordinal));
+        problems.Should().Contain("Backup:Wal:Enabled must be true or false: 'yes'");
+        problems.Should().Contain(p => p.StartsWith("Backup:S3:PartSizeMiB must be a whole number", StringComparison.Ordinal));
+        problems.Should().Contain(p => p.StartsWith("Backup:StopGrace", StringComparison.Ordinal));
+        problems.Should().Contain(p => p.StartsWith("Backup:Wal:SettleTime must be between 00:00:00 and 00:10:00", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_duration_that_does_not_parse_names_the_key_the_value_and_the_format()
     {
         var problem = Problems(("Backup:StopGrace", "abc")).Should().ContainSingle().Subject;
