@@ -315,7 +315,9 @@ internal static class ConfigDiffer
         var b = SplitLines(newText, out var bNoNewline);
 
         // DiffPlex's Myers diff over whole lines (we split ourselves so a missing final newline is kept apart).
-        var blocks = Differ.Instance.CreateCustomDiffs(string.Join('\n', a), string.Join('\n', b), ignoreWhiteSpace: false, ignoreCase: false,
+        // A last line without its newline is a different line from the same text with one (as in diff -u), so it is
+        // compared with a NUL appended (text never holds a NUL: AsText calls such a file binary); lines print unmarked.
+        var blocks = Differ.Instance.CreateCustomDiffs(Key(a, aNoNewline), Key(b, bNoNewline), ignoreWhiteSpace: false, ignoreCase: false,
             s => s.Length == 0 ? [] : s.Split('\n')).DiffBlocks;
         if ((a.Count == 1 && a[0].Length == 0) || (b.Count == 1 && b[0].Length == 0))
         {
@@ -375,6 +377,8 @@ internal static class ConfigDiffer
 
         return (sb.ToString(), added, removed);
     }
+
+    private static string Key(List<string> lines, bool noNewline) => string.Join('\n', lines) + (noNewline ? "\0" : "");
 
     private static void Line(StringBuilder sb, char sign, List<string> lines, int index, bool noNewlineAtEnd)
     {
