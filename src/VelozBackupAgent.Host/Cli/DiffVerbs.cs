@@ -139,13 +139,26 @@ internal static class DiffVerbs
     /// <summary>Verifies (stages) the archive, then reads it with the restore's entry rules.</summary>
     private static async Task<ConfigTree> ReadAsync(RestoreSources sources, ArtifactRef artifact, CancellationToken ct)
     {
-        using var staged = await sources.StageAsync(artifact, ct);
+        using var staged = await StageForDiffAsync(sources, artifact, ct);
         var input = new FileStream(staged.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
         await using (input)
         {
             var tree = await ConfigTree.ReadArchiveAsync(input, artifact.Name, ct);
             Sources[tree] = artifact.Store is Storage.Local.LocalArtifactStore ? "local" : "s3";
             return tree;
+        }
+    }
+
+    /// <summary>The restore's verification, with diff's own words: nothing is restored here, the archive is not compared.</summary>
+    private static async Task<StagedArtifact> StageForDiffAsync(RestoreSources sources, ArtifactRef artifact, CancellationToken ct)
+    {
+        try
+        {
+            return await sources.StageAsync(artifact, ct);
+        }
+        catch (RestoreIntegrityException ex) when (ex.Message.Contains("; refusing to restore from it", StringComparison.Ordinal))
+        {
+            throw new RestoreIntegrityException(ex.Message.Replace("; refusing to restore from it", "; refusing to compare it", StringComparison.Ordinal), ex);
         }
     }
 }
