@@ -56,6 +56,7 @@ internal static class VelozCli
         root.Subcommands.Add(Verbs.Import(commands));
         root.Subcommands.Add(RestoreVerbs.Restore(commands));
         root.Subcommands.Add(VerifyVerb.Verify(commands));
+        root.Subcommands.Add(DiffVerbs.Diff(commands));
         root.Subcommands.Add(PitrVerbs.PgWalPush(commands));
         root.Subcommands.Add(PitrVerbs.PgWalGet(commands));
 
