@@ -199,6 +199,19 @@ public sealed class SecretsOptions : KindOptions
     /// <summary>The gpg binary: a bare name looked up on PATH, or an absolute path. Default <c>gpg</c>.</summary>
     public string GpgPath { get; set; } = "gpg";
 
+    /// <summary>
+    /// Programs whose standard output is a secret to keep (e.g. <c>vault kv get -format=json secret/veloz</c>): each
+    /// one's stdout goes into the same encrypted archive as <c>commands/&lt;Name&gt;.out</c>. Empty by default.
+    /// </summary>
+    public IList<SecretCommandOptions> Commands { get; } = [];
+
+    /// <summary>
+    /// How often the daemon runs <see cref="Commands"/> to see whether their output changed (a change-triggered run:
+    /// it writes only when an output's salted hash differs from the last backup's). <c>00:00:00</c> turns the polling
+    /// off (scheduled runs still include the commands). Default 15 minutes; at least 1 minute.
+    /// </summary>
+    public TimeSpan CommandPollInterval { get; set; } = TimeSpan.FromMinutes(15);
+
     /// <summary>Scheduled full run; changes are also picked up by a file watcher. Default daily at 02:30.</summary>
     public override string Schedule { get; set; } = "0 30 2 * * ?";
 
@@ -209,6 +222,28 @@ public sealed class SecretsOptions : KindOptions
     public override TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromMinutes(30);
 
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
+}
+
+/// <summary>
+/// One entry of <c>Backup:Secrets:Commands</c>: a program started without a shell, with the allow-listed environment
+/// plus the variables named in <see cref="Environment"/>, killed (with its children) after <see cref="Timeout"/>.
+/// </summary>
+public sealed class SecretCommandOptions
+{
+    /// <summary>Names the output in the archive (<c>commands/&lt;Name&gt;.out</c>): letters, digits, '.', '-', '_'; unique.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>The program: a bare name looked up on PATH, or an absolute path.</summary>
+    public string Command { get; set; } = "";
+
+    /// <summary>Each argument as the program sees it (no shell, no quoting).</summary>
+    public IList<string> Arguments { get; } = [];
+
+    /// <summary>Names of the agent's environment variables this command (and only this one) gets, e.g. <c>VAULT_ADDR</c>, <c>VAULT_TOKEN</c>.</summary>
+    public IList<string> Environment { get; } = [];
+
+    /// <summary>How long the command may run; past it the process tree is killed and the run fails. Default 1 minute, 1 second to 1 hour.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>

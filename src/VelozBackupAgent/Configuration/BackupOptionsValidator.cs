@@ -78,7 +78,13 @@ internal static partial class BackupOptionsValidator
         CheckDatabase(o.Database, p, o.Pitr.Enabled);
 
         CheckKind($"{B}:{nameof(o.Secrets)}", o.Secrets, p);
-        CheckAbsolute($"{B}:{nameof(o.Secrets)}:{nameof(o.Secrets.Directory)}", o.Secrets.Directory, p);
+        if (o.Secrets.Commands.Count == 0 || !string.IsNullOrEmpty(o.Secrets.Directory))
+        {
+            // With commands the directory may be left empty (only the commands' output is backed up).
+            CheckAbsolute($"{B}:{nameof(o.Secrets)}:{nameof(o.Secrets.Directory)}", o.Secrets.Directory, p);
+        }
+
+        CheckSecretCommands(o.Secrets, p);
         CheckSecrets(o.Secrets, p);
 
         CheckKind($"{B}:{nameof(o.Pitr)}", o.Pitr, p, nameof(o.Pitr.BaseSchedule));
@@ -278,6 +284,59 @@ internal static partial class BackupOptionsValidator
             p.Add($"{Key}:{nameof(secrets.GpgPath)} must be a program name such as 'gpg' or an absolute path: '{secrets.GpgPath}'");
         }
     }
+
+    private static void CheckSecretCommands(SecretsOptions secrets, List<string> p)
+    {
+        const string Key = $"{BackupOptions.SectionName}:{nameof(BackupOptions.Secrets)}:{nameof(SecretsOptions.Commands)}";
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < secrets.Commands.Count; i++)
+        {
+            var c = secrets.Commands[i];
+            if (c is null)
+            {
+                p.Add($"{Key}:{i} is empty: give it a Name and a Command");
+                continue;
+            }
+
+            if (!SecretCommandNameRegex().IsMatch(c.Name ?? ""))
+            {
+                p.Add($"{Key}:{i}:{nameof(c.Name)} must be 1-64 letters, digits, '.', '-' or '_', not starting with '.': '{c.Name}'");
+            }
+            else if (!names.Add(c.Name!))
+            {
+                p.Add($"{Key}:{i}:{nameof(c.Name)} '{c.Name}' is used by another command: names must be unique (they are file names in the archive)");
+            }
+
+            if (string.IsNullOrWhiteSpace(c.Command) || (c.Command.Contains('/', StringComparison.Ordinal) && !Path.IsPathFullyQualified(c.Command)))
+            {
+                p.Add($"{Key}:{i}:{nameof(c.Command)} must be a program name such as 'vault' or an absolute path: '{c.Command}'");
+            }
+
+            if (c.Timeout < TimeSpan.FromSeconds(1) || c.Timeout > TimeSpan.FromHours(1))
+            {
+                p.Add($"{Key}:{i}:{nameof(c.Timeout)} must be between 00:00:01 and 01:00:00: {c.Timeout}");
+            }
+
+            for (var j = 0; j < c.Environment.Count; j++)
+            {
+                if (!EnvironmentNameRegex().IsMatch(c.Environment[j] ?? ""))
+                {
+                    p.Add($"{Key}:{i}:{nameof(c.Environment)}:{j} must be an environment variable name such as VAULT_TOKEN: '{c.Environment[j]}'");
+                }
+            }
+        }
+
+        if (secrets.CommandPollInterval != TimeSpan.Zero && secrets.CommandPollInterval < TimeSpan.FromMinutes(1))
+        {
+            p.Add($"{BackupOptions.SectionName}:{nameof(BackupOptions.Secrets)}:{nameof(SecretsOptions.CommandPollInterval)} must be 00:00:00 (off) or at least 00:01:00: {secrets.CommandPollInterval}");
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")]
+    private static partial Regex SecretCommandNameRegex();
+
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+    private static partial Regex EnvironmentNameRegex();
 
     private static void CheckS3Encryption(BackupOptions o, List<string> p)
     {

@@ -22,6 +22,9 @@ public sealed record ChildProcessSpec(string FileName, IReadOnlyList<string> Arg
 
     /// <summary>How to fix it when the binary is missing, e.g. "install postgresql-client-15 or set Backup:Database:BinDirectory".</summary>
     public string? InstallHint { get; init; }
+
+    /// <summary>How many stderr lines are logged (each cut at 1000 characters); null logs every line whole. The last lines are kept for the error message either way.</summary>
+    public int? MaxLoggedErrorLines { get; init; }
 }
 
 /// <summary>
@@ -42,8 +45,11 @@ public sealed partial class ChildProcess : IAsyncDisposable
     private Task? _inputPump;
     private volatile bool _killedForFailedPump;
 
-    private ChildProcess(Process process, string displayName, ILogger logger)
+    private readonly int? _maxLoggedErrorLines;
+
+    private ChildProcess(Process process, string displayName, ILogger logger, int? maxLoggedErrorLines = null)
     {
+        _maxLoggedErrorLines = maxLoggedErrorLines;
         _process = process;
         _logger = logger;
         DisplayName = displayName;
@@ -93,7 +99,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
             process.StandardInput.Close();
         }
 
-        return new ChildProcess(process, spec.DisplayName, logger);
+        return new ChildProcess(process, spec.DisplayName, logger, spec.MaxLoggedErrorLines);
     }
 
     /// <summary>
@@ -241,6 +247,9 @@ public sealed partial class ChildProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Kills the child and its whole process tree (a timeout); reading <see cref="Output"/> then fails with its exit code.</summary>
+    public void KillTree() => Kill();
+
     private void Kill()
     {
         try
@@ -259,6 +268,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
     private async Task DrainErrorsAsync()
     {
         string? line;
+        var logged = 0;
         while ((line = await _process.StandardError.ReadLineAsync().ConfigureAwait(false)) is not null)
         {
             if (line.Length == 0)
@@ -266,7 +276,25 @@ public sealed partial class ChildProcess : IAsyncDisposable
                 continue;
             }
 
-            Log.ChildStderr(_logger, DisplayName, line);
+            if (_maxLoggedErrorLines is { } max)
+            {
+                line = line.Length > 1000 ? line[..1000] + "…" : line;
+                if (logged < max)
+                {
+                    Log.ChildStderr(_logger, DisplayName, line);
+                }
+                else if (logged == max)
+                {
+                    Log.ChildStderr(_logger, DisplayName, $"(more than {max} lines on stderr; the rest is not logged)");
+                }
+
+                logged++;
+            }
+            else
+            {
+                Log.ChildStderr(_logger, DisplayName, line);
+            }
+
             lock (_errorLines)
             {
                 if (_errorLines.Count == KeptErrorLines)

@@ -21,8 +21,17 @@ internal static class TarGzArchive
     /// <see cref="BackupSourceException"/> for an unreadable file, <see cref="SourceChangedException"/> for a
     /// file that changed while it was read.
     /// </summary>
-    public static async Task WriteAsync(Stream destination, IReadOnlyList<SourceEntry> entries, OwnerNames owners, CancellationToken cancellationToken)
+    public static Task WriteAsync(Stream destination, IReadOnlyList<SourceEntry> entries, OwnerNames owners, CancellationToken cancellationToken) =>
+        WriteAsync(destination, entries, [], owners, cancellationToken);
+
+    /// <summary>
+    /// As above, then <paramref name="generated"/>: regular files that exist only as a stream (a secrets
+    /// command's output), each a 0600 file owned by the agent, under a 0700 directory entry of its own.
+    /// Each stream must be seekable (its length goes into the header before its data).
+    /// </summary>
+    public static async Task WriteAsync(Stream destination, IReadOnlyList<SourceEntry> entries, IReadOnlyList<GeneratedEntry> generated, OwnerNames owners, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(generated);
         ArgumentNullException.ThrowIfNull(entries);
         var gate = new CutOffStream(destination);
         var gzip = new GZipStream(gate, CompressionLevel.Optimal, leaveOpen: true);
@@ -35,6 +44,37 @@ internal static class TarGzArchive
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 await WriteEntryAsync(tar, entry, owners, cancellationToken).ConfigureAwait(false);
+            }
+
+            var directories = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var item in generated)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var now = item.ModifiedAt;
+                var (uid, gid) = (item.Uid, item.Gid);
+                var parent = item.Name.Contains('/', StringComparison.Ordinal) ? item.Name[..item.Name.LastIndexOf('/')] : null;
+                if (parent is not null && directories.Add(parent))
+                {
+                    var directory = new PaxTarEntry(TarEntryType.Directory, parent + "/")
+                    {
+                        Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+                        Uid = uid,
+                        Gid = gid,
+                        ModificationTime = now,
+                    };
+                    await tar.WriteEntryAsync(directory, cancellationToken).ConfigureAwait(false);
+                }
+
+                using var content = item.Open();
+                var file = new PaxTarEntry(TarEntryType.RegularFile, item.Name)
+                {
+                    Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                    Uid = uid,
+                    Gid = gid,
+                    ModificationTime = now,
+                    DataStream = content,
+                };
+                await tar.WriteEntryAsync(file, cancellationToken).ConfigureAwait(false);
             }
 
             await tar.DisposeAsync().ConfigureAwait(false);
@@ -222,6 +262,9 @@ internal static class TarGzArchive
         }
     }
 }
+
+/// <summary>A file of an archive that exists only as a stream: its path in the archive and how to open it (seekable).</summary>
+internal sealed record GeneratedEntry(string Name, Func<Stream> Open, int Uid, int Gid, DateTimeOffset ModifiedAt);
 
 /// <summary>Passes writes through until <see cref="Cut"/>, then drops them.</summary>
 internal sealed class CutOffStream(Stream inner) : Stream

@@ -54,6 +54,24 @@ public sealed partial class SecretsSource : IWatchableSource
         _gpg.EnsureRecipientsConfigured();
         var entries = Scan(directory);
         var recipients = await _gpg.ResolveRecipientsAsync(cancellationToken).ConfigureAwait(false);
+
+        // Every command runs (and must succeed) before anything is encrypted: a failing one fails the run, and
+        // no archive holds the directory without it.
+        var outputs = await SecretCommands.RunAllAsync(_options.Secrets, _state.SpoolDirectory, _logger, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await RunWithOutputsAsync(trigger, directory, entries, recipients, outputs, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            SecretCommands.Dispose(outputs);
+        }
+    }
+
+    private async Task<BackupOutput> RunWithOutputsAsync(BackupTrigger trigger, string directory, List<SourceEntry> entries, IReadOnlyList<GpgKey> recipients,
+        List<SecretCommandOutput> outputs, CancellationToken cancellationToken)
+    {
+        var commandLines = outputs.Count == 0 ? [] : SecretCommands.SaltedHashes(outputs, _state.Salt()).ToList();
         for (var attempt = 1; ; attempt++)
         {
             if (attempt > 1)
@@ -61,7 +79,7 @@ public sealed partial class SecretsSource : IWatchableSource
                 entries = Scan(directory);
             }
 
-            var fingerprint = SecretsState.Fingerprint(entries, recipients.Select(k => k.Fingerprint));
+            var fingerprint = SecretsState.Fingerprint(entries, recipients.Select(k => k.Fingerprint), commandLines);
             if (trigger == BackupTrigger.Change && await UnchangedSinceAsync(fingerprint, cancellationToken).ConfigureAwait(false) is { } same)
             {
                 return BackupOutput.Nothing($"unchanged since {same}");
@@ -69,7 +87,7 @@ public sealed partial class SecretsSource : IWatchableSource
 
             try
             {
-                var info = await EncryptAndStoreAsync(entries, recipients, cancellationToken).ConfigureAwait(false);
+                var info = await EncryptAndStoreAsync(entries, outputs, recipients, cancellationToken).ConfigureAwait(false);
                 try
                 {
                     _state.Save(fingerprint, info);
@@ -81,7 +99,8 @@ public sealed partial class SecretsSource : IWatchableSource
                 }
 
                 var files = entries.Count(e => e.Kind == FileKind.Regular);
-                return new BackupOutput([info], $"{files} file(s) encrypted to {string.Join(", ", recipients.Select(k => k.Fingerprint))}");
+                var commands = outputs.Count == 0 ? "" : $" and {outputs.Count} command output(s)";
+                return new BackupOutput([info], $"{files} file(s){commands} encrypted to {string.Join(", ", recipients.Select(k => k.Fingerprint))}");
             }
             catch (Exception ex) when (Changed(ex) is { } changed && attempt < Attempts)
             {
@@ -95,23 +114,62 @@ public sealed partial class SecretsSource : IWatchableSource
     }
 
     /// <inheritdoc />
-    public Task WatchAsync(Func<CancellationToken, Task> changed, CancellationToken cancellationToken) =>
-        new DebouncedWatcher(_options.Secrets.Directory, _time, _logger) { IncludeSubdirectories = true }.RunAsync(changed, cancellationToken);
+    public Task WatchAsync(Func<CancellationToken, Task> changed, CancellationToken cancellationToken)
+    {
+        var watchers = new List<Task>();
+        if (!string.IsNullOrEmpty(_options.Secrets.Directory))
+        {
+            watchers.Add(new DebouncedWatcher(_options.Secrets.Directory, _time, _logger) { IncludeSubdirectories = true }.RunAsync(changed, cancellationToken));
+        }
 
-    private async Task<ArtifactInfo> EncryptAndStoreAsync(List<SourceEntry> entries, IReadOnlyList<GpgKey> recipients, CancellationToken cancellationToken)
+        if (_options.Secrets.Commands.Count > 0 && _options.Secrets.CommandPollInterval > TimeSpan.Zero)
+        {
+            // A command's source (Vault) cannot be watched: it is polled, and the change-triggered run writes
+            // only when an output's salted hash moved.
+            watchers.Add(PollCommandsAsync(changed, cancellationToken));
+        }
+
+        return Task.WhenAll(watchers);
+    }
+
+    private async Task PollCommandsAsync(Func<CancellationToken, Task> changed, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.Secrets.CommandPollInterval, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            await changed(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<ArtifactInfo> EncryptAndStoreAsync(List<SourceEntry> entries, List<SecretCommandOutput> outputs, IReadOnlyList<GpgKey> recipients, CancellationToken cancellationToken)
     {
         var name = await ArtifactNameAllocator.AllocateAsync(_repository.Local, Kind, Prefix, Suffix, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         var owners = OwnerNames.Load();
         await using var gpg = _gpg.StartEncryption(recipients);
 
         // tar → gzip → gpg's stdin through a pipe; gpg's stdout → the store, which writes only ciphertext.
-        gpg.PumpInput((stdin, ct) => TarGzArchive.WriteAsync(stdin, entries, owners, ct), cancellationToken);
+        var generated = outputs.Select(o => new GeneratedEntry(o.EntryName, o.Spool.OpenRead, o.Spool.Owner.Uid, o.Spool.Owner.Gid, _time.GetUtcNow())).ToList();
+        gpg.PumpInput((stdin, ct) => TarGzArchive.WriteAsync(stdin, entries, generated, owners, ct), cancellationToken);
         return await _repository.StoreAsync(Kind, name, gpg.Output, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Everything to archive; refuses a missing directory and one without a single file.</summary>
     private List<SourceEntry> Scan(string directory)
     {
+        var commands = _options.Secrets.Commands.Count > 0;
+        if (commands && string.IsNullOrEmpty(directory))
+        {
+            return [];
+        }
+
         if (!Directory.Exists(directory))
         {
             throw new BackupSourceException(File.Exists(directory) ? $"{DirectoryKey} is not a directory: {directory}" : $"{DirectoryKey} does not exist: {directory}");
@@ -126,10 +184,21 @@ public sealed partial class SecretsSource : IWatchableSource
                 continue;
             }
 
+            if (commands && (entry.RelativePath == SecretCommands.Directory || entry.RelativePath.StartsWith(SecretCommands.Directory + "/", StringComparison.Ordinal)))
+            {
+                // The commands' outputs live there in the archive (a restore into this directory puts them there).
+                if (entry.RelativePath == SecretCommands.Directory)
+                {
+                    Log.CommandsDirectorySkipped(_logger, entry.FullPath);
+                }
+
+                continue;
+            }
+
             entries.Add(entry);
         }
 
-        if (!entries.Any(e => e.Kind == FileKind.Regular))
+        if (!commands && !entries.Any(e => e.Kind == FileKind.Regular))
         {
             // An empty (or unmounted) secrets directory backed up "successfully" would hide the loss of every secret.
             throw new BackupSourceException($"{DirectoryKey} has no files: {directory}; refusing to store an empty secrets backup (is it mounted?)");
@@ -171,6 +240,9 @@ public sealed partial class SecretsSource : IWatchableSource
 
     private static partial class Log
     {
+        [LoggerMessage(4405, LogLevel.Warning, "secrets: {Path} is not archived: commands/ in the archive holds the output of Backup:Secrets:Commands")]
+        public static partial void CommandsDirectorySkipped(ILogger logger, string path);
+
         [LoggerMessage(4401, LogLevel.Warning, "secrets: {Path} is a FIFO, socket or device; not archived")]
         public static partial void SpecialFileSkipped(ILogger logger, string path);
 

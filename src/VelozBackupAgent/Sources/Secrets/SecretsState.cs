@@ -28,8 +28,16 @@ internal sealed class SecretsState
     public string FilePath => Path.Combine(_directory, "last-backup");
 
     /// <summary>The metadata fingerprint of a listing encrypted to <paramref name="recipientFingerprints"/>.</summary>
-    public static string Fingerprint(IEnumerable<SourceEntry> entries, IEnumerable<string> recipientFingerprints)
+    public static string Fingerprint(IEnumerable<SourceEntry> entries, IEnumerable<string> recipientFingerprints) =>
+        Fingerprint(entries, recipientFingerprints, []);
+
+    /// <summary>
+    /// As above, plus one line per secrets command (<see cref="SecretCommands.SaltedHashes"/>): a command has no
+    /// metadata to go by, so its output's SHA-256 counts — only ever salted and stretched, and only inside this hash.
+    /// </summary>
+    public static string Fingerprint(IEnumerable<SourceEntry> entries, IEnumerable<string> recipientFingerprints, IEnumerable<string> commandLines)
     {
+        ArgumentNullException.ThrowIfNull(commandLines);
         ArgumentNullException.ThrowIfNull(entries);
         ArgumentNullException.ThrowIfNull(recipientFingerprints);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -45,6 +53,11 @@ internal sealed class SecretsState
         foreach (var fingerprint in recipientFingerprints.Order(StringComparer.Ordinal))
         {
             hash.AppendData(Encoding.UTF8.GetBytes($"recipient {fingerprint}\n"));
+        }
+
+        foreach (var line in commandLines)
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes(line + "\n"));
         }
 
         return Convert.ToHexStringLower(hash.GetHashAndReset());
@@ -74,7 +87,45 @@ internal sealed class SecretsState
     {
         ArgumentNullException.ThrowIfNull(artifact);
         PrivateFiles.CreateDirectory(_directory);
-        PrivateFiles.ReplaceAtomically(FilePath, $"{Header}\nfingerprint {fingerprint}\nartifact {artifact.Name}\nsha256 {artifact.Sha256}\n");
+        var salt = ReadSalt() is { } s ? $"salt {Convert.ToHexStringLower(s)}\n" : "";
+        PrivateFiles.ReplaceAtomically(FilePath, $"{Header}\nfingerprint {fingerprint}\nartifact {artifact.Name}\nsha256 {artifact.Sha256}\n{salt}");
+    }
+
+    /// <summary>Where the commands' spools go while a run needs them (0700; the files in it are nameless, see <see cref="EncryptedSpool"/>).</summary>
+    public string SpoolDirectory => Path.Combine(_directory, "spool");
+
+    /// <summary>
+    /// The random salt of the commands' hashes: the one recorded in the state file, else a new one (recorded
+    /// with the next <see cref="Save"/>). A new salt only costs one write a change-triggered run would have skipped.
+    /// </summary>
+    public byte[] Salt()
+    {
+        if (_salt is null)
+        {
+            _salt = ReadSalt() ?? RandomNumberGenerator.GetBytes(32);
+        }
+
+        return _salt;
+    }
+
+    private byte[]? _salt;
+
+    private byte[]? ReadSalt()
+    {
+        if (_salt is not null)
+        {
+            return _salt;
+        }
+
+        try
+        {
+            var line = File.ReadAllLines(FilePath).FirstOrDefault(l => l.StartsWith("salt ", StringComparison.Ordinal));
+            return line is null ? null : Convert.FromHexString(line[5..].Trim());
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
     }
 
     private static string Hex(string text) => Convert.ToHexStringLower(Encoding.UTF8.GetBytes(text));

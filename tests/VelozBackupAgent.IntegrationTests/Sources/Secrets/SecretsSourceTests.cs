@@ -307,7 +307,7 @@ public sealed class SecretsSourceTests : IDisposable
     }
 
     /// <summary>Regular files under <paramref name="root"/> whose bytes (or, for gzip files, decompressed bytes) contain <paramref name="needle"/>.</summary>
-    private static IEnumerable<string> FilesContaining(string root, byte[] needle, DateTime? newerThan, string? exclude)
+    internal static IEnumerable<string> FilesContaining(string root, byte[] needle, DateTime? newerThan, string? exclude)
     {
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
         foreach (var file in Directory.EnumerateFiles(root, "*", options))
