@@ -131,6 +131,13 @@ public sealed class ConfigBackupOptions : KindOptions
     /// </summary>
     public IList<string> Exclude { get; } = [];
 
+    /// <summary>
+    /// A local bare git repository (created with mode 0700 when missing) to which every new configuration
+    /// archive is also committed, so <c>git -C DIR log -p</c> shows the history; null or empty (the default)
+    /// turns it off. Must be absolute and outside <see cref="Root"/>, the local store and the secrets directory.
+    /// </summary>
+    public string? GitRepository { get; set; }
+
     /// <summary>Scheduled full run; changes are also picked up by a file watcher. Default every 6 hours.</summary>
     public override string Schedule { get; set; } = "0 0 0/6 * * ?";
 

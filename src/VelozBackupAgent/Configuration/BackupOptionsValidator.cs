@@ -73,6 +73,7 @@ internal static partial class BackupOptionsValidator
 
         CheckGlobs($"{B}:{nameof(o.Config)}:{nameof(o.Config.Include)}", o.Config.Include, p);
         CheckGlobs($"{B}:{nameof(o.Config)}:{nameof(o.Config.Exclude)}", o.Config.Exclude, p);
+        CheckGitRepository(o, p);
 
         CheckKind($"{B}:{nameof(o.Database)}", o.Database, p);
         CheckDatabase(o.Database, p, o.Pitr.Enabled);
@@ -409,6 +410,38 @@ internal static partial class BackupOptionsValidator
         BackupKinds.Secrets => nameof(BackupOptions.Secrets),
         _ => nameof(BackupOptions.Pitr),
     };
+
+    private static void CheckGitRepository(BackupOptions o, List<string> p)
+    {
+        const string B = BackupOptions.SectionName;
+        const string Key = $"{B}:{nameof(o.Config)}:{nameof(o.Config.GitRepository)}";
+        if (string.IsNullOrEmpty(o.Config.GitRepository))
+        {
+            return;
+        }
+
+        CheckAbsolute(Key, o.Config.GitRepository, p);
+        if (!Path.IsPathFullyQualified(o.Config.GitRepository))
+        {
+            return;
+        }
+
+        // Inside the root it would be archived itself; inside the store or the secrets it would mix with them.
+        foreach (var (what, other) in new[] { ($"{B}:{nameof(o.Config)}:{nameof(o.Config.Root)}", o.Config.Root), ($"{B}:{nameof(o.LocalRoot)}", o.LocalRoot), ($"{B}:{nameof(o.Secrets)}:{nameof(o.Secrets.Directory)}", o.Secrets.Directory) })
+        {
+            if (!string.IsNullOrEmpty(other) && Path.IsPathFullyQualified(other) && IsSameOrInside(o.Config.GitRepository, other))
+            {
+                p.Add($"{Key} must not be inside {what} ({other}): '{o.Config.GitRepository}'");
+            }
+        }
+    }
+
+    private static bool IsSameOrInside(string path, string directory)
+    {
+        var a = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        var d = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        return a == d || a.StartsWith(d + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+    }
 
     private static void CheckAbsolute(string key, string path, List<string> p)
     {

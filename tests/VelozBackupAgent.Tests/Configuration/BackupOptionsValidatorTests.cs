@@ -89,6 +89,21 @@ public sealed class BackupOptionsValidatorTests : IDisposable
     }
 
     [Fact]
+    public void A_config_git_repository_must_be_absolute_and_outside_the_root_the_store_and_the_secrets()
+    {
+        Problems(("Backup:Config:GitRepository", "config.git")).Should().ContainSingle()
+            .Which.Should().Be("Backup:Config:GitRepository must be an absolute path: 'config.git'");
+        Problems(("Backup:Config:Root", "/etc/veloz"), ("Backup:Config:GitRepository", "/etc/veloz/history.git")).Should().ContainSingle()
+            .Which.Should().Be("Backup:Config:GitRepository must not be inside Backup:Config:Root (/etc/veloz): '/etc/veloz/history.git'");
+        Problems(("Backup:Config:GitRepository", _root + "/")).Should().ContainSingle()
+            .Which.Should().Be($"Backup:Config:GitRepository must not be inside Backup:LocalRoot ({_root}): '{_root}/'");
+        Problems(("Backup:Secrets:Directory", "/etc/veloz-secrets"), ("Backup:Config:GitRepository", "/etc/veloz-secrets/git")).Should().ContainSingle()
+            .Which.Should().Contain("must not be inside Backup:Secrets:Directory");
+        Load(("Backup:Config:Root", "/etc/veloz"), ("Backup:Config:GitRepository", "/etc/veloz.git")).Config.GitRepository.Should().Be("/etc/veloz.git");
+        Load().Config.GitRepository.Should().BeNull();
+    }
+
+    [Fact]
     public void A_relative_local_root_is_named()
     {
         Problems(("Backup:LocalRoot", "backup")).Should().ContainSingle().Which.Should().StartWith("Backup:LocalRoot must be an absolute path");

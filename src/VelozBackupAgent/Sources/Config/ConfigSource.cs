@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
+using VelozBackupAgent.Restore;
 using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Storage;
 
@@ -71,7 +72,8 @@ public sealed partial class ConfigSource : IWatchableSource
                     info = await _repository.StoreAsync(Kind, name, archive, cancellationToken: cancellationToken).ConfigureAwait(false);
                 }
 
-                return new BackupOutput([info], Detail(plan, reason));
+                var mirrored = await MirrorAsync(info, cancellationToken).ConfigureAwait(false);
+                return new BackupOutput([info], Detail(plan, reason) + mirrored);
             }
             catch (SourceChangedException ex) when (attempt < Attempts)
             {
@@ -174,6 +176,59 @@ public sealed partial class ConfigSource : IWatchableSource
         }
     }
 
+    /// <summary>
+    /// Commits the stored archive to Backup:Config:GitRepository (a repository without commits first gets every
+    /// stored archive, oldest first). The archive is already stored: a mirror that fails is a warning and a
+    /// note in the run's detail, and the next archive commits the whole tree again, so the mirror catches up.
+    /// </summary>
+    private async Task<string> MirrorAsync(ArtifactInfo stored, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(_options.Config.GitRepository))
+        {
+            return "";
+        }
+
+        var mirror = new ConfigGitMirror(_options.Config.GitRepository, _logger);
+        try
+        {
+            var empty = await mirror.EnsureRepositoryAsync(cancellationToken).ConfigureAwait(false);
+            var archives = (await BackupCatalog.ListAsync(_repository.Local, Kind, cancellationToken).ConfigureAwait(false))
+                .Where(e => e.Time is not null && e.Name.StartsWith(Prefix + "_", StringComparison.Ordinal) && e.Name.EndsWith(Suffix, StringComparison.Ordinal))
+                .Reverse()
+                .Where(e => empty || e.Name == stored.Name)
+                .ToList();
+            string? last = null;
+            var commits = 0;
+            foreach (var archive in archives)
+            {
+                try
+                {
+                    await using var input = await _repository.Local.OpenReadAsync(Kind, archive.Name, cancellationToken).ConfigureAwait(false);
+                    if (await mirror.CommitAsync(archive.Name, archive.Time!.Value, input, cancellationToken).ConfigureAwait(false) is { } subject)
+                    {
+                        last = subject;
+                        commits++;
+                    }
+                }
+                catch (Exception ex) when (archive.Name != stored.Name && (IsUnreadable(ex) || IsUnreadable(ex.InnerException)))
+                {
+                    // Filling a new mirror: one unreadable old archive must not keep the rest out.
+                    Log.GitMirrorSkipped(_logger, archive.Name, ex.Message);
+                }
+            }
+
+            return last is null ? "; git mirror unchanged" : commits > 1 ? $"; git mirror filled with {commits} commits, last {last}" : $"; git: {last}";
+        }
+        catch (Exception ex) when (ex is BackupSourceException or StoreException or RestoreIntegrityException or IOException or UnauthorizedAccessException)
+        {
+            Log.GitMirrorFailed(_logger, _options.Config.GitRepository, stored.Name, ex.Message);
+            return $"; git mirror failed: {ex.Message}";
+        }
+    }
+
+    /// <summary>The archive itself could not be read (checksum, gzip, tar), as opposed to git failing.</summary>
+    private static bool IsUnreadable(Exception? ex) => ex is StoreException or RestoreIntegrityException or IOException;
+
     private static string Detail(ConfigPlan plan, string? reason)
     {
         var detail = $"{plan.FileCount} file(s)";
@@ -203,6 +258,12 @@ public sealed partial class ConfigSource : IWatchableSource
 
         [LoggerMessage(4304, LogLevel.Warning, "config: the newest backup {Name} cannot be read back ({Reason}); writing a new one")]
         public static partial void NewestUnreadable(ILogger logger, string name, string reason);
+
+        [LoggerMessage(4309, LogLevel.Warning, "config: the git mirror {Repository} did not take {Artifact} ({Reason}); the archive is stored, the next configuration backup commits the whole tree again")]
+        public static partial void GitMirrorFailed(ILogger logger, string repository, string artifact, string reason);
+
+        [LoggerMessage(4310, LogLevel.Warning, "config: filling the git mirror, {Artifact} cannot be read ({Reason}); left out")]
+        public static partial void GitMirrorSkipped(ILogger logger, string artifact, string reason);
 
         [LoggerMessage(4305, LogLevel.Information, "config: {Reason} (attempt {Attempt}); archiving again from a fresh listing")]
         public static partial void Retrying(ILogger logger, string reason, int attempt);
