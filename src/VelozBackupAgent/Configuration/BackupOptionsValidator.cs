@@ -496,7 +496,22 @@ internal static partial class BackupOptionsValidator
             }
 
             var t = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
-            if (IsList(t) || IsScalar(t))
+            if (IsList(t))
+            {
+                // A list of objects (Secrets:Commands): each item's keys are checked like a section's.
+                var item = t.GetGenericArguments()[0];
+                if (!IsScalar(Nullable.GetUnderlyingType(item) ?? item))
+                {
+                    foreach (var unknown in child.GetChildren().SelectMany(element => UnknownKeys(element, item)))
+                    {
+                        yield return unknown;
+                    }
+                }
+
+                continue;
+            }
+
+            if (IsScalar(t))
             {
                 continue;
             }

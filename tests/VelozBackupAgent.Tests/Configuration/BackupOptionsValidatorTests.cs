@@ -63,6 +63,17 @@ public sealed class BackupOptionsValidatorTests : IDisposable
     }
 
     [Fact]
+    public void A_misspelt_key_inside_a_list_item_is_named_with_a_suggestion()
+    {
+        Problems(
+                ("Backup:Secrets:Commands:0:Name", "vault-veloz"), ("Backup:Secrets:Commands:0:Command", "/usr/bin/vault"),
+                ("Backup:Secrets:Commands:1:Name", "other"), ("Backup:Secrets:Commands:1:Comand", "/usr/bin/true"))
+            .Should().Contain("Backup:Secrets:Commands:1:Comand is not a known setting (did you mean Backup:Secrets:Commands:1:Command?)");
+        Problems(("Backup:Config:Include:0", "config.yaml"), ("Backup:Config:Include:1:Path", "x"), ("Backup:Wal:Directry", "/x"))
+            .Should().ContainSingle(p => p.Contains("not a known setting", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void An_unknown_section_is_named()
     {
         Problems(("Backup:Vault:Token", "x")).Should().ContainSingle().Which.Should().StartWith("Backup:Vault is not a known setting");
