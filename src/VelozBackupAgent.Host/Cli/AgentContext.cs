@@ -37,7 +37,14 @@ internal sealed class AgentContext : IAsyncDisposable
         Configuration = configuration;
         ConfigPath = configPath;
         _serilog = serilog;
-        LoggerFactory = Microsoft.Extensions.Logging.LoggerFactory.Create(b => b.AddSerilog(serilog, dispose: false).SetMinimumLevel(LogLevel.Trace));
+        LoggerFactory = Microsoft.Extensions.Logging.LoggerFactory.Create(b =>
+        {
+            b.AddSerilog(serilog, dispose: false).SetMinimumLevel(LogLevel.Trace);
+            if (daemon)
+            {
+                Daemon.WindowsService.AddEventLog(b);
+            }
+        });
         Time = TimeProvider.System;
         Local = new LocalArtifactStore(options.LocalRoot, Time, LoggerFactory.CreateLogger<LocalArtifactStore>());
         Queue = new UploadQueue(options.StateDirectory);

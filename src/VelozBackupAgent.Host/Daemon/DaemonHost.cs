@@ -60,6 +60,10 @@ internal static class DaemonHost
             builder.Services.AddHostedService<PitrReceiverService>();
         }
 
+        // Under the Windows service control manager: its start/stop drive the host (a stop gives running backups
+        // StopGrace, as SIGTERM does); in a console or on Linux this does nothing.
+        builder.Services.AddWindowsService(o => o.ServiceName = WindowsService.Name);
+
         // systemd Type=notify: READY/STOPPING/WATCHDOG; also keeps NOTIFY_SOCKET away from child processes.
         SystemdNotifyService.AddTo(builder.Services, agent);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = agent.Options.StopGrace + TimeSpan.FromSeconds(15));
