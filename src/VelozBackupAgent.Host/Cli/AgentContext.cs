@@ -37,6 +37,9 @@ internal sealed class AgentContext : IAsyncDisposable
         Configuration = configuration;
         ConfigPath = configPath;
         _serilog = serilog;
+        // One factory for CLI verbs (no host) and the daemon alike, built before any host exists because the stores,
+        // sources and runner are made here; so not Serilog.Extensions.Hosting, whose AddSerilog builds the logger
+        // inside a host and would leave every CLI verb with a second set-up (decided for issue 17).
         LoggerFactory = Microsoft.Extensions.Logging.LoggerFactory.Create(b =>
         {
             b.AddSerilog(serilog, dispose: false).SetMinimumLevel(LogLevel.Trace);
