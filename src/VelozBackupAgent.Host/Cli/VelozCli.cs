@@ -198,6 +198,6 @@ internal sealed class VerbContext(Option<string?> configOption, Option<bool> ver
 
 internal static partial class CliLog
 {
-    [Microsoft.Extensions.Logging.LoggerMessage(3101, Microsoft.Extensions.Logging.LogLevel.Error, "unexpected failure")]
+    [Microsoft.Extensions.Logging.LoggerMessage(LogEvents.Cli.Unexpected, Microsoft.Extensions.Logging.LogLevel.Error, "unexpected failure")]
     public static partial void Unexpected(Microsoft.Extensions.Logging.ILogger logger, Exception exception);
 }

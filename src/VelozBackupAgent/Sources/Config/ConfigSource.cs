@@ -192,19 +192,19 @@ public sealed partial class ConfigSource : IWatchableSource
 
     private static partial class Log
     {
-        [LoggerMessage(4301, LogLevel.Warning, "config: Include glob {Glob} matched no file under {Root}")]
+        [LoggerMessage(LogEvents.Config.IncludeMatchedNothing, LogLevel.Warning, "config: Include glob {Glob} matched no file under {Root}")]
         public static partial void IncludeMatchedNothing(ILogger logger, string glob, string root);
 
-        [LoggerMessage(4302, LogLevel.Warning, "config: symbolic link {Link} is stored as a link; its target is not in the backup (outside the root or not included)")]
+        [LoggerMessage(LogEvents.Config.LinkTargetNotContained, LogLevel.Warning, "config: symbolic link {Link} is stored as a link; its target is not in the backup (outside the root or not included)")]
         public static partial void LinkTargetNotContained(ILogger logger, string link);
 
-        [LoggerMessage(4303, LogLevel.Warning, "config: {Path} is a FIFO, socket or device; not archived")]
+        [LoggerMessage(LogEvents.Config.SpecialFileSkipped, LogLevel.Warning, "config: {Path} is a FIFO, socket or device; not archived")]
         public static partial void SpecialFileSkipped(ILogger logger, string path);
 
-        [LoggerMessage(4304, LogLevel.Warning, "config: the newest backup {Name} cannot be read back ({Reason}); writing a new one")]
+        [LoggerMessage(LogEvents.Config.NewestUnreadable, LogLevel.Warning, "config: the newest backup {Name} cannot be read back ({Reason}); writing a new one")]
         public static partial void NewestUnreadable(ILogger logger, string name, string reason);
 
-        [LoggerMessage(4305, LogLevel.Information, "config: {Reason} (attempt {Attempt}); archiving again from a fresh listing")]
+        [LoggerMessage(LogEvents.Config.Retrying, LogLevel.Information, "config: {Reason} (attempt {Attempt}); archiving again from a fresh listing")]
         public static partial void Retrying(ILogger logger, string reason, int attempt);
     }
 }
