@@ -37,7 +37,8 @@ internal static class Verbs
         var kind = new Argument<string>("kind") { Description = "wal, config, database, secrets, pitr (a base backup) or all" };
         kind.CompletionSources.Add([.. BackupKinds.All, "all"]);
         var noUpload = new Option<bool>("--no-upload") { Description = "Only write the local store and queue the new artifacts; the daemon's queue (or `veloz-backup replicate`) copies them to S3" };
-        var command = new Command("backup", "Back up one kind (or all) now, the same way the daemon's schedule does; then copy the new artifacts to S3 when it is enabled.") { kind, noUpload };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var command = new Command("backup", "Back up one kind (or all) now, the same way the daemon's schedule does; then copy the new artifacts to S3 when it is enabled.") { kind, noUpload, json };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var requested = parse.GetValue(kind)!;
@@ -63,6 +64,43 @@ internal static class Verbs
             }
 
             ct.ThrowIfCancellationRequested();
+            var failedAny = results.Any(r => r.Outcome is Sources.BackupOutcome.Failed or Sources.BackupOutcome.Busy);
+            if (parse.GetValue(json))
+            {
+                // The same S3 copy as without --json; its outcome is a field, and S3 trouble stays a warning.
+                object? s3 = null;
+                if (agent.Replicator is not null && !parse.GetValue(noUpload) && results.Any(r => r.Artifacts.Count > 0))
+                {
+                    try
+                    {
+                        var pass = await agent.Replicator.DrainAsync(ct);
+                        s3 = new { replicated = pass.Uploaded, failed = pass.Failed, backlogArtifacts = pass.Backlog.Artifacts, backlogBytes = pass.Backlog.Bytes, error = pass.Failed > 0 ? agent.Replicator.LastError : null };
+                    }
+                    catch (StoreException ex)
+                    {
+                        var backlog = agent.Replicator.RefreshBacklog();
+                        s3 = new { replicated = 0, failed = 0, backlogArtifacts = backlog.Artifacts, backlogBytes = backlog.Bytes, error = ex.Message.Split('\n')[0].Trim() };
+                    }
+                }
+
+                await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    kinds = results.Select(r => new
+                    {
+                        kind = r.Kind, outcome = r.Outcome.ToString().ToLowerInvariant(),
+                        artifacts = r.Artifacts.Select(a => a.Name), bytes = r.Bytes,
+                        seconds = Math.Round(r.Duration.TotalSeconds, 3), detail = r.Detail,
+                    }),
+                    s3,
+                }, Json));
+                foreach (var failed in results.Where(r => r.Outcome is Sources.BackupOutcome.Failed or Sources.BackupOutcome.Busy))
+                {
+                    await ctx.Error.WriteLineAsync($"veloz-backup: backup {failed.Kind} {failed.Outcome.ToString().ToLowerInvariant()}: {failed.Detail}");
+                }
+
+                return failedAny ? ExitCodes.Failed : ExitCodes.Success;
+            }
+
             var rows = results.Select(r => new[]
             {
                 r.Kind, r.Outcome.ToString().ToLowerInvariant(),
@@ -106,10 +144,25 @@ internal static class Verbs
     public static Command Prune(VerbContext ctx)
     {
         var dryRun = new Option<bool>("--dry-run") { Description = "Print exactly what would be deleted, delete nothing" };
-        var command = new Command("prune", "Apply each kind's Retention to the local store and S3: delete what is older, never the newest of a kind, never a WAL segment a kept manifest lists.") { dryRun };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var command = new Command("prune", "Apply each kind's Retention to the local store and S3: delete what is older, never the newest of a kind, never a WAL segment a kept manifest lists.") { dryRun, json };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var report = await agent.Pruner.PruneAsync(parse.GetValue(dryRun), ct);
+            if (parse.GetValue(json))
+            {
+                await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    dryRun = report.DryRun,
+                    deleted = report.Deleted.Select(d => new { kind = d.Kind, target = d.Target, name = d.Name, size = d.Size, time = Format.IsoUtc(d.Time) }),
+                    bytes = report.Deleted.Sum(d => d.Size),
+                    locked = report.Locked.Select(l => new { kind = l.Kind, target = l.Target, name = l.Name, until = Format.IsoUtc(l.Until) }),
+                    refusals = report.Refusals,
+                    errors = report.Errors,
+                }, Json));
+                return report.Errors.Count > 0 ? ExitCodes.Failed : ExitCodes.Success;
+            }
+
             var verb = report.DryRun ? "would delete" : "deleted";
             var rows = report.Deleted.Select(d => new[]
             {

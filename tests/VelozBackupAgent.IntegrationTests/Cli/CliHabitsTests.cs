@@ -138,3 +138,71 @@ public sealed class CliHabitsTests : IDisposable
         r.ExitCode.Should().Be(2);
     }
 }
+
+/// <summary><c>--json</c> on the verbs that report (issue 17): one document with stable field names.</summary>
+public sealed class CliJsonTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("veloz-json-").FullName;
+    private readonly string _files = Directory.CreateTempSubdirectory("veloz-json-in-").FullName;
+
+    public void Dispose()
+    {
+        Directory.Delete(_root, recursive: true);
+        Directory.Delete(_files, recursive: true);
+    }
+
+    [Fact]
+    public async Task Backup_json_has_one_entry_per_kind_with_outcome_and_artifacts()
+    {
+        var config = Directory.CreateDirectory(Path.Combine(_files, "etc")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(config, "config.yaml"), "exchange: binance\n");
+        string[] settings = [$"--Backup:LocalRoot={_root}", $"--Backup:Config:Root={config}"];
+
+        var r = await VelozBackupBinary.RunAsync(["backup", "config", "--json", .. settings]);
+
+        r.ExitCode.Should().Be(0, r.StdErr);
+        using var doc = JsonDocument.Parse(r.StdOut);
+        var kind = doc.RootElement.GetProperty("kinds").EnumerateArray().Should().ContainSingle().Subject;
+        kind.GetProperty("kind").GetString().Should().Be("config");
+        kind.GetProperty("outcome").GetString().Should().Be("succeeded");
+        var artifact = kind.GetProperty("artifacts").EnumerateArray().Should().ContainSingle().Subject.GetString();
+        artifact.Should().MatchRegex(@"^config_\d{8}_\d{6}\.tar\.gz$");
+        File.Exists(Path.Combine(_root, "config", artifact!)).Should().BeTrue();
+        kind.GetProperty("bytes").GetInt64().Should().BePositive();
+        doc.RootElement.GetProperty("s3").ValueKind.Should().Be(JsonValueKind.Null, "S3 is disabled");
+
+        // A failing kind: the same document, exit 1 and the one line on stderr.
+        var empty = Directory.CreateDirectory(Path.Combine(_files, "empty")).FullName;
+        var failed = await VelozBackupBinary.RunAsync(["backup", "config", "--json", $"--Backup:LocalRoot={_root}", $"--Backup:Config:Root={empty}"]);
+        failed.ExitCode.Should().Be(1);
+        using var failedDoc = JsonDocument.Parse(failed.StdOut);
+        failedDoc.RootElement.GetProperty("kinds")[0].GetProperty("outcome").GetString().Should().Be("failed");
+        failed.ErrorLines.Should().ContainSingle().Which.Should().StartWith("veloz-backup: backup config failed: ");
+    }
+
+    [Fact]
+    public async Task Prune_json_lists_what_would_go()
+    {
+        foreach (var name in new[] { "config_20250101_000000.tar.gz", "config_20261201_000000.tar.gz" })
+        {
+            await TestArchives.WriteTarGzAsync(Path.Combine(_files, name));
+            (await VelozBackupBinary.RunAsync(["import", "config", Path.Combine(_files, name), $"--Backup:LocalRoot={_root}"])).ExitCode.Should().Be(0);
+        }
+
+        var r = await VelozBackupBinary.RunAsync(["prune", "--dry-run", "--json", $"--Backup:LocalRoot={_root}"]);
+
+        r.ExitCode.Should().Be(0, r.StdErr);
+        using var doc = JsonDocument.Parse(r.StdOut);
+        doc.RootElement.GetProperty("dryRun").GetBoolean().Should().BeTrue();
+        var deleted = doc.RootElement.GetProperty("deleted").EnumerateArray().Should().ContainSingle().Subject;
+        deleted.GetProperty("kind").GetString().Should().Be("config");
+        deleted.GetProperty("target").GetString().Should().Be("local");
+        deleted.GetProperty("name").GetString().Should().Be("config_20250101_000000.tar.gz");
+        deleted.GetProperty("time").GetString().Should().Be("2025-01-01T00:00:00Z");
+        doc.RootElement.GetProperty("bytes").GetInt64().Should().Be(deleted.GetProperty("size").GetInt64());
+        doc.RootElement.GetProperty("locked").GetArrayLength().Should().Be(0);
+        doc.RootElement.GetProperty("refusals").GetArrayLength().Should().Be(0);
+        doc.RootElement.GetProperty("errors").GetArrayLength().Should().Be(0);
+        File.Exists(Path.Combine(_root, "config", "config_20250101_000000.tar.gz")).Should().BeTrue("a dry run deletes nothing");
+    }
+}
