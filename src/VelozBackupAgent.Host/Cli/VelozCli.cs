@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Storage;
 
@@ -59,10 +60,22 @@ internal static class VelozCli
         root.Subcommands.Add(DiffVerbs.Diff(commands));
         root.Subcommands.Add(PitrVerbs.PgWalPush(commands));
         root.Subcommands.Add(PitrVerbs.PgWalGet(commands));
+        root.Subcommands.Add(Verbs.Completion(commands));
 
         var parse = root.Parse(verbArgs);
-        if (parse.Errors.Count > 0)
+        // [suggest:N] "line" is the shell completion asking for candidates (`completion bash`): System.CommandLine
+        // answers it from the command tree, and a half-typed line is no usage error.
+        var completing = verbArgs.Length > 0 && verbArgs[0].StartsWith("[suggest", StringComparison.Ordinal);
+        if (!completing && (parse.Errors.Count > 0 || StrayOption(parse) is not null))
         {
+            // A mistyped verb or option is one line with the likely word, not the parser's "Required command was not
+            // provided" and "Unrecognized command or argument" pair.
+            if (UnknownWord(parse) is { } line)
+            {
+                await stderr.WriteLineAsync($"veloz-backup: {line}");
+                return ExitCodes.Usage;
+            }
+
             foreach (var error in parse.Errors)
             {
                 await stderr.WriteLineAsync($"veloz-backup: {error.Message}");
@@ -74,6 +87,86 @@ internal static class VelozCli
 
         return await parse.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
     }
+
+    /// <summary>
+    /// For a parse that failed on a word it did not know: <c>unknown verb 'restor'; did you mean 'restore'?</c> (or
+    /// the verbs there are), the same for a sub-verb (<c>restore databse</c>) and an option (<c>--jsn</c>); null
+    /// when the failure is something else (a missing argument, a value not among those allowed).
+    /// </summary>
+    internal static string? UnknownWord(ParseResult parse)
+    {
+        var result = parse.CommandResult;
+        var command = result.Command;
+        var path = new List<string>();
+        for (SymbolResult? r = result; r is CommandResult c && c.Parent is not null; r = c.Parent)
+        {
+            path.Insert(0, c.Command.Name);
+        }
+
+        var verb = string.Join(' ', path);
+        // The first word it did not know, in the order typed: "stauts --json" is about stauts, not --json.
+        var unmatched = parse.UnmatchedTokens.ToHashSet(StringComparer.Ordinal);
+        var typed = parse.Tokens.Where(t => t.Type == TokenType.Argument && (unmatched.Contains(t.Value) || IsStrayOption(t)))
+            .Select(t => t.Value).FirstOrDefault();
+        if (typed is null)
+        {
+            // "veloz-backup" or "veloz-backup restore" alone: a verb is missing.
+            return command.Subcommands.Count > 0 && command.Action is null && parse.Errors.Count == 1
+                ? $"{(verb.Length == 0 ? "" : verb + ": ")}missing verb: use one of {string.Join(", ", Visible(command))}"
+                : null;
+        }
+
+        if (typed.StartsWith('-'))
+        {
+            var options = new List<string>();
+            for (SymbolResult? r = result; r is CommandResult c; r = c.Parent)
+            {
+                foreach (var option in c.Command.Options.Where(o => !o.Hidden && (ReferenceEquals(c, result) || o.Recursive)))
+                {
+                    options.Add(option.Name);
+                    options.AddRange(option.Aliases);
+                }
+            }
+
+            var name = typed.Split('=', 2)[0];
+            var closest = Suggestions.Closest(name, options.Where(o => o.StartsWith("--", StringComparison.Ordinal)));
+            var where = verb.Length == 0 ? "" : $" for '{verb}'";
+            return closest is null
+                ? $"unknown option '{name}'{where}: see 'veloz-backup {(verb.Length == 0 ? "" : verb + " ")}--help'"
+                : $"unknown option '{name}'{where}; did you mean '{closest}'?";
+        }
+
+        if (command.Subcommands.Count == 0 || command.Arguments.Count > 0)
+        {
+            // A word too many ("status extra"): one line, when that is all that is wrong.
+            return parse.Errors.Count == parse.UnmatchedTokens.Count
+                ? $"unexpected argument '{typed}'{(verb.Length == 0 ? "" : $" for '{verb}'")}: see 'veloz-backup {(verb.Length == 0 ? "" : verb + " ")}--help'"
+                : null;
+        }
+
+        var prefix = verb.Length == 0 ? "" : verb + " ";
+        var verbs = Visible(command);
+        var guess = Suggestions.Closest(typed, verbs.Concat(command.Subcommands.Where(s => !s.Hidden).SelectMany(s => s.Aliases)));
+        if (guess is not null && command.Subcommands.FirstOrDefault(s => s.Aliases.Contains(guess)) is { } aliased)
+        {
+            guess = aliased.Name;
+        }
+
+        return guess is null
+            ? $"unknown verb '{prefix}{typed}': use one of {string.Join(", ", verbs)}"
+            : $"unknown verb '{prefix}{typed}'; did you mean '{prefix}{guess}'?";
+
+        static List<string> Visible(Command command) => [.. command.Subcommands.Where(s => !s.Hidden).Select(s => s.Name)];
+    }
+
+    /// <summary>
+    /// A word that looks like an option but was taken as an argument's value (<c>list --jsn</c> reads <c>--jsn</c> as
+    /// the optional KIND): no argument of this command line starts with <c>--</c>, so it is a mistyped option.
+    /// </summary>
+    private static string? StrayOption(ParseResult parse) => parse.Tokens.Where(IsStrayOption).Select(t => t.Value).FirstOrDefault();
+
+    private static bool IsStrayOption(Token token) =>
+        token.Type == TokenType.Argument && token.Value.Length > 2 && token.Value.StartsWith("--", StringComparison.Ordinal);
 
     /// <summary>Separates <c>--Backup:Key=value</c> / <c>--Backup:Key value</c> overrides from the verb's arguments.</summary>
     internal static (string[] VerbArgs, List<string> Overrides) SplitOverrides(IReadOnlyList<string> args)
@@ -198,6 +291,6 @@ internal sealed class VerbContext(Option<string?> configOption, Option<bool> ver
 
 internal static partial class CliLog
 {
-    [Microsoft.Extensions.Logging.LoggerMessage(3101, Microsoft.Extensions.Logging.LogLevel.Error, "unexpected failure")]
+    [Microsoft.Extensions.Logging.LoggerMessage(LogEvents.Cli.Unexpected, Microsoft.Extensions.Logging.LogLevel.Error, "unexpected failure")]
     public static partial void Unexpected(Microsoft.Extensions.Logging.ILogger logger, Exception exception);
 }

@@ -35,14 +35,16 @@ internal static class Verbs
     public static Command Backup(VerbContext ctx)
     {
         var kind = new Argument<string>("kind") { Description = "wal, config, database, secrets, pitr (a base backup) or all" };
+        kind.CompletionSources.Add([.. BackupKinds.All, "all"]);
         var noUpload = new Option<bool>("--no-upload") { Description = "Only write the local store and queue the new artifacts; the daemon's queue (or `veloz-backup replicate`) copies them to S3" };
-        var command = new Command("backup", "Back up one kind (or all) now, the same way the daemon's schedule does; then copy the new artifacts to S3 when it is enabled.") { kind, noUpload };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var command = new Command("backup", "Back up one kind (or all) now, the same way the daemon's schedule does; then copy the new artifacts to S3 when it is enabled.") { kind, noUpload, json };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var requested = parse.GetValue(kind)!;
             var kinds = requested == "all"
                 ? agent.Runner.Sources.Select(s => s.Kind).ToList()
-                : KindsFrom(requested).ToList();
+                : KindsFrom(requested, orAll: true).ToList();
             if (kinds.Count == 0)
             {
                 throw new ArgumentException("every backup kind is disabled in the configuration (Backup:<Kind>:Enabled)");
@@ -62,6 +64,43 @@ internal static class Verbs
             }
 
             ct.ThrowIfCancellationRequested();
+            var failedAny = results.Any(r => r.Outcome is Sources.BackupOutcome.Failed or Sources.BackupOutcome.Busy);
+            if (parse.GetValue(json))
+            {
+                // The same S3 copy as without --json; its outcome is a field, and S3 trouble stays a warning.
+                object? s3 = null;
+                if (agent.Replicator is not null && !parse.GetValue(noUpload) && results.Any(r => r.Artifacts.Count > 0))
+                {
+                    try
+                    {
+                        var pass = await agent.Replicator.DrainAsync(ct);
+                        s3 = new { replicated = pass.Uploaded, failed = pass.Failed, backlogArtifacts = pass.Backlog.Artifacts, backlogBytes = pass.Backlog.Bytes, error = pass.Failed > 0 ? agent.Replicator.LastError : null };
+                    }
+                    catch (StoreException ex)
+                    {
+                        var backlog = agent.Replicator.RefreshBacklog();
+                        s3 = new { replicated = 0, failed = 0, backlogArtifacts = backlog.Artifacts, backlogBytes = backlog.Bytes, error = ex.Message.Split('\n')[0].Trim() };
+                    }
+                }
+
+                await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    kinds = results.Select(r => new
+                    {
+                        kind = r.Kind, outcome = r.Outcome.ToString().ToLowerInvariant(),
+                        artifacts = r.Artifacts.Select(a => a.Name), bytes = r.Bytes,
+                        seconds = Math.Round(r.Duration.TotalSeconds, 3), detail = r.Detail,
+                    }),
+                    s3,
+                }, Json));
+                foreach (var failed in results.Where(r => r.Outcome is Sources.BackupOutcome.Failed or Sources.BackupOutcome.Busy))
+                {
+                    await ctx.Error.WriteLineAsync($"veloz-backup: backup {failed.Kind} {failed.Outcome.ToString().ToLowerInvariant()}: {failed.Detail}");
+                }
+
+                return failedAny ? ExitCodes.Failed : ExitCodes.Success;
+            }
+
             var rows = results.Select(r => new[]
             {
                 r.Kind, r.Outcome.ToString().ToLowerInvariant(),
@@ -105,10 +144,25 @@ internal static class Verbs
     public static Command Prune(VerbContext ctx)
     {
         var dryRun = new Option<bool>("--dry-run") { Description = "Print exactly what would be deleted, delete nothing" };
-        var command = new Command("prune", "Apply each kind's Retention to the local store and S3: delete what is older, never the newest of a kind, never a WAL segment a kept manifest lists.") { dryRun };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var command = new Command("prune", "Apply each kind's Retention to the local store and S3: delete what is older, never the newest of a kind, never a WAL segment a kept manifest lists.") { dryRun, json };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var report = await agent.Pruner.PruneAsync(parse.GetValue(dryRun), ct);
+            if (parse.GetValue(json))
+            {
+                await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    dryRun = report.DryRun,
+                    deleted = report.Deleted.Select(d => new { kind = d.Kind, target = d.Target, name = d.Name, size = d.Size, time = Format.IsoUtc(d.Time) }),
+                    bytes = report.Deleted.Sum(d => d.Size),
+                    locked = report.Locked.Select(l => new { kind = l.Kind, target = l.Target, name = l.Name, until = Format.IsoUtc(l.Until) }),
+                    refusals = report.Refusals,
+                    errors = report.Errors,
+                }, Json));
+                return report.Errors.Count > 0 ? ExitCodes.Failed : ExitCodes.Success;
+            }
+
             var verb = report.DryRun ? "would delete" : "deleted";
             var rows = report.Deleted.Select(d => new[]
             {
@@ -141,6 +195,7 @@ internal static class Verbs
     public static Command List(VerbContext ctx)
     {
         var kind = new Argument<string?>("kind") { Description = "wal, config, database, secrets or pitr (default: all)", Arity = ArgumentArity.ZeroOrOne };
+        kind.CompletionSources.Add([.. BackupKinds.All]);
         var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
         var target = new Option<string>("--target") { Description = "local, s3 or all", DefaultValueFactory = _ => "all" };
         target.AcceptOnlyFromAmong("local", "s3", "all");
@@ -208,12 +263,17 @@ internal static class Verbs
                     var newest = entries.FirstOrDefault(e => e.Time is not null) ?? (entries.Count > 0 ? entries[0] : null);
                     var age = newest?.Time is { } t ? now - t : (TimeSpan?)null;
                     var total = entries.Sum(e => e.Size);
+                    // A kind switched off (Backup:<Kind>:Enabled false) is not stale or missing: nothing is meant to
+                    // back it up, so say so instead of leaving an old age or a "-" to be read as a failure.
+                    var enabled = agent.Runner.Has(k);
                     kinds.Add(new
                     {
-                        kind = k, target = store.Target, count = entries.Count, bytes = total, newest = newest?.Name,
+                        kind = k, target = store.Target, enabled, count = entries.Count, bytes = total, newest = newest?.Name,
                         newestTime = Format.IsoUtc(newest?.Time), ageSeconds = age is { } a ? Math.Round(a.TotalSeconds) : (double?)null,
                     });
-                    rows.Add([k, store.Target, entries.Count.ToString(CultureInfo.InvariantCulture), Format.Bytes(total), newest?.Name ?? "-", age is { } a2 ? Format.Age(a2) : "-"]);
+                    var ageText = age is { } a2 ? Format.Age(a2) : "-";
+                    rows.Add([k, store.Target, entries.Count.ToString(CultureInfo.InvariantCulture), Format.Bytes(total), newest?.Name ?? "-",
+                        enabled ? ageText : age is null ? "disabled" : $"{ageText} (disabled)"]);
                 }
             }
 
@@ -292,6 +352,7 @@ internal static class Verbs
     public static Command Import(VerbContext ctx)
     {
         var kind = new Argument<string>("kind") { Description = "wal, config, database or secrets" };
+        kind.CompletionSources.Add(BackupKinds.Wal, BackupKinds.Config, BackupKinds.Database, BackupKinds.Secrets);
         var file = new Argument<FileInfo>("file") { Description = "The file to store, under its own name (e.g. a manual pg_dump -Fc taken before maintenance)" };
         var command = new Command("import", "Store an existing file as an artifact (checksummed, 0600, queued for S3), once it checks like a fresh backup of its kind (a .dump reads to the end with pg_restore, a .tar.gz decompresses to its end, a .gpg file is a whole OpenPGP message).") { kind, file };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
@@ -320,8 +381,94 @@ internal static class Verbs
             }, ct);
             var info = stored.Artifact;
             await ctx.Out.WriteLineAsync($"stored {k}/{info.Name} ({Format.Bytes(info.Size)}, sha256 {info.Sha256}) in {agent.Local.PathOf(k, info.Name)}");
+            if (await NotPickedByLatestAsync(agent, k, info.Name, ct) is { } why)
+            {
+                await ctx.Error.WriteLineAsync($"veloz-backup: warning: {why}");
+            }
+
             return ExitCodes.Success;
         }));
+        return command;
+    }
+
+    /// <summary>
+    /// Why <c>restore KIND</c> with no SOURCE (latest) will never choose the artifact just imported, or null when it
+    /// will: its name lacks the time a restore sorts by, or a newer artifact of the kind is stored (and stays newer:
+    /// retention removes the older first). Only for what a restore chooses among: WAL segments come with a manifest,
+    /// a dump's globals with the dump.
+    /// </summary>
+    private static async Task<string?> NotPickedByLatestAsync(AgentContext agent, string kind, string name, CancellationToken ct)
+    {
+        if ((kind == BackupKinds.Wal && !name.EndsWith(".json", StringComparison.Ordinal)) ||
+            (kind == BackupKinds.Database && name.EndsWith(".sql.gpg", StringComparison.Ordinal)))
+        {
+            return null;
+        }
+
+        var byName = $"restore it by name: veloz-backup restore {kind} {agent.Local.PathOf(kind, name)}";
+        try
+        {
+            var sources = new Restore.RestoreSources(agent.Options, agent.Local, remote: null, s3Factory: null);
+            var (prefix, suffix) = sources.PatternOf(kind);
+            var entries = await BackupCatalog.ListAsync(agent.Local, kind, ct);
+            Restore.ArtifactRef? latest;
+            try
+            {
+                latest = sources.NewestIn(entries, agent.Local, kind, at: null);
+            }
+            catch (Restore.RestoreException)
+            {
+                // Dumps of several databases and none of the configured one: latest picks none of them.
+                latest = null;
+            }
+
+            if (latest?.Name == name)
+            {
+                return null;
+            }
+
+            return latest is not null && ArtifactName.TryParse(name, out _, out _, out _, out _) && name.EndsWith(suffix, StringComparison.Ordinal)
+                ? $"latest will never pick {kind}/{name}: {latest.Name} is newer ({byName})"
+                : $"latest will never pick {kind}/{name}: it takes only names like {prefix}_YYYYMMDD_HHMMSS{suffix} ({byName})";
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException)
+        {
+            // No pattern to judge by (a database connection string that does not parse): the import itself stands.
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The bash completion script. It asks the binary itself for the candidates (System.CommandLine's
+    /// <c>[suggest:POSITION]</c> directive), so they always match the installed version.
+    /// </summary>
+    internal const string BashCompletion = """
+        # bash completion for veloz-backup: verbs, sub-verbs, options and their allowed values, asked of the binary
+        # itself (System.CommandLine's [suggest] directive), so they always match the installed version.
+        #   veloz-backup completion bash > /etc/bash_completion.d/veloz-backup    # every user, from the next shell
+        #   source <(veloz-backup completion bash)                                # this shell (or in ~/.bashrc)
+        _veloz_backup() {
+            local line="${COMP_LINE:0:COMP_POINT}"
+            line="${line#"${COMP_WORDS[0]}"}"
+            line="${line#"${line%%[![:space:]]*}"}"
+            local IFS=$'\n'
+            COMPREPLY=($("${COMP_WORDS[0]}" "[suggest:${#line}]" "$line" 2>/dev/null | grep -v -e '^/' -e '^-?$'))
+        }
+        complete -o default -F _veloz_backup veloz-backup
+
+        """;
+
+    public static Command Completion(VerbContext ctx)
+    {
+        var shell = new Argument<string>("shell") { Description = "bash" };
+        shell.AcceptOnlyFromAmong("bash");
+        var command = new Command("completion", "Print the shell completion script: `veloz-backup completion bash > /etc/bash_completion.d/veloz-backup`.") { shell };
+        command.SetAction(async (parse, ct) =>
+        {
+            // Needs no configuration: it only prints.
+            await ctx.Out.WriteAsync(BashCompletion.AsMemory(), ct);
+            return ExitCodes.Success;
+        });
         return command;
     }
 
@@ -345,14 +492,22 @@ internal static class Verbs
             $"PITR: {state}; server {status.ServerLsn ?? "-"}, received {status.ReceivedLsn ?? "-"} ({Ago(status.LastReceivedAt)}), stored {status.StoredLsn ?? "-"} (recovery point {Ago(status.RecoveryPoint)}){s3}; slot {options.Slot} holds {Format.Bytes(status.SlotRetainedBytes)}; last poll {Ago(status.CheckedAt)}");
     }
 
-    private static IReadOnlyList<string> KindsFrom(string? kind)
+    private static IReadOnlyList<string> KindsFrom(string? kind, bool orAll = false)
     {
         if (string.IsNullOrEmpty(kind))
         {
             return BackupKinds.All;
         }
 
-        return BackupKinds.IsKnown(kind) ? [kind] : throw new ArgumentException($"unknown kind '{kind}': use one of {string.Join(", ", BackupKinds.All)}");
+        if (BackupKinds.IsKnown(kind))
+        {
+            return [kind];
+        }
+
+        IEnumerable<string> allowed = orAll ? [.. BackupKinds.All, "all"] : BackupKinds.All;
+        throw new ArgumentException(Suggestions.Closest(kind, allowed) is { } guess
+            ? $"unknown kind '{kind}'; did you mean '{guess}'?"
+            : $"unknown kind '{kind}': use one of {string.Join(", ", allowed)}");
     }
 
     private static List<IArtifactStore> SelectStores(AgentContext agent, string target) => target switch

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Host.Cli;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Host.Daemon;
 
@@ -35,6 +36,6 @@ internal sealed class PitrReceiverService(AgentContext agent) : BackgroundServic
 
 internal static partial class DaemonLog
 {
-    [LoggerMessage(3001, LogLevel.Information, "veloz-backup started: node {Node}, local store {Root}, S3 bucket {Bucket}, configuration {Config}; {Removed} interrupted writes cleaned up; {Queued} artifacts ({QueuedBytes} bytes) wait in the S3 upload queue")]
+    [LoggerMessage(LogEvents.Daemon.Started, LogLevel.Information, "veloz-backup started: node {Node}, local store {Root}, S3 bucket {Bucket}, configuration {Config}; {Removed} interrupted writes cleaned up; {Queued} artifacts ({QueuedBytes} bytes) wait in the S3 upload queue")]
     public static partial void Started(ILogger logger, string node, string root, string bucket, string config, int removed, int queued, long queuedBytes);
 }

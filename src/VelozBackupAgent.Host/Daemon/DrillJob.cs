@@ -3,6 +3,7 @@ using Quartz;
 using VelozBackupAgent.Host.Cli;
 using VelozBackupAgent.Telemetry;
 using VelozBackupAgent.Verification;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Host.Daemon;
 
@@ -46,10 +47,10 @@ internal sealed partial class DrillJob(AgentContext agent, DaemonStopping stoppi
 
     private static partial class Log
     {
-        [LoggerMessage(4601, LogLevel.Information, "restore drill passed: every kind restored into scratch locations in {Seconds:0.0} s")]
+        [LoggerMessage(LogEvents.Verify.DrillPassed, LogLevel.Information, "restore drill passed: every kind restored into scratch locations in {Seconds:0.0} s")]
         public static partial void Passed(ILogger logger, double seconds);
 
-        [LoggerMessage(4602, LogLevel.Error, "restore drill FAILED {Count} checks: {Failures}")]
+        [LoggerMessage(LogEvents.Verify.DrillFailed, LogLevel.Error, "restore drill FAILED {Count} checks: {Failures}")]
         public static partial void Failed(ILogger logger, int count, string failures);
     }
 }

@@ -4,6 +4,7 @@ using Quartz;
 using VelozBackupAgent.Host.Cli;
 using VelozBackupAgent.Scheduling;
 using VelozBackupAgent.Sources;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Host.Daemon;
 
@@ -122,13 +123,13 @@ internal sealed partial class CatchUpService(AgentContext agent, BackupRunner ru
 
     private static partial class Log
     {
-        [LoggerMessage(3101, LogLevel.Information, "backup {Kind}: a scheduled run was missed (last run {LastRun}, schedule {Schedule}); running it now")]
+        [LoggerMessage(LogEvents.Daemon.CatchingUp, LogLevel.Information, "backup {Kind}: a scheduled run was missed (last run {LastRun}, schedule {Schedule}); running it now")]
         public static partial void CatchingUp(ILogger logger, string kind, string lastRun, string schedule);
 
-        [LoggerMessage(3103, LogLevel.Information, "backup {Kind}: schedule {Schedule} ({TimeZone}), next run {Next}")]
+        [LoggerMessage(LogEvents.Daemon.Scheduled, LogLevel.Information, "backup {Kind}: schedule {Schedule} ({TimeZone}), next run {Next}")]
         public static partial void Scheduled(ILogger logger, string kind, string schedule, string timeZone, string next);
 
-        [LoggerMessage(3102, LogLevel.Warning, "backup {Kind}: cannot read the local store to judge missed runs ({Reason}); running it now")]
+        [LoggerMessage(LogEvents.Daemon.CannotJudge, LogLevel.Warning, "backup {Kind}: cannot read the local store to judge missed runs ({Reason}); running it now")]
         public static partial void CannotJudge(ILogger logger, string kind, string reason);
     }
 }

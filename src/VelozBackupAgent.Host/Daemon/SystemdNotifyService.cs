@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Quartz;
 using VelozBackupAgent.Host.Cli;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Host.Daemon;
 
@@ -155,22 +156,22 @@ internal sealed partial class SystemdNotifyService(
 
     private static partial class Log
     {
-        [LoggerMessage(7001, LogLevel.Information, "systemd notify socket {Socket}; watchdog pings {Watchdog}")]
+        [LoggerMessage(LogEvents.Systemd.Notifying, LogLevel.Information, "systemd notify socket {Socket}; watchdog pings {Watchdog}")]
         public static partial void Notifying(ILogger logger, string socket, string watchdog);
 
-        [LoggerMessage(7002, LogLevel.Information, "told systemd READY=1: the host and the scheduler are running")]
+        [LoggerMessage(LogEvents.Systemd.Ready, LogLevel.Information, "told systemd READY=1: the host and the scheduler are running")]
         public static partial void Ready(ILogger logger);
 
-        [LoggerMessage(7003, LogLevel.Error, "the scheduler is {Status} and not running: watchdog pings withheld, so systemd restarts the agent after WatchdogSec")]
+        [LoggerMessage(LogEvents.Systemd.WatchdogWithheld, LogLevel.Error, "the scheduler is {Status} and not running: watchdog pings withheld, so systemd restarts the agent after WatchdogSec")]
         public static partial void WatchdogWithheld(ILogger logger, string status);
 
-        [LoggerMessage(7004, LogLevel.Information, "the scheduler runs again: watchdog pings resumed")]
+        [LoggerMessage(LogEvents.Systemd.WatchdogResumed, LogLevel.Information, "the scheduler runs again: watchdog pings resumed")]
         public static partial void WatchdogResumed(ILogger logger);
 
-        [LoggerMessage(7005, LogLevel.Error, "the scheduler did not start (it is {Status} after up to {Seconds} s): READY=1 not sent")]
+        [LoggerMessage(LogEvents.Systemd.SchedulerNeverStarted, LogLevel.Error, "the scheduler did not start (it is {Status} after up to {Seconds} s): READY=1 not sent")]
         public static partial void SchedulerNeverStarted(ILogger logger, string status, double seconds);
 
-        [LoggerMessage(7006, LogLevel.Warning, "could not notify systemd ({State}) through {Socket}: {Reason}")]
+        [LoggerMessage(LogEvents.Systemd.SendFailed, LogLevel.Warning, "could not notify systemd ({State}) through {Socket}: {Reason}")]
         public static partial void SendFailed(ILogger logger, string state, string socket, string reason);
     }
 }

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using Quartz;
 using VelozBackupAgent.Host.Cli;
 using VelozBackupAgent.Telemetry;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Host.Http;
 
@@ -167,10 +168,10 @@ internal sealed partial class HttpEndpoint(AgentContext agent, BackupMetrics met
 
     private static partial class Log
     {
-        [LoggerMessage(6001, LogLevel.Information, "metrics and health listening on {Url} (GET /metrics, GET /health)")]
+        [LoggerMessage(LogEvents.Telemetry.Listening, LogLevel.Information, "metrics and health listening on {Url} (GET /metrics, GET /health)")]
         public static partial void Listening(ILogger logger, string url);
 
-        [LoggerMessage(6002, LogLevel.Critical, "cannot listen on {Url} (Backup:Http:Url): {Reason}")]
+        [LoggerMessage(LogEvents.Telemetry.CannotListen, LogLevel.Critical, "cannot listen on {Url} (Backup:Http:Url): {Reason}")]
         public static partial void CannotListen(ILogger logger, string url, string reason);
     }
 

@@ -5,18 +5,18 @@ namespace VelozBackupAgent.Storage.Local;
 /// <summary>The local store's log lines, with fixed event ids (1000-1099).</summary>
 internal static partial class LocalStoreLog
 {
-    [LoggerMessage(1001, LogLevel.Warning, "Replacing {Path}: it had no checksum sidecar (an interrupted earlier write)")]
+    [LoggerMessage(LogEvents.LocalStore.ReplacingOrphan, LogLevel.Warning, "Replacing {Path}: it had no checksum sidecar (an interrupted earlier write)")]
     public static partial void ReplacingOrphan(ILogger logger, string path);
 
-    [LoggerMessage(1002, LogLevel.Warning, "Checksum sidecar unreadable: {Problem}")]
+    [LoggerMessage(LogEvents.LocalStore.BadSidecar, LogLevel.Warning, "Checksum sidecar unreadable: {Problem}")]
     public static partial void BadSidecar(ILogger logger, string problem);
 
-    [LoggerMessage(1003, LogLevel.Warning, "Removing the remains of an interrupted write: {Path}")]
+    [LoggerMessage(LogEvents.LocalStore.RemovingDebris, LogLevel.Warning, "Removing the remains of an interrupted write: {Path}")]
     public static partial void RemovingDebris(ILogger logger, string path);
 
-    [LoggerMessage(1004, LogLevel.Warning, "Tightening {Directory} to mode 0700")]
+    [LoggerMessage(LogEvents.LocalStore.TighteningMode, LogLevel.Warning, "Tightening {Directory} to mode 0700")]
     public static partial void TighteningMode(ILogger logger, string directory);
 
-    [LoggerMessage(1005, LogLevel.Warning, "Could not remove {Path}")]
+    [LoggerMessage(LogEvents.LocalStore.CouldNotRemove, LogLevel.Warning, "Could not remove {Path}")]
     public static partial void CouldNotRemove(ILogger logger, Exception exception, string path);
 }

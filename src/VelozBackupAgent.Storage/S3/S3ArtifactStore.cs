@@ -1034,27 +1034,27 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
         _ => new DateTimeOffset(value.ToUniversalTime(), TimeSpan.Zero),
     };
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Stored s3://{Bucket}/{Key} ({Size} bytes, sha256 {Sha256}), verified")]
+    [LoggerMessage(EventId = LogEvents.S3Store.Stored, Level = LogLevel.Information, Message = "Stored s3://{Bucket}/{Key} ({Size} bytes, sha256 {Sha256}), verified")]
     private static partial void LogStored(ILogger logger, string bucket, string key, long size, string sha256);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "s3://{Bucket}/{Key} exists without its checksum sidecar (an interrupted write); replacing it")]
+    [LoggerMessage(EventId = LogEvents.S3Store.ReplacingOrphan, Level = LogLevel.Warning, Message = "s3://{Bucket}/{Key} exists without its checksum sidecar (an interrupted write); replacing it")]
     private static partial void LogReplacingOrphan(ILogger logger, string bucket, string key);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Upload of s3://{Bucket}/{Key} refused and removed: {Reason}")]
+    [LoggerMessage(EventId = LogEvents.S3Store.UploadRefused, Level = LogLevel.Error, Message = "Upload of s3://{Bucket}/{Key} refused and removed: {Reason}")]
     private static partial void LogUploadRefused(ILogger logger, string bucket, string key, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Aborted the multipart upload of s3://{Bucket}/{Key}: {Reason}")]
+    [LoggerMessage(EventId = LogEvents.S3Store.Aborted, Level = LogLevel.Warning, Message = "Aborted the multipart upload of s3://{Bucket}/{Key}: {Reason}")]
     private static partial void LogAborted(ILogger logger, string bucket, string key, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not {What} s3://{Bucket}/{Key}: {Error}")]
+    [LoggerMessage(EventId = LogEvents.S3Store.CleanupFailed, Level = LogLevel.Warning, Message = "Could not {What} s3://{Bucket}/{Key}: {Error}")]
     private static partial void LogCleanupFailed(ILogger logger, string what, string bucket, string key, string error);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Aborted stale multipart upload of s3://{Bucket}/{Key} started {Initiated:o}")]
+    [LoggerMessage(EventId = LogEvents.S3Store.AbortedStale, Level = LogLevel.Information, Message = "Aborted stale multipart upload of s3://{Bucket}/{Key} started {Initiated:o}")]
     private static partial void LogAbortedStale(ILogger logger, string bucket, string key, DateTime initiated);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "S3 at {Endpoint} does not report {Setting} of stored objects in bucket '{Bucket}': it is sent with every write but cannot be checked here (said once)")]
+    [LoggerMessage(EventId = LogEvents.S3Store.NotReported, Level = LogLevel.Warning, Message = "S3 at {Endpoint} does not report {Setting} of stored objects in bucket '{Bucket}': it is sent with every write but cannot be checked here (said once)")]
     private static partial void LogNotReported(ILogger logger, string endpoint, string setting, string bucket);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped aborting stale multipart uploads in bucket '{Bucket}': {Reason}")]
+    [LoggerMessage(EventId = LogEvents.S3Store.StaleUploadsSkipped, Level = LogLevel.Warning, Message = "Skipped aborting stale multipart uploads in bucket '{Bucket}': {Reason}")]
     private static partial void LogStaleUploadsSkipped(ILogger logger, string bucket, string reason);
 }

@@ -305,6 +305,6 @@ internal sealed partial class S3Calls
         return new StoreUnavailableException($"S3 at {_endpoint} broke off while sending {key} from bucket '{_bucket}': {Innermost(e)}", e);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "S3 request failed, retry {Attempt}/{MaxRetries} in {DelayMs:F0} ms: {Error}")]
+    [LoggerMessage(EventId = LogEvents.S3Store.Retry, Level = LogLevel.Warning, Message = "S3 request failed, retry {Attempt}/{MaxRetries} in {DelayMs:F0} ms: {Error}")]
     private static partial void LogRetry(ILogger logger, int attempt, int maxRetries, double delayMs, string error);
 }

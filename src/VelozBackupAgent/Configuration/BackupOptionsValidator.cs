@@ -543,23 +543,7 @@ internal static partial class BackupOptionsValidator
         return bestDistance <= Math.Max(2, key.Length / 3) ? best : null;
     }
 
-    private static int Distance(string a, string b)
-    {
-        var row = Enumerable.Range(0, b.Length + 1).ToArray();
-        for (var i = 1; i <= a.Length; i++)
-        {
-            var previous = row[0];
-            row[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var current = row[j];
-                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), previous + (a[i - 1] == b[j - 1] ? 0 : 1));
-                previous = current;
-            }
-        }
-
-        return row[b.Length];
-    }
+    private static int Distance(string a, string b) => Suggestions.Distance(a, b);
 
     private static bool IsSerilogLevel(string level) =>
         level is not null && new[] { "Verbose", "Debug", "Information", "Warning", "Error", "Fatal" }.Contains(level, StringComparer.OrdinalIgnoreCase);

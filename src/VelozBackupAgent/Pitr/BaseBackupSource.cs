@@ -6,6 +6,7 @@ using VelozBackupAgent.Replication;
 using VelozBackupAgent.Scheduling;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Database;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Pitr;
 
@@ -212,13 +213,13 @@ public sealed partial class BaseBackupSource : IBackupSource
 
     private static partial class Log
     {
-        [LoggerMessage(9301, LogLevel.Information, "pitr: base backup of {Server} (PostgreSQL {Version}) into {Name}")]
+        [LoggerMessage(LogEvents.Pitr.BaseBackupStarting, LogLevel.Information, "pitr: base backup of {Server} (PostgreSQL {Version}) into {Name}")]
         public static partial void Starting(ILogger logger, string server, string version, string name);
 
-        [LoggerMessage(9302, LogLevel.Information, "pitr: stored base backup {Name}: {Bytes} bytes ({TarBytes} uncompressed), WAL {StartLsn} to {StopLsn} on timeline {Timeline}, {Seconds:0.0} s")]
+        [LoggerMessage(LogEvents.Pitr.BaseBackupStored, LogLevel.Information, "pitr: stored base backup {Name}: {Bytes} bytes ({TarBytes} uncompressed), WAL {StartLsn} to {StopLsn} on timeline {Timeline}, {Seconds:0.0} s")]
         public static partial void Stored(ILogger logger, string name, long bytes, long tarBytes, string startLsn, string stopLsn, uint timeline, double seconds);
 
-        [LoggerMessage(9303, LogLevel.Information, "pitr: created the replication slot {Slot} before the base backup, so the WAL after it is kept until it is streamed")]
+        [LoggerMessage(LogEvents.Pitr.BaseBackupSlotCreated, LogLevel.Information, "pitr: created the replication slot {Slot} before the base backup, so the WAL after it is kept until it is streamed")]
         public static partial void SlotCreated(ILogger logger, string slot);
     }
 }

@@ -951,16 +951,16 @@ public sealed partial class PitrRestorer
 
     private static partial class Log
     {
-        [LoggerMessage(9401, LogLevel.Information, "restore pitr: {Step} took {Seconds:0.0} s")]
+        [LoggerMessage(LogEvents.Pitr.RestoreStep, LogLevel.Information, "restore pitr: {Step} took {Seconds:0.0} s")]
         public static partial void StepDone(ILogger logger, string step, double seconds);
 
-        [LoggerMessage(9402, LogLevel.Debug, "restore pitr: staged {Done} of {Total} WAL segments")]
+        [LoggerMessage(LogEvents.Pitr.RestoreStaged, LogLevel.Debug, "restore pitr: staged {Done} of {Total} WAL segments")]
         public static partial void Staged(ILogger logger, int done, int total);
 
-        [LoggerMessage(9404, LogLevel.Information, "restore pitr: removed {Path}, left by an interrupted drill")]
+        [LoggerMessage(LogEvents.Pitr.RestoreLeftoverRemoved, LogLevel.Information, "restore pitr: removed {Path}, left by an interrupted drill")]
         public static partial void LeftoverRemoved(ILogger logger, string path);
 
-        [LoggerMessage(9403, LogLevel.Warning, "restore pitr: could not stop the temporary server in {Directory}: {Reason}")]
+        [LoggerMessage(LogEvents.Pitr.RestoreStopFailed, LogLevel.Warning, "restore pitr: could not stop the temporary server in {Directory}: {Reason}")]
         public static partial void StopFailed(ILogger logger, string directory, string reason);
     }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Pitr;
 
@@ -171,10 +172,10 @@ internal sealed partial class ReceiverProcess : IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(9201, LogLevel.Information, "{Line}")]
+        [LoggerMessage(LogEvents.Pitr.ReceiverOutput, LogLevel.Information, "{Line}")]
         public static partial void Progress(ILogger logger, string line);
 
-        [LoggerMessage(9202, LogLevel.Warning, "{Line}")]
+        [LoggerMessage(LogEvents.Pitr.ReceiverWarning, LogLevel.Warning, "{Line}")]
         public static partial void Problem(ILogger logger, string line);
     }
 }

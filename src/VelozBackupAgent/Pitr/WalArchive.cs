@@ -463,10 +463,10 @@ public sealed partial class WalArchive
 
     private static partial class Log
     {
-        [LoggerMessage(9101, LogLevel.Error, "pitr: {Name} differs from the stored copy; the stored copy is kept: {Reason}")]
+        [LoggerMessage(LogEvents.Pitr.ArchiveConflict, LogLevel.Error, "pitr: {Name} differs from the stored copy; the stored copy is kept: {Reason}")]
         public static partial void Conflict(ILogger logger, string name, string reason);
 
-        [LoggerMessage(9102, LogLevel.Warning, "pitr: cannot read the cluster's system identifier from {Name}: {Reason}")]
+        [LoggerMessage(LogEvents.Pitr.UnreadableIdentity, LogLevel.Warning, "pitr: cannot read the cluster's system identifier from {Name}: {Reason}")]
         public static partial void UnreadableIdentity(ILogger logger, string name, string reason);
     }
 }

@@ -6,6 +6,7 @@ using Npgsql;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Database;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Pitr;
 
@@ -872,43 +873,43 @@ public sealed partial class WalReceiver
 
     private static partial class Log
     {
-        [LoggerMessage(9001, LogLevel.Information, "pitr: streaming WAL from {Server} through slot {Slot} into {Spool}")]
+        [LoggerMessage(LogEvents.Pitr.Streaming, LogLevel.Information, "pitr: streaming WAL from {Server} through slot {Slot} into {Spool}")]
         public static partial void Streaming(ILogger logger, string server, string slot, string spool);
 
-        [LoggerMessage(9002, LogLevel.Information, "pitr: created the physical replication slot {Slot} on {Server}")]
+        [LoggerMessage(LogEvents.Pitr.SlotCreated, LogLevel.Information, "pitr: created the physical replication slot {Slot} on {Server}")]
         public static partial void SlotCreated(ILogger logger, string slot, string server);
 
-        [LoggerMessage(9003, LogLevel.Error, "pitr: WAL streaming stopped: {Reason}; retrying with backoff, the other kinds go on")]
+        [LoggerMessage(LogEvents.Pitr.StreamingStopped, LogLevel.Error, "pitr: WAL streaming stopped: {Reason}; retrying with backoff, the other kinds go on")]
         public static partial void Failed(ILogger logger, string reason);
 
-        [LoggerMessage(9004, LogLevel.Information, "pitr: WAL streaming works again")]
+        [LoggerMessage(LogEvents.Pitr.StreamingRecovered, LogLevel.Information, "pitr: WAL streaming works again")]
         public static partial void Recovered(ILogger logger);
 
-        [LoggerMessage(9005, LogLevel.Debug, "pitr: polling the server failed ({Reason}); trying again on a new connection")]
+        [LoggerMessage(LogEvents.Pitr.PollFailed, LogLevel.Debug, "pitr: polling the server failed ({Reason}); trying again on a new connection")]
         public static partial void PollFailed(ILogger logger, string reason);
 
-        [LoggerMessage(9006, LogLevel.Warning, "pitr: cannot watch the spool ({Reason}); completed segments are stored at each poll instead")]
+        [LoggerMessage(LogEvents.Pitr.NoWatcher, LogLevel.Warning, "pitr: cannot watch the spool ({Reason}); completed segments are stored at each poll instead")]
         public static partial void NoWatcher(ILogger logger, string reason);
 
-        [LoggerMessage(9007, LogLevel.Warning, "pitr: cannot save the receiver's status ({Reason})")]
+        [LoggerMessage(LogEvents.Pitr.StatusNotSaved, LogLevel.Warning, "pitr: cannot save the receiver's status ({Reason})")]
         public static partial void StatusNotSaved(ILogger logger, string reason);
 
-        [LoggerMessage(9008, LogLevel.Error, "pitr: unexpected failure of the WAL receiver")]
+        [LoggerMessage(LogEvents.Pitr.Unexpected, LogLevel.Error, "pitr: unexpected failure of the WAL receiver")]
         public static partial void Unexpected(ILogger logger, Exception exception);
 
-        [LoggerMessage(9013, LogLevel.Debug, "pitr: not storing the newest received bytes yet: {Reason}")]
+        [LoggerMessage(LogEvents.Pitr.PieceDeferred, LogLevel.Debug, "pitr: not storing the newest received bytes yet: {Reason}")]
         public static partial void PieceDeferred(ILogger logger, string reason);
 
-        [LoggerMessage(9011, LogLevel.Information, "pitr: streaming paused while a restore replaces the cluster")]
+        [LoggerMessage(LogEvents.Pitr.Paused, LogLevel.Information, "pitr: streaming paused while a restore replaces the cluster")]
         public static partial void Paused(ILogger logger);
 
-        [LoggerMessage(9012, LogLevel.Information, "pitr: the restore is done; streaming starts again")]
+        [LoggerMessage(LogEvents.Pitr.Resumed, LogLevel.Information, "pitr: the restore is done; streaming starts again")]
         public static partial void Resumed(ILogger logger);
 
-        [LoggerMessage(9009, LogLevel.Warning, "pitr: removed {Name} from the spool: {Bytes} bytes of zeros, left by a receiver that could not preallocate a segment (a full disk?)")]
+        [LoggerMessage(LogEvents.Pitr.RemovedPartial, LogLevel.Warning, "pitr: removed {Name} from the spool: {Bytes} bytes of zeros, left by a receiver that could not preallocate a segment (a full disk?)")]
         public static partial void RemovedPartial(ILogger logger, string name, long bytes);
 
-        [LoggerMessage(9010, LogLevel.Warning, "pitr: {Name} in the spool has {Bytes} bytes, not a whole segment; moved to {Aside} so streaming can start again")]
+        [LoggerMessage(LogEvents.Pitr.SetAsidePartial, LogLevel.Warning, "pitr: {Name} in the spool has {Bytes} bytes, not a whole segment; moved to {Aside} so streaming can start again")]
         public static partial void SetAsidePartial(ILogger logger, string name, long bytes, string aside);
     }
 }

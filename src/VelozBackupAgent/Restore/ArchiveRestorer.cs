@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Secrets;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Restore;
 
@@ -289,7 +290,7 @@ public sealed partial class ArchiveRestorer
 
     private static partial class Log
     {
-        [LoggerMessage(8201, LogLevel.Information, "restored {Kind} from {Artifact} into {Target}: {Files} files, {Bytes} bytes")]
+        [LoggerMessage(LogEvents.Restore.ArchiveRestored, LogLevel.Information, "restored {Kind} from {Artifact} into {Target}: {Files} files, {Bytes} bytes")]
         public static partial void Restored(ILogger logger, string kind, string artifact, string target, int files, long bytes);
     }
 }

@@ -5,6 +5,7 @@ using Npgsql;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Database;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Restore;
 
@@ -386,13 +387,13 @@ public sealed partial class DatabaseRestorer
 
     private static partial class Log
     {
-        [LoggerMessage(8101, LogLevel.Information, "pg_restore of {Artifact} into {Database} ({Jobs} jobs)")]
+        [LoggerMessage(LogEvents.Restore.DatabaseRestoring, LogLevel.Information, "pg_restore of {Artifact} into {Database} ({Jobs} jobs)")]
         public static partial void Restoring(ILogger logger, string artifact, string database, int jobs);
 
-        [LoggerMessage(8102, LogLevel.Information, "restored {Artifact} as database {Database}: {Tables} tables, {Rows} rows in {Seconds:0.0} s")]
+        [LoggerMessage(LogEvents.Restore.DatabaseRestored, LogLevel.Information, "restored {Artifact} as database {Database}: {Tables} tables, {Rows} rows in {Seconds:0.0} s")]
         public static partial void Restored(ILogger logger, string artifact, string database, int tables, long rows, double seconds);
 
-        [LoggerMessage(8103, LogLevel.Warning, "could not drop the scratch database {Database}: {Reason}; drop it by hand")]
+        [LoggerMessage(LogEvents.Restore.ScratchDropFailed, LogLevel.Warning, "could not drop the scratch database {Database}: {Reason}; drop it by hand")]
         public static partial void DropFailed(ILogger logger, string database, string reason);
     }
 }

@@ -421,16 +421,16 @@ public sealed partial class GlobalsRestorer
 
     private static partial class Log
     {
-        [LoggerMessage(8171, LogLevel.Information, "globals: created role {Role} from {Artifact} (login {Login}, password hash {WithPassword})")]
+        [LoggerMessage(LogEvents.Restore.GlobalsRoleCreated, LogLevel.Information, "globals: created role {Role} from {Artifact} (login {Login}, password hash {WithPassword})")]
         public static partial void Created(ILogger logger, string role, string artifact, bool login, bool withPassword);
 
-        [LoggerMessage(8172, LogLevel.Warning, "globals: role {Role} of {Artifact} could not be created: {Reason}")]
+        [LoggerMessage(LogEvents.Restore.GlobalsRoleFailed, LogLevel.Warning, "globals: role {Role} of {Artifact} could not be created: {Reason}")]
         public static partial void CreateFailed(ILogger logger, string role, string artifact, string reason);
 
-        [LoggerMessage(8173, LogLevel.Information, "globals: {Artifact}: {Created} roles created, {Existing} already on the server and left as they are ({ExistingNames}), {Failed} failed; connected as {User}")]
+        [LoggerMessage(LogEvents.Restore.GlobalsSummary, LogLevel.Information, "globals: {Artifact}: {Created} roles created, {Existing} already on the server and left as they are ({ExistingNames}), {Failed} failed; connected as {User}")]
         public static partial void Summary(ILogger logger, string artifact, int created, int existing, int failed, string existingNames, string user);
 
-        [LoggerMessage(8174, LogLevel.Information, "globals: {Dump}: {Why}")]
+        [LoggerMessage(LogEvents.Restore.NoGlobals, LogLevel.Information, "globals: {Dump}: {Why}")]
         public static partial void NoGlobals(ILogger logger, string dump, string why);
     }
 }

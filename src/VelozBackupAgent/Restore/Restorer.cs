@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Sources;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Restore;
 
@@ -327,7 +328,7 @@ public sealed partial class Restorer
 
     private static partial class Log
     {
-        [LoggerMessage(8401, LogLevel.Information, "restore: {Line}")]
+        [LoggerMessage(LogEvents.Restore.Step, LogLevel.Information, "restore: {Line}")]
         public static partial void Step(ILogger logger, string line);
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Sources;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Restore;
 
@@ -92,10 +93,10 @@ public sealed partial class ServiceControl
 
     private static partial class Log
     {
-        [LoggerMessage(8001, LogLevel.Information, "running {Key}: {Command}")]
+        [LoggerMessage(LogEvents.Restore.Running, LogLevel.Information, "running {Key}: {Command}")]
         public static partial void Running(ILogger logger, string key, string command);
 
-        [LoggerMessage(8002, LogLevel.Information, "VeloZ healthy at {Url} after {Seconds:0.0} s")]
+        [LoggerMessage(LogEvents.Restore.Healthy, LogLevel.Information, "VeloZ healthy at {Url} after {Seconds:0.0} s")]
         public static partial void Healthy(ILogger logger, Uri url, double seconds);
     }
 }

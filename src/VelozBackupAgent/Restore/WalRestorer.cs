@@ -309,7 +309,7 @@ public sealed partial class WalRestorer
 
     private static partial class Log
     {
-        [LoggerMessage(8301, LogLevel.Information, "restored the WAL from {Manifest} into {Target}: {Segments} segments, {Bytes} bytes; previous directory kept as {Kept}")]
+        [LoggerMessage(LogEvents.Restore.WalRestored, LogLevel.Information, "restored the WAL from {Manifest} into {Target}: {Segments} segments, {Bytes} bytes; previous directory kept as {Kept}")]
         public static partial void Restored(ILogger logger, string manifest, string target, int segments, long bytes, string kept);
     }
 }

@@ -214,19 +214,19 @@ public sealed partial class Pruner
 
     private static partial class Log
     {
-        [LoggerMessage(5001, LogLevel.Information, "retention deleted {Kind}/{Name} from {Target} ({Bytes} bytes, older than {RetentionDays} days)")]
+        [LoggerMessage(LogEvents.Retention.DeletedArtifact, LogLevel.Information, "retention deleted {Kind}/{Name} from {Target} ({Bytes} bytes, older than {RetentionDays} days)")]
         public static partial void DeletedArtifact(ILogger logger, string kind, string target, string name, long bytes, double retentionDays);
 
-        [LoggerMessage(5004, LogLevel.Information, "retention deleted {Kind}/{Name} from {Target} ({Bytes} bytes): no kept base backup needs it, or its whole segment is stored")]
+        [LoggerMessage(LogEvents.Retention.DeletedWal, LogLevel.Information, "retention deleted {Kind}/{Name} from {Target} ({Bytes} bytes): no kept base backup needs it, or its whole segment is stored")]
         public static partial void DeletedWal(ILogger logger, string kind, string target, string name, long bytes);
 
-        [LoggerMessage(5002, LogLevel.Warning, "retention refused to delete anything of {Kind} in {Target}: {Reason}")]
+        [LoggerMessage(LogEvents.Retention.Refused, LogLevel.Warning, "retention refused to delete anything of {Kind} in {Target}: {Reason}")]
         public static partial void Refused(ILogger logger, string kind, string target, string reason);
 
-        [LoggerMessage(5005, LogLevel.Information, "retention kept {Kind}/{Name} in {Target}: it is under S3 Object Lock until {Until:u}")]
+        [LoggerMessage(LogEvents.Retention.Locked, LogLevel.Information, "retention kept {Kind}/{Name} in {Target}: it is under S3 Object Lock until {Until:u}")]
         public static partial void Locked(ILogger logger, string kind, string target, string name, DateTimeOffset until);
 
-        [LoggerMessage(5003, LogLevel.Error, "retention of {Kind} in {Target} failed: {Reason}")]
+        [LoggerMessage(LogEvents.Retention.Failed, LogLevel.Error, "retention of {Kind} in {Target} failed: {Reason}")]
         public static partial void Failed(ILogger logger, string kind, string target, string reason);
     }
 }

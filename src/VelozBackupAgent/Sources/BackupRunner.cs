@@ -187,19 +187,19 @@ public sealed partial class BackupRunner
 
     private static partial class Log
     {
-        [LoggerMessage(4101, LogLevel.Information, "backup {Kind} {Outcome} ({Trigger}): {Artifact}, {Bytes} bytes in {DurationSeconds} s {Detail}")]
+        [LoggerMessage(LogEvents.Sources.RunFinished, LogLevel.Information, "backup {Kind} {Outcome} ({Trigger}): {Artifact}, {Bytes} bytes in {DurationSeconds} s {Detail}")]
         public static partial void RunFinished(ILogger logger, string kind, BackupOutcome outcome, BackupTrigger trigger, string artifact, long bytes, double durationSeconds, string detail);
 
-        [LoggerMessage(4102, LogLevel.Error, "backup {Kind} {Outcome} ({Trigger}): {Artifact}, {Bytes} bytes in {DurationSeconds} s: {Detail}")]
+        [LoggerMessage(LogEvents.Sources.RunFailed, LogLevel.Error, "backup {Kind} {Outcome} ({Trigger}): {Artifact}, {Bytes} bytes in {DurationSeconds} s: {Detail}")]
         public static partial void RunFailed(ILogger logger, string kind, BackupOutcome outcome, BackupTrigger trigger, string artifact, long bytes, double durationSeconds, string detail);
 
-        [LoggerMessage(4104, LogLevel.Warning, "backup {Kind}: removed {Count} leftovers of interrupted writes ({Bytes} bytes)")]
+        [LoggerMessage(LogEvents.Sources.RemovedLeftovers, LogLevel.Warning, "backup {Kind}: removed {Count} leftovers of interrupted writes ({Bytes} bytes)")]
         public static partial void RemovedLeftovers(ILogger logger, string kind, int count, long bytes);
 
-        [LoggerMessage(4105, LogLevel.Warning, "backup {Kind}: could not look for leftovers of interrupted writes: {Reason}")]
+        [LoggerMessage(LogEvents.Sources.LeftoversNotRemoved, LogLevel.Warning, "backup {Kind}: could not look for leftovers of interrupted writes: {Reason}")]
         public static partial void LeftoversNotRemoved(ILogger logger, string kind, string reason);
 
-        [LoggerMessage(4103, LogLevel.Error, "backup {Kind}: unexpected failure")]
+        [LoggerMessage(LogEvents.Sources.UnexpectedFailure, LogLevel.Error, "backup {Kind}: unexpected failure")]
         public static partial void UnexpectedFailure(ILogger logger, Exception exception, string kind);
     }
 }

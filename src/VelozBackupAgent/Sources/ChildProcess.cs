@@ -421,7 +421,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(4001, LogLevel.Warning, "{Tool}: {Line}")]
+        [LoggerMessage(LogEvents.Sources.ChildStderr, LogLevel.Warning, "{Tool}: {Line}")]
         public static partial void ChildStderr(ILogger logger, string tool, string line);
     }
 }

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.Sources;
 
@@ -147,13 +148,13 @@ public sealed partial class DebouncedWatcher
 
     private static partial class Log
     {
-        [LoggerMessage(4201, LogLevel.Warning, "watched directory {Directory} does not exist; the scheduled run still reports it, watching resumes when it appears")]
+        [LoggerMessage(LogEvents.Sources.WatchedDirectoryMissing, LogLevel.Warning, "watched directory {Directory} does not exist; the scheduled run still reports it, watching resumes when it appears")]
         public static partial void Missing(ILogger logger, string directory);
 
-        [LoggerMessage(4202, LogLevel.Warning, "file watcher on {Directory} lost events ({Reason}); running a full scan")]
+        [LoggerMessage(LogEvents.Sources.WatcherOverflow, LogLevel.Warning, "file watcher on {Directory} lost events ({Reason}); running a full scan")]
         public static partial void Overflow(ILogger logger, string directory, string reason);
 
-        [LoggerMessage(4203, LogLevel.Error, "change-triggered backup of {Directory} failed")]
+        [LoggerMessage(LogEvents.Sources.WatcherRunFailed, LogLevel.Error, "change-triggered backup of {Directory} failed")]
         public static partial void CallbackFailed(ILogger logger, Exception exception, string directory);
     }
 }

@@ -411,7 +411,7 @@ public sealed partial class EncryptingArtifactStore : IArtifactStore, IDisposabl
         return new ArtifactIntegrityException($"{Label(kind, name)} does not decrypt: {e.Message}", e);
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Encrypted {Kind}/{Name} for the replica: {PlainSize} bytes, {CipherSize} encrypted")]
+    [LoggerMessage(EventId = LogEvents.EncryptingStore.Encrypted, Level = LogLevel.Debug, Message = "Encrypted {Kind}/{Name} for the replica: {PlainSize} bytes, {CipherSize} encrypted")]
     private static partial void LogEncrypted(ILogger logger, string kind, string name, long plainSize, long cipherSize);
 
     private sealed class PumpFailure

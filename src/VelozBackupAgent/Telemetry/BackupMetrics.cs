@@ -894,10 +894,10 @@ public sealed partial class BackupMetrics : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(6010, LogLevel.Warning, "metrics: cannot list the {Target} store ({Reason}); its artifact counts and freshness stay as last known, trying again later")]
+        [LoggerMessage(LogEvents.Telemetry.ListingFailed, LogLevel.Warning, "metrics: cannot list the {Target} store ({Reason}); its artifact counts and freshness stay as last known, trying again later")]
         public static partial void ListingFailed(ILogger logger, string target, string reason);
 
-        [LoggerMessage(6011, LogLevel.Information, "metrics: the {Target} store can be listed again")]
+        [LoggerMessage(LogEvents.Telemetry.ListingRecovered, LogLevel.Information, "metrics: the {Target} store can be listed again")]
         public static partial void ListingRecovered(ILogger logger, string target);
     }
 }

@@ -501,7 +501,7 @@ public sealed partial class Verifier
 
     private static partial class Log
     {
-        [LoggerMessage(8501, LogLevel.Information, "verify {Status} {Item}: {Detail}")]
+        [LoggerMessage(LogEvents.Verify.Check, LogLevel.Information, "verify {Status} {Item}: {Detail}")]
         public static partial void Check(ILogger logger, string status, string item, string detail);
     }
 }

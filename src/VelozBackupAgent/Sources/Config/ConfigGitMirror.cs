@@ -6,6 +6,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Restore;
+using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Sources.Config;
@@ -393,13 +394,13 @@ internal sealed partial class ConfigGitMirror
 
     private static partial class Log
     {
-        [LoggerMessage(4306, LogLevel.Information, "config: created the git mirror {Repository} (bare, branch main)")]
+        [LoggerMessage(LogEvents.Config.GitMirrorCreated, LogLevel.Information, "config: created the git mirror {Repository} (bare, branch main)")]
         public static partial void Initialised(ILogger logger, string repository);
 
-        [LoggerMessage(4307, LogLevel.Information, "config: committed {Artifact} to the git mirror {Repository}: {Subject}")]
+        [LoggerMessage(LogEvents.Config.GitMirrorCommitted, LogLevel.Information, "config: committed {Artifact} to the git mirror {Repository}: {Subject}")]
         public static partial void Committed(ILogger logger, string artifact, string repository, string subject);
 
-        [LoggerMessage(4308, LogLevel.Debug, "config: {Artifact} is the same tree as the git mirror's last commit; nothing committed")]
+        [LoggerMessage(LogEvents.Config.GitMirrorUnchanged, LogLevel.Debug, "config: {Artifact} is the same tree as the git mirror's last commit; nothing committed")]
         public static partial void Unchanged(ILogger logger, string artifact);
     }
 }

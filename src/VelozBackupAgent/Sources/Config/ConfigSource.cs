@@ -247,25 +247,25 @@ public sealed partial class ConfigSource : IWatchableSource
 
     private static partial class Log
     {
-        [LoggerMessage(4301, LogLevel.Warning, "config: Include glob {Glob} matched no file under {Root}")]
+        [LoggerMessage(LogEvents.Config.IncludeMatchedNothing, LogLevel.Warning, "config: Include glob {Glob} matched no file under {Root}")]
         public static partial void IncludeMatchedNothing(ILogger logger, string glob, string root);
 
-        [LoggerMessage(4302, LogLevel.Warning, "config: symbolic link {Link} is stored as a link; its target is not in the backup (outside the root or not included)")]
+        [LoggerMessage(LogEvents.Config.LinkTargetNotContained, LogLevel.Warning, "config: symbolic link {Link} is stored as a link; its target is not in the backup (outside the root or not included)")]
         public static partial void LinkTargetNotContained(ILogger logger, string link);
 
-        [LoggerMessage(4303, LogLevel.Warning, "config: {Path} is a FIFO, socket or device; not archived")]
+        [LoggerMessage(LogEvents.Config.SpecialFileSkipped, LogLevel.Warning, "config: {Path} is a FIFO, socket or device; not archived")]
         public static partial void SpecialFileSkipped(ILogger logger, string path);
 
-        [LoggerMessage(4304, LogLevel.Warning, "config: the newest backup {Name} cannot be read back ({Reason}); writing a new one")]
+        [LoggerMessage(LogEvents.Config.NewestUnreadable, LogLevel.Warning, "config: the newest backup {Name} cannot be read back ({Reason}); writing a new one")]
         public static partial void NewestUnreadable(ILogger logger, string name, string reason);
 
-        [LoggerMessage(4309, LogLevel.Warning, "config: the git mirror {Repository} did not take {Artifact} ({Reason}); the archive is stored, the next configuration backup commits the whole tree again")]
+        [LoggerMessage(LogEvents.Config.GitMirrorFailed, LogLevel.Warning, "config: the git mirror {Repository} did not take {Artifact} ({Reason}); the archive is stored, the next configuration backup commits the whole tree again")]
         public static partial void GitMirrorFailed(ILogger logger, string repository, string artifact, string reason);
 
-        [LoggerMessage(4310, LogLevel.Warning, "config: filling the git mirror, {Artifact} cannot be read ({Reason}); left out")]
+        [LoggerMessage(LogEvents.Config.GitMirrorSkipped, LogLevel.Warning, "config: filling the git mirror, {Artifact} cannot be read ({Reason}); left out")]
         public static partial void GitMirrorSkipped(ILogger logger, string artifact, string reason);
 
-        [LoggerMessage(4305, LogLevel.Information, "config: {Reason} (attempt {Attempt}); archiving again from a fresh listing")]
+        [LoggerMessage(LogEvents.Config.Retrying, LogLevel.Information, "config: {Reason} (attempt {Attempt}); archiving again from a fresh listing")]
         public static partial void Retrying(ILogger logger, string reason, int attempt);
     }
 }

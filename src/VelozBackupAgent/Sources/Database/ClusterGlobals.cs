@@ -228,16 +228,16 @@ internal sealed partial class ClusterGlobals
 
     private static partial class Log
     {
-        [LoggerMessage(4471, LogLevel.Information, "{Name}: the cluster globals of {Dump}, {Bytes} bytes encrypted: {Detail}")]
+        [LoggerMessage(LogEvents.Database.Stored, LogLevel.Information, "{Name}: the cluster globals of {Dump}, {Bytes} bytes encrypted: {Detail}")]
         public static partial void Stored(ILogger logger, string name, long bytes, string dump, string detail);
 
-        [LoggerMessage(4472, LogLevel.Warning, "{Dump}: the cluster globals (roles, password hashes) are NOT backed up: {Key} is empty and they are never stored unencrypted; a restore onto a new server will lack the roles")]
+        [LoggerMessage(LogEvents.Database.NoRecipients, LogLevel.Warning, "{Dump}: the cluster globals (roles, password hashes) are NOT backed up: {Key} is empty and they are never stored unencrypted; a restore onto a new server will lack the roles")]
         public static partial void NoRecipients(ILogger logger, string key, string dump);
 
-        [LoggerMessage(4473, LogLevel.Warning, "{Name}: the backup role {User} is not a superuser and cannot read pg_authid: the globals are dumped with --no-role-passwords, and roles restored from them will have no password")]
+        [LoggerMessage(LogEvents.Database.WithoutPasswords, LogLevel.Warning, "{Name}: the backup role {User} is not a superuser and cannot read pg_authid: the globals are dumped with --no-role-passwords, and roles restored from them will have no password")]
         public static partial void WithoutPasswords(ILogger logger, string user, string name);
 
-        [LoggerMessage(4474, LogLevel.Warning, "{Name}: stored, but the agent's restore will refuse it: {Reason}")]
+        [LoggerMessage(LogEvents.Database.NotParseable, LogLevel.Warning, "{Name}: stored, but the agent's restore will refuse it: {Reason}")]
         public static partial void NotParseable(ILogger logger, string name, string reason);
     }
 }

@@ -303,13 +303,13 @@ public sealed partial class DatabaseSource : IBackupSource
 
     private static partial class Log
     {
-        [LoggerMessage(4401, LogLevel.Information, "{Database}: PostgreSQL {ServerVersion}, {SizeBytes} bytes; dumping with pg_dump {PgDumpVersion}")]
+        [LoggerMessage(LogEvents.Database.Connected, LogLevel.Information, "{Database}: PostgreSQL {ServerVersion}, {SizeBytes} bytes; dumping with pg_dump {PgDumpVersion}")]
         public static partial void Connected(ILogger logger, string database, string serverVersion, long sizeBytes, string pgDumpVersion);
 
-        [LoggerMessage(4403, LogLevel.Debug, "{Name}: stored locally ({Bytes} bytes) and readable by pg_restore ({Tables} tables with data)")]
+        [LoggerMessage(LogEvents.Database.StoredLocally, LogLevel.Debug, "{Name}: stored locally ({Bytes} bytes) and readable by pg_restore ({Tables} tables with data)")]
         public static partial void StoredLocally(ILogger logger, string name, long bytes, int tables);
 
-        [LoggerMessage(4402, LogLevel.Warning, "{Name}: the S3 copy made during the dump was given up, the upload queue copies it instead: {Reason}")]
+        [LoggerMessage(LogEvents.Database.OverlapGivenUp, LogLevel.Warning, "{Name}: the S3 copy made during the dump was given up, the upload queue copies it instead: {Reason}")]
         public static partial void OverlapGivenUp(ILogger logger, string name, string reason);
     }
 }

@@ -240,19 +240,19 @@ public sealed partial class SecretsSource : IWatchableSource
 
     private static partial class Log
     {
-        [LoggerMessage(4405, LogLevel.Warning, "secrets: {Path} is not archived: commands/ in the archive holds the output of Backup:Secrets:Commands")]
+        [LoggerMessage(LogEvents.Secrets.CommandsDirectorySkipped, LogLevel.Warning, "secrets: {Path} is not archived: commands/ in the archive holds the output of Backup:Secrets:Commands")]
         public static partial void CommandsDirectorySkipped(ILogger logger, string path);
 
-        [LoggerMessage(4401, LogLevel.Warning, "secrets: {Path} is a FIFO, socket or device; not archived")]
+        [LoggerMessage(LogEvents.Secrets.SpecialFileSkipped, LogLevel.Warning, "secrets: {Path} is a FIFO, socket or device; not archived")]
         public static partial void SpecialFileSkipped(ILogger logger, string path);
 
-        [LoggerMessage(4402, LogLevel.Warning, "secrets: the last backup {Name} cannot be verified ({Reason}); writing a new one")]
+        [LoggerMessage(LogEvents.Secrets.LastBackupUnusable, LogLevel.Warning, "secrets: the last backup {Name} cannot be verified ({Reason}); writing a new one")]
         public static partial void LastBackupUnusable(ILogger logger, string name, string reason);
 
-        [LoggerMessage(4403, LogLevel.Warning, "secrets: could not record the last backup in {Path} ({Reason}); the next change-triggered run writes again")]
+        [LoggerMessage(LogEvents.Secrets.StateNotSaved, LogLevel.Warning, "secrets: could not record the last backup in {Path} ({Reason}); the next change-triggered run writes again")]
         public static partial void StateNotSaved(ILogger logger, string path, string reason);
 
-        [LoggerMessage(4404, LogLevel.Information, "secrets: {Reason} (attempt {Attempt}); archiving again from a fresh listing")]
+        [LoggerMessage(LogEvents.Secrets.Retrying, LogLevel.Information, "secrets: {Reason} (attempt {Attempt}); archiving again from a fresh listing")]
         public static partial void Retrying(ILogger logger, string reason, int attempt);
     }
 }

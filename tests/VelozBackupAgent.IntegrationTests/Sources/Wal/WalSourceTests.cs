@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Sources;
 using ChildProcess = VelozBackupAgent.IntegrationTests.Infrastructure.ChildProcess;
 using VelozBackupAgent.Sources.Wal;
+using VelozBackupAgent.Storage;
 
 namespace VelozBackupAgent.IntegrationTests.Sources.Wal;
 
@@ -166,7 +167,7 @@ public sealed class WalSourceTests : IDisposable
         manifest.Segments.Select(s => s.Name).Should().Equal(WalTestBed.Segment(2), WalTestBed.Segment(3));
         _bed.Source.Status.ConflictsDetected.Should().Be(1);
         _bed.Source.Status.Conflicts.Should().Equal(WalTestBed.Segment(1));
-        _bed.Logs.WithEvent(4401).Should().ContainSingle().Which.Level.Should().Be(LogLevel.Error);
+        _bed.Logs.WithEvent(LogEvents.Wal.Conflict).Should().ContainSingle().Which.Level.Should().Be(LogLevel.Error);
 
         // Still an alarm at the next sync, without counting it again or re-reading the file.
         var read = _bed.Source.Status.SourceBytesRead;
@@ -174,7 +175,7 @@ public sealed class WalSourceTests : IDisposable
         next.Detail.Should().Contain("ALARM");
         _bed.Source.Status.ConflictsDetected.Should().Be(1);
         _bed.Source.Status.SourceBytesRead.Should().Be(read);
-        _bed.Logs.WithEvent(4401).Should().HaveCount(1);
+        _bed.Logs.WithEvent(LogEvents.Wal.Conflict).Should().HaveCount(1);
 
         // Put back as it was: the conflict is over.
         _bed.WriteSegment(1, content: original, age: TimeSpan.FromSeconds(20));
