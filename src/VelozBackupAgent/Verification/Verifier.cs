@@ -315,6 +315,8 @@ public sealed partial class Verifier
             }
         }
 
+        // Deltas sharing a broken link report it once.
+        bad = [.. bad.Distinct(StringComparer.Ordinal)];
         var figures = string.Create(CultureInfo.InvariantCulture, $"{manifests.Count} manifests, {deltas} deltas{remote}");
         return bad.Count == 0
             ? new CheckResult(Label, CheckStatus.Pass, figures)
