@@ -103,6 +103,13 @@ public sealed class WalOptions : KindOptions
     /// </summary>
     public TimeSpan SettleTime { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Every how many syncs a full manifest (every segment) is written; the syncs between write delta manifests (what
+    /// changed since the previous one). 1 writes only full manifests. Between 1 and 1000. Default 96 (8 hours at the
+    /// default schedule).
+    /// </summary>
+    public int FullManifestInterval { get; set; } = 96;
+
     public override string Schedule { get; set; } = "0 0/5 * * * ?";
     public override TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
 

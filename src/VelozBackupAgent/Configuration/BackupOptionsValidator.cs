@@ -64,6 +64,11 @@ internal static partial class BackupOptionsValidator
             p.Add($"{B}:{nameof(o.Wal)}:{nameof(o.Wal.SettleTime)} must be between 00:00:00 and 00:10:00: {o.Wal.SettleTime}");
         }
 
+        if (o.Wal.FullManifestInterval is < 1 or > 1000)
+        {
+            p.Add(string.Create(CultureInfo.InvariantCulture, $"{B}:{nameof(o.Wal)}:{nameof(o.Wal.FullManifestInterval)} must be between 1 and 1000: {o.Wal.FullManifestInterval}"));
+        }
+
         CheckKind($"{B}:{nameof(o.Config)}", o.Config, p);
         CheckAbsolute($"{B}:{nameof(o.Config)}:{nameof(o.Config.Root)}", o.Config.Root, p);
         if (o.Config.Enabled && o.Config.Include.Count == 0)

@@ -56,6 +56,11 @@ public sealed partial class WalRestorer
             }
         }
 
+        if (document.IsDelta)
+        {
+            document = await ResolveChainAsync(manifest.Source.Name, document, segmentStore, cancellationToken).ConfigureAwait(false);
+        }
+
         var plan = Plan(document);
         await CheckPresentAsync(segmentStore, manifest.Source.Name, plan, cancellationToken).ConfigureAwait(false);
 
@@ -103,6 +108,33 @@ public sealed partial class WalRestorer
             {
                 Directory.Delete(staging, recursive: true);
             }
+        }
+    }
+
+    /// <summary>A delta manifest with its chain applied: every parent read from the same store and checked against the checksum its child recorded.</summary>
+    private static async Task<WalManifest> ResolveChainAsync(string name, WalManifest delta, IArtifactStore store, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await WalManifestChain.ResolveAsync(name, delta, async (parent, token) =>
+            {
+                try
+                {
+                    return await store.OpenReadAsync(BackupKinds.Wal, parent, token).ConfigureAwait(false);
+                }
+                catch (ArtifactNotFoundException)
+                {
+                    return null;
+                }
+            }, store.Target, cancellationToken).ConfigureAwait(false);
+        }
+        catch (WalManifestChainException ex) when (ex.Missing)
+        {
+            throw new RestoreException($"{ex.Message}; nothing was restored: try the other store (--from) or an older manifest (--at)", ex);
+        }
+        catch (WalManifestChainException ex)
+        {
+            throw new RestoreIntegrityException($"{ex.Message}; nothing was restored", ex);
         }
     }
 

@@ -31,17 +31,17 @@ public sealed partial class Pruner
     private readonly IReadOnlyList<IArtifactStore> _stores;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly Func<IArtifactStore, CatalogEntry, CancellationToken, Task<IReadOnlyCollection<string>?>> _manifestSegments;
+    private readonly Func<IArtifactStore, CatalogEntry, CancellationToken, Task<WalManifestLinks?>> _manifestSegments;
 
     /// <param name="options">Retention per kind and the state directory.</param>
     /// <param name="stores">The local store and, when enabled, S3.</param>
-    /// <param name="manifestSegments">Reads the segment names a WAL manifest lists; null when it cannot be read.</param>
+    /// <param name="manifestSegments">Reads the segment names a WAL manifest lists (and a delta's parent); null when it cannot be read.</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="logger">Where deletions and refusals are logged.</param>
     public Pruner(
         BackupOptions options,
         IEnumerable<IArtifactStore> stores,
-        Func<IArtifactStore, CatalogEntry, CancellationToken, Task<IReadOnlyCollection<string>?>> manifestSegments,
+        Func<IArtifactStore, CatalogEntry, CancellationToken, Task<WalManifestLinks?>> manifestSegments,
         TimeProvider? timeProvider = null,
         ILogger<Pruner>? logger = null)
     {
@@ -92,7 +92,7 @@ public sealed partial class Pruner
                     }
 
                     var entries = await BackupCatalog.ListAsync(store, kind, cancellationToken).ConfigureAwait(false);
-                    var cache = new Dictionary<string, IReadOnlyCollection<string>?>(StringComparer.Ordinal);
+                    var cache = new Dictionary<string, WalManifestLinks?>(StringComparer.Ordinal);
                     if (kind == BackupKinds.Wal)
                     {
                         foreach (var manifest in entries.Where(e => e.Name.StartsWith(Scheduling.BackupSchedule.WalManifestPrefix + "_", StringComparison.Ordinal)))
@@ -102,7 +102,7 @@ public sealed partial class Pruner
                     }
 
                     var decision = await RespectLocksAsync(store, now, locked, keep => RetentionPolicy.Decide(
-                        entries, retention, now, lastPrune, m => cache.GetValueOrDefault(m.Name), keep), cancellationToken).ConfigureAwait(false);
+                        entries, retention, now, lastPrune, keep: keep, manifestLinks: m => cache.GetValueOrDefault(m.Name)), cancellationToken).ConfigureAwait(false);
                     await ApplyAsync(kind, store, retention, decision, dryRun, deleted, refusals, cancellationToken).ConfigureAwait(false);
                 }
                 catch (StoreException ex)

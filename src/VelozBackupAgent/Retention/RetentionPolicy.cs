@@ -21,7 +21,10 @@ public sealed record RetentionDecision(IReadOnlyList<CatalogEntry> Delete, strin
 /// <item>A dump's <c>globals_….sql.gpg</c> is no series: it goes exactly when its dump goes (<see cref="DumpCompanions"/>).</item>
 /// <item>A sealed WAL segment (no time in its name) goes only when a manifest that is being deleted lists it
 /// and no surviving manifest does; a segment no manifest mentions, or any segment when manifests could not be
-/// read, stays.</item>
+/// read (or a delta manifest's chain cannot be followed), stays. What a delta manifest lists is its parent's list
+/// with its changes applied.</item>
+/// <item>A kept WAL delta manifest keeps its parent, and so on back to the full manifest its chain starts at, whatever
+/// their age: a restore to any kept sync needs the whole chain.</item>
 /// <item>Names the agent did not make stay.</item>
 /// <item>Nothing is deleted when the clock looks wrong: earlier than the last prune, or earlier than an
 /// artifact's own time (beyond a small tolerance).</item>
@@ -41,15 +44,25 @@ public static class RetentionPolicy
     /// Entries that must stay whatever their age (copies the store still locks): each counts as kept, so a kept manifest
     /// keeps its segments and a kept dump its globals. Keeping more never makes anything else go.
     /// </param>
+    /// <param name="manifestLinks">
+    /// For the WAL: what a manifest lists and, for a delta, its parent (null result = unreadable); used instead of
+    /// <paramref name="manifestSegments"/> when given.
+    /// </param>
     public static RetentionDecision Decide(
         IReadOnlyList<CatalogEntry> entries,
         TimeSpan retention,
         DateTimeOffset now,
         DateTimeOffset? lastPruneAt = null,
         Func<CatalogEntry, IReadOnlyCollection<string>?>? manifestSegments = null,
-        Func<CatalogEntry, bool>? keep = null)
+        Func<CatalogEntry, bool>? keep = null,
+        Func<CatalogEntry, WalManifestLinks?>? manifestLinks = null)
     {
         keep ??= _ => false;
+        if (manifestLinks is null && manifestSegments is not null)
+        {
+            manifestLinks = m => manifestSegments(m) is { } listed ? WalManifestLinks.Full(listed) : null;
+        }
+
         ArgumentNullException.ThrowIfNull(entries);
         if (retention <= TimeSpan.Zero)
         {
@@ -79,25 +92,19 @@ public static class RetentionPolicy
 
         var deleteSegments = new List<CatalogEntry>();
         var manifests = entries.Where(IsManifest).ToList();
-        if (manifestSegments is not null && manifests.Count > 0)
+        if (manifestLinks is not null && manifests.Count > 0)
         {
-            var deleting = deleteTimed.Where(IsManifest).ToHashSet();
-            var listedByDeleted = new HashSet<string>(StringComparer.Ordinal);
-            var listedBySurvivors = new HashSet<string>(StringComparer.Ordinal);
-            var readable = true;
+            var links = new Dictionary<string, WalManifestLinks?>(StringComparer.Ordinal);
+            var byName = new Dictionary<string, CatalogEntry>(StringComparer.Ordinal);
             foreach (var manifest in manifests)
             {
-                var listed = manifestSegments(manifest);
-                if (listed is null)
-                {
-                    readable = false;
-                    break;
-                }
-
-                (deleting.Contains(manifest) ? listedByDeleted : listedBySurvivors).UnionWith(listed);
+                links[manifest.Name] = manifestLinks(manifest);
+                byName[manifest.Name] = manifest;
             }
 
-            if (readable)
+            var deleting = KeepChains(deleteTimed.Where(IsManifest).ToHashSet(), manifests, links, byName);
+            deleteTimed.RemoveAll(e => IsManifest(e) && !deleting.Contains(e));
+            if (ListedSegments(manifests, links, deleting) is var (listedByDeleted, listedBySurvivors))
             {
                 deleteSegments.AddRange(entries
                     .Where(e => e.Time is null && BackupCatalog.WalSegmentNumber(e.Name) is not null)
@@ -111,6 +118,92 @@ public static class RetentionPolicy
 
         // Segments first: a prune interrupted half-way leaves manifests that still explain what is stored.
         return new RetentionDecision([.. deleteSegments, .. deleteTimed.OrderBy(e => e.Time)], null);
+    }
+
+    /// <summary>The manifests to delete, less every ancestor of a manifest that stays (its chain back to a full manifest).</summary>
+    private static HashSet<CatalogEntry> KeepChains(HashSet<CatalogEntry> deleting, List<CatalogEntry> manifests,
+        Dictionary<string, WalManifestLinks?> links, Dictionary<string, CatalogEntry> byName)
+    {
+        foreach (var survivor in manifests.Where(m => !deleting.Contains(m)))
+        {
+            var parent = links[survivor.Name]?.Parent;
+            for (var steps = 0; parent is not null && steps < manifests.Count && byName.TryGetValue(parent, out var entry); steps++)
+            {
+                if (!deleting.Remove(entry))
+                {
+                    break; // it stays anyway, and keeps its own chain
+                }
+
+                parent = links[parent]?.Parent;
+            }
+        }
+
+        return deleting;
+    }
+
+    /// <summary>
+    /// Which segments the manifests being deleted list, and which the survivors do; a delta lists its parent's set with its
+    /// changes. Null when a manifest cannot be read or a delta's parent is not there (then every segment stays). Walks the
+    /// manifests oldest first, handing a parent's set on to its only child rather than copying it, so a week of
+    /// deltas costs about one set of names, not one per sync.
+    /// </summary>
+    private static (HashSet<string> Deleted, HashSet<string> Survivors)? ListedSegments(List<CatalogEntry> manifests,
+        Dictionary<string, WalManifestLinks?> links, HashSet<CatalogEntry> deleting)
+    {
+        var children = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var l in links.Values)
+        {
+            if (l is null)
+            {
+                return null;
+            }
+
+            if (l.Parent is { } p)
+            {
+                children[p] = children.GetValueOrDefault(p) + 1;
+            }
+        }
+
+        var listedByDeleted = new HashSet<string>(StringComparer.Ordinal);
+        var listedBySurvivors = new HashSet<string>(StringComparer.Ordinal);
+        var live = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        foreach (var manifest in manifests.OrderBy(e => e, Comparer<CatalogEntry>.Create(BackupCatalog.NewestFirst)).Reverse())
+        {
+            var l = links[manifest.Name]!;
+            HashSet<string> set;
+            if (l.Parent is null)
+            {
+                set = new HashSet<string>(l.Listed, StringComparer.Ordinal);
+            }
+            else if (live.TryGetValue(l.Parent, out var parentSet))
+            {
+                if (--children[l.Parent] == 0)
+                {
+                    live.Remove(l.Parent);
+                    set = parentSet;
+                }
+                else
+                {
+                    set = new HashSet<string>(parentSet, StringComparer.Ordinal);
+                }
+
+                set.ExceptWith(l.Removed);
+                set.UnionWith(l.Listed);
+            }
+            else
+            {
+                // Its parent is gone, unreadable, or not older than it: what it lists cannot be known.
+                return null;
+            }
+
+            (deleting.Contains(manifest) ? listedByDeleted : listedBySurvivors).UnionWith(set);
+            if (children.GetValueOrDefault(manifest.Name) > 0)
+            {
+                live[manifest.Name] = set;
+            }
+        }
+
+        return (listedByDeleted, listedBySurvivors);
     }
 
     private static bool IsManifest(CatalogEntry e) =>

@@ -182,7 +182,9 @@ internal static class ImportCheck
                 continue; // verify reports a bad manifest; it cannot vouch for anything here
             }
 
-            if (manifest.Segments.FirstOrDefault(seg => seg.Name == name) is not { } listed)
+            // A delta manifest lists the segments new at its sync under added; every segment is in the manifest of the sync
+            // that first saw it, or in a full manifest.
+            if (manifest.Segments.Concat(manifest.Added ?? []).FirstOrDefault(seg => seg.Name == name) is not { } listed)
             {
                 continue;
             }

@@ -5,6 +5,7 @@ using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
 using VelozBackupAgent.Restore;
+using VelozBackupAgent.Sources.Wal;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
 
@@ -106,6 +107,7 @@ public sealed partial class Verifier
 
         checks.Add(await S3CopyAsync(local, now, cancellationToken).ConfigureAwait(false));
         checks.Add(await ChecksumsAsync(local, request.ReadData, cancellationToken).ConfigureAwait(false));
+        checks.Add(await WalChainsAsync(local[BackupKinds.Wal], cancellationToken).ConfigureAwait(false));
         if (pitrLocal is not null)
         {
             checks.Add(pitr.Continuity(pitrLocal));
@@ -224,6 +226,102 @@ public sealed partial class Verifier
         return problems.Count == 0
             ? new CheckResult(label, CheckStatus.Pass, $"newest artifact of each kind is in S3; {figures}")
             : new CheckResult(label, CheckStatus.Fail, $"{string.Join("; ", problems)}; {figures}; run veloz-backup replicate");
+    }
+
+    /// <summary>
+    /// Every WAL delta manifest's chain back to a full manifest: each parent present, with the checksum its child recorded,
+    /// within <see cref="WalManifestChain.MaxChainLength"/>; in S3 too, for the deltas S3 holds.
+    /// </summary>
+    private async Task<CheckResult> WalChainsAsync(IReadOnlyList<CatalogEntry> wal, CancellationToken cancellationToken)
+    {
+        const string Label = "WAL manifest chains complete (every delta's parents present, checksums as recorded)";
+        var manifests = wal.Where(e => e.Time is not null && WalNaming.IsManifest(e.Name)).ToDictionary(e => e.Name, StringComparer.Ordinal);
+        var parents = new Dictionary<string, WalManifestParent?>(StringComparer.Ordinal);
+        var bad = new List<string>();
+        foreach (var name in manifests.Keys.Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                var input = await _local.OpenReadAsync(BackupKinds.Wal, name, cancellationToken).ConfigureAwait(false);
+                await using (input.ConfigureAwait(false))
+                {
+                    var manifest = await WalManifest.ReadAsync(input, cancellationToken).ConfigureAwait(false);
+                    parents[name] = manifest.IsDelta ? manifest.Parent : null;
+                }
+            }
+            catch (Exception ex) when (ex is StoreException or IOException or InvalidDataException or System.Text.Json.JsonException)
+            {
+                bad.Add($"local {name}: not a readable WAL manifest ({ex.Message})");
+            }
+        }
+
+        foreach (var (name, parent) in parents.Where(p => p.Value is not null))
+        {
+            var link = parent;
+            var at = name;
+            for (var steps = 1; link is not null; steps++)
+            {
+                if (steps >= WalManifestChain.MaxChainLength)
+                {
+                    bad.Add(string.Create(CultureInfo.InvariantCulture, $"local {name}: chain longer than {WalManifestChain.MaxChainLength} manifests"));
+                    break;
+                }
+
+                if (!manifests.TryGetValue(link.Name, out var entry))
+                {
+                    bad.Add($"local {at}: its parent {link.Name} is missing");
+                    break;
+                }
+
+                if (!string.Equals(entry.Sha256, link.Sha256, StringComparison.OrdinalIgnoreCase))
+                {
+                    bad.Add($"local {at}: its parent {link.Name} has sha256 {entry.Sha256?[..Math.Min(12, entry.Sha256.Length)]}…, {at} recorded {link.Sha256[..Math.Min(12, link.Sha256.Length)]}…");
+                    break;
+                }
+
+                at = link.Name;
+                if (!parents.TryGetValue(link.Name, out link))
+                {
+                    break; // unreadable: reported above
+                }
+            }
+        }
+
+        var deltas = parents.Count(p => p.Value is not null);
+        var remote = "";
+        if (_remote is not null && deltas > 0)
+        {
+            try
+            {
+                var s3 = (await BackupCatalog.ListAsync(_remote, BackupKinds.Wal, cancellationToken).ConfigureAwait(false))
+                    .Where(e => WalNaming.IsManifest(e.Name)).ToDictionary(e => e.Name, StringComparer.Ordinal);
+                foreach (var (name, parent) in parents.Where(p => p.Value is not null && s3.ContainsKey(p.Key)))
+                {
+                    if (!s3.TryGetValue(parent!.Name, out var copy))
+                    {
+                        bad.Add($"s3 {name}: its parent {parent.Name} is missing from S3");
+                    }
+                    else if (copy.Sha256 is { } sum && !string.Equals(sum, parent.Sha256, StringComparison.OrdinalIgnoreCase))
+                    {
+                        bad.Add($"s3 {name}: its parent {parent.Name} has sha256 {sum[..Math.Min(12, sum.Length)]}… in S3, {name} recorded {parent.Sha256[..Math.Min(12, parent.Sha256.Length)]}…");
+                    }
+                }
+
+                remote = "; S3 copies checked too";
+            }
+            catch (StoreException ex)
+            {
+                bad.Add($"s3: cannot check: {ex.Message}");
+            }
+        }
+
+        // Deltas sharing a broken link report it once.
+        bad = [.. bad.Distinct(StringComparer.Ordinal)];
+        var figures = string.Create(CultureInfo.InvariantCulture, $"{manifests.Count} manifests, {deltas} deltas{remote}");
+        return bad.Count == 0
+            ? new CheckResult(Label, CheckStatus.Pass, figures)
+            : new CheckResult(Label, CheckStatus.Fail, string.Create(CultureInfo.InvariantCulture,
+                $"{bad.Count} broken: {string.Join("; ", bad.Take(5))}{(bad.Count > 5 ? "; …" : "")} ({figures}); a restore to those syncs fails, run backup wal for a fresh full manifest"));
     }
 
     private async Task<CheckResult> ChecksumsAsync(Dictionary<string, IReadOnlyList<CatalogEntry>> listings, bool readData, CancellationToken cancellationToken)

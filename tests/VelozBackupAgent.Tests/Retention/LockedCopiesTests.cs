@@ -135,7 +135,7 @@ public sealed class LockedCopiesTests : IDisposable
         }
 
         store.Locks["veloz_20261002_020000.dump"] = Now.AddDays(2);
-        var pruner = new Pruner(new BackupOptions { LocalRoot = _root }, [store], (_, _, _) => Task.FromResult<IReadOnlyCollection<string>?>(null), clock);
+        var pruner = new Pruner(new BackupOptions { LocalRoot = _root }, [store], (_, _, _) => Task.FromResult<WalManifestLinks?>(null), clock);
 
         var dry = await pruner.PruneAsync(dryRun: true);
         dry.Deleted.Select(d => d.Name).Should().Equal("veloz_20261001_020000.dump");

@@ -143,7 +143,7 @@ public sealed class BackupMetricsTests : IDisposable
                 throw new BackupSourceException("pg_dump: connection refused");
             }),
         ], options.StateDirectory, _clock);
-        metrics.Attach(runner, new Pruner(options, [Local], (_, _, _) => Task.FromResult<IReadOnlyCollection<string>?>(null), _clock), null);
+        metrics.Attach(runner, new Pruner(options, [Local], (_, _, _) => Task.FromResult<WalManifestLinks?>(null), _clock), null);
 
         await runner.RunAsync("config", BackupTrigger.Scheduled);
         var failedAt = _clock.GetUtcNow();
@@ -176,7 +176,7 @@ public sealed class BackupMetricsTests : IDisposable
                 throw new PartialBackupException([dump], "the dump veloz_20261123_100000.dump is stored, but the cluster globals are not: pg_dumpall not found", new BackupSourceException("pg_dumpall not found"));
             }),
         ], options.StateDirectory, _clock);
-        metrics.Attach(runner, new Pruner(options, [Local], (_, _, _) => Task.FromResult<IReadOnlyCollection<string>?>(null), _clock), null);
+        metrics.Attach(runner, new Pruner(options, [Local], (_, _, _) => Task.FromResult<WalManifestLinks?>(null), _clock), null);
 
         var result = await runner.RunAsync("database", BackupTrigger.Scheduled);
         var scrape = new ScrapeText(metrics.Scrape());
@@ -198,7 +198,7 @@ public sealed class BackupMetricsTests : IDisposable
             new ScriptedSource("config", _ => Task.FromResult(BackupOutput.Nothing("unchanged"))),
             new ScriptedSource("wal", _ => Task.FromResult(new BackupOutput([new ArtifactInfo("wal", "orders_0000000000000007.wal", 64, null)]))),
         ], options.StateDirectory, _clock);
-        metrics.Attach(runner, new Pruner(options, [Local], (_, _, _) => Task.FromResult<IReadOnlyCollection<string>?>(null), _clock), null);
+        metrics.Attach(runner, new Pruner(options, [Local], (_, _, _) => Task.FromResult<WalManifestLinks?>(null), _clock), null);
 
         await runner.RunAsync("config", BackupTrigger.Change);
         await runner.RunAsync("wal", BackupTrigger.Change);
@@ -222,7 +222,7 @@ public sealed class BackupMetricsTests : IDisposable
         await StoreAsync("config", "config_20261122_000000.tar.gz", 100);
         var metrics = Metrics(options);
         await metrics.RefreshAsync(Local);
-        var pruner = new Pruner(options, [Local], (_, _, _) => Task.FromResult<IReadOnlyCollection<string>?>(null), _clock);
+        var pruner = new Pruner(options, [Local], (_, _, _) => Task.FromResult<WalManifestLinks?>(null), _clock);
         metrics.Attach(new BackupRunner([], options.StateDirectory, _clock), pruner, null);
 
         var report = await pruner.PruneAsync(dryRun: false);

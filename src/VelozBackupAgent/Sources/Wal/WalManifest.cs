@@ -35,6 +35,11 @@ internal sealed record WalManifestConflict(string Name, long StoredSize, string?
 /// <param name="Error">Why.</param>
 internal sealed record WalManifestUnreadable(string Name, string Error);
 
+/// <summary>The manifest a delta manifest applies to: its artifact name and the SHA-256 of its bytes.</summary>
+/// <param name="Name">The parent's artifact name, e.g. <c>wal-manifest_20261123_101000.json</c>.</param>
+/// <param name="Sha256">Checksum of the parent's bytes; a parent with other bytes is refused, never used.</param>
+internal sealed record WalManifestParent(string Name, string Sha256);
+
 /// <summary>
 /// <c>wal-manifest_YYYYMMDD_HHMMSS.json</c>: which segments the WAL directory held at one sync (name, size,
 /// SHA-256) and which snapshot holds the active file as it was then. Restoring every listed segment plus the
@@ -56,6 +61,12 @@ internal sealed record WalManifestUnreadable(string Name, string Error);
 /// <param name="FileMode">Permission bits of the WAL files, octal (<c>0640</c>): the mode most of them had; a restore
 /// gives it to every file. Null in manifests written before it was recorded (restored as 0640).</param>
 /// <param name="DirectoryMode">Permission bits of the WAL directory, octal; null when not recorded.</param>
+/// <param name="Type">Version 2: <c>full</c> (lists every segment, like version 1) or <c>delta</c> (lists only what changed
+/// since <see cref="Parent"/>); null in version 1 (full).</param>
+/// <param name="Parent">A delta's parent manifest; null for a full one.</param>
+/// <param name="Depth">A delta's distance from the full manifest its chain starts at (1 for the first delta); 0 for a full one.</param>
+/// <param name="Added">A delta's segments added or changed since its parent (name, size, SHA-256).</param>
+/// <param name="Removed">A delta's segment names present in its parent and gone at this sync.</param>
 internal sealed record WalManifest(
     string Format,
     int Version,
@@ -69,9 +80,25 @@ internal sealed record WalManifest(
     IReadOnlyList<WalManifestConflict> Conflicts,
     IReadOnlyList<WalManifestUnreadable> Unreadable,
     string? FileMode = null,
-    string? DirectoryMode = null)
+    string? DirectoryMode = null,
+    string? Type = null,
+    WalManifestParent? Parent = null,
+    int Depth = 0,
+    IReadOnlyList<WalManifestSegment>? Added = null,
+    IReadOnlyList<string>? Removed = null)
 {
     public const string FormatName = "veloz-wal-manifest";
+
+    /// <summary>The version written now (1 is still read).</summary>
+    public const int CurrentVersion = 2;
+
+    public const string FullType = "full";
+
+    public const string DeltaType = "delta";
+
+    /// <summary>Only what changed since <see cref="Parent"/>: <see cref="Segments"/> is empty, <see cref="Added"/> and <see cref="Removed"/> say the change.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool IsDelta => string.Equals(Type, DeltaType, StringComparison.Ordinal);
 
     /// <summary>Permission bits as the manifest writes them: four octal digits, e.g. <c>0640</c>.</summary>
     public static string FormatMode(UnixFileMode mode) => Convert.ToString((int)mode & 0x1FF, 8).PadLeft(4, '0');
@@ -98,6 +125,17 @@ internal sealed record WalManifest(
             await writer.WriteLineAsync("{").ConfigureAwait(false);
             await writer.WriteLineAsync($"  \"format\": {Json(Format, ctx.String)},").ConfigureAwait(false);
             await writer.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  \"version\": {Version},")).ConfigureAwait(false);
+            if (Type is not null)
+            {
+                await writer.WriteLineAsync($"  \"type\": {Json(Type, ctx.String)},").ConfigureAwait(false);
+            }
+
+            if (Parent is not null)
+            {
+                await writer.WriteLineAsync($"  \"parent\": {Json(Parent, ctx.WalManifestParent)},").ConfigureAwait(false);
+                await writer.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  \"depth\": {Depth},")).ConfigureAwait(false);
+            }
+
             await writer.WriteLineAsync($"  \"node\": {Json(Node, ctx.String)},").ConfigureAwait(false);
             await writer.WriteLineAsync($"  \"createdAt\": {Json(CreatedAt, ctx.DateTimeOffset)},").ConfigureAwait(false);
             await writer.WriteLineAsync($"  \"trigger\": {Json(Trigger, ctx.String)},").ConfigureAwait(false);
@@ -113,7 +151,18 @@ internal sealed record WalManifest(
             }
 
             await writer.WriteLineAsync($"  \"active\": {(Active is null ? "null" : Json(Active, ctx.WalManifestActive))},").ConfigureAwait(false);
-            await WriteListAsync(writer, "segments", Segments, ctx.WalManifestSegment, last: false, cancellationToken).ConfigureAwait(false);
+            if (IsDelta)
+            {
+                // Not "segments": a reader that predates deltas finds no segment list and refuses it, rather than take
+                // the additions for the whole directory.
+                await WriteListAsync(writer, "added", Added ?? [], ctx.WalManifestSegment, last: false, cancellationToken).ConfigureAwait(false);
+                await WriteListAsync(writer, "removed", Removed ?? [], ctx.String, last: false, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await WriteListAsync(writer, "segments", Segments, ctx.WalManifestSegment, last: false, cancellationToken).ConfigureAwait(false);
+            }
+
             await WriteListAsync(writer, "pending", Pending, ctx.WalManifestPending, last: false, cancellationToken).ConfigureAwait(false);
             await WriteListAsync(writer, "conflicts", Conflicts, ctx.WalManifestConflict, last: false, cancellationToken).ConfigureAwait(false);
             await WriteListAsync(writer, "unreadable", Unreadable, ctx.WalManifestUnreadable, last: true, cancellationToken).ConfigureAwait(false);
@@ -121,20 +170,58 @@ internal sealed record WalManifest(
         }
     }
 
-    /// <summary>Reads a manifest; throws <see cref="JsonException"/> or <see cref="InvalidDataException"/> when it is not one.</summary>
+    /// <summary>
+    /// Reads a manifest (version 1, or version 2 full or delta) as it is written, a delta not applied (see
+    /// <see cref="WalManifestChain"/>); throws <see cref="JsonException"/> or <see cref="InvalidDataException"/> when it is not one.
+    /// </summary>
     public static async Task<WalManifest> ReadAsync(Stream input, CancellationToken cancellationToken = default)
     {
         var manifest = await JsonSerializer.DeserializeAsync(input, WalJsonContext.Default.WalManifest, cancellationToken).ConfigureAwait(false);
-        if (manifest is null || manifest.Format != FormatName || manifest.Version != 1 || manifest.Segments is null)
+        if (manifest is null || manifest.Format != FormatName || manifest.Version is < 1 or > CurrentVersion)
         {
-            throw new InvalidDataException($"not a {FormatName} version 1 document");
+            throw new InvalidDataException($"not a {FormatName} version 1 or 2 document");
+        }
+
+        if (manifest.Version == 1 && manifest.Type is not null)
+        {
+            throw new InvalidDataException("a version 1 manifest has no type");
+        }
+
+        if (manifest.Version == 2 && manifest.Type is not (FullType or DeltaType))
+        {
+            throw new InvalidDataException($"type must be \"{FullType}\" or \"{DeltaType}\", not {(manifest.Type is null ? "missing" : $"\"{manifest.Type}\"")}");
+        }
+
+        if (manifest.IsDelta)
+        {
+            if (manifest.Parent is not { } parent || string.IsNullOrEmpty(parent.Name) || !VelozBackupAgent.Storage.Checksums.Sha256Sidecar.IsSha256Hex(parent.Sha256 ?? ""))
+            {
+                throw new InvalidDataException("a delta manifest must name its parent (name and sha256)");
+            }
+
+            if (manifest.Depth < 1)
+            {
+                throw new InvalidDataException("a delta manifest's depth must be at least 1");
+            }
+
+            if (manifest.Segments is { Count: > 0 })
+            {
+                throw new InvalidDataException("a delta manifest lists its changes under added/removed, not segments");
+            }
+        }
+        else if (manifest.Segments is null || manifest.Parent is not null || manifest.Added is not null || manifest.Removed is not null)
+        {
+            throw new InvalidDataException("a full manifest lists segments and has no parent, added or removed");
         }
 
         return manifest with
         {
+            Segments = manifest.Segments ?? [],
             Pending = manifest.Pending ?? [],
             Conflicts = manifest.Conflicts ?? [],
             Unreadable = manifest.Unreadable ?? [],
+            Added = manifest.IsDelta ? manifest.Added ?? [] : null,
+            Removed = manifest.IsDelta ? manifest.Removed ?? [] : null,
         };
     }
 

@@ -78,6 +78,7 @@ public sealed class WalSource : IWatchableSource
 
     private readonly string _directory;
     private readonly string _nodeName;
+    private readonly int _fullManifestInterval;
     private readonly WalNaming _naming;
     private readonly BackupRepository _repository;
     private readonly TimeProvider _time;
@@ -99,6 +100,9 @@ public sealed class WalSource : IWatchableSource
     private long _publishedUnreadableVersion = -1;
     private WalFileState? _activeFailedState;
 
+    /// <summary>The newest manifest this process wrote or read back, resolved: the next delta's parent.</summary>
+    private WalChainTip? _tip;
+
     // Shared with the watcher and readers of Status.
     private WalKnownState _known = WalKnownState.Empty;
     private WalStatus _status = new(0, [], [], [], 0, 0, 0, null);
@@ -117,6 +121,7 @@ public sealed class WalSource : IWatchableSource
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _directory = Path.GetFullPath(options.Wal.Directory);
         _nodeName = options.NodeName;
+        _fullManifestInterval = options.Wal.FullManifestInterval;
         _naming = new WalNaming(options.Wal);
         _repository = repository;
         _time = time;
@@ -220,6 +225,7 @@ public sealed class WalSource : IWatchableSource
             // A scheduled run also checks the store itself (one directory listing): a stored copy that went
             // missing is stored again instead of being trusted from the index.
             var stored = run.Full ? ListStoredNames() : null;
+            run.StoredNames = stored;
             await ProcessAsync(listing, index, stored, run, cancellationToken).ConfigureAwait(false);
             if (run.Full && run.Settling.Count > 0)
             {
@@ -644,9 +650,9 @@ public sealed class WalSource : IWatchableSource
     {
         // Named and dated by the instant the directory was listed: "the WAL directory as it was then".
         var now = run.ListedAt;
-        var manifest = new WalManifest(
+        var complete = new WalManifest(
             WalManifest.FormatName,
-            1,
+            WalManifest.CurrentVersion,
             _nodeName,
             now,
             run.Trigger.ToString(),
@@ -659,6 +665,9 @@ public sealed class WalSource : IWatchableSource
             run.Modes.MostCommon is { } mode ? WalManifest.FormatMode(mode) : null,
             DirectoryMode());
 
+        // Only what changed since the newest stored manifest, when that one can be followed (WalManifestChain).
+        var tip = await ChainTipAsync(run.StoredNames, cancellationToken).ConfigureAwait(false);
+        var manifest = WalManifestChain.Next(complete, tip, _fullManifestInterval);
         var name = await ArtifactNameAllocator.AllocateAsync(_repository.Local, Kind, WalNaming.ManifestPrefix, WalNaming.ManifestSuffix, now, cancellationToken).ConfigureAwait(false);
         var content = ProducerStream.Start(manifest.WriteAsync, cancellationToken);
         await using (content.ConfigureAwait(false))
@@ -666,8 +675,82 @@ public sealed class WalSource : IWatchableSource
             run.Manifest = await _repository.StoreAsync(Kind, name, content, expectedSha256: null, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
 
+        run.ManifestDocument = manifest;
+        _tip = run.Manifest.Sha256 is { } sha ? WalChainTip.Of(name, sha, complete with { Type = manifest.Type, Depth = manifest.Depth }) : null;
         run.Artifacts.Add(run.Manifest);
         Volatile.Write(ref _lastManifest, name);
+    }
+
+    /// <summary>
+    /// The newest manifest in the local store, resolved, to write the next delta against: the one this process wrote
+    /// last when it is still the newest with the same checksum (no read), else read back and its chain followed. Null
+    /// (a full manifest is written) when there is none or it cannot be followed.
+    /// </summary>
+    private async Task<WalChainTip?> ChainTipAsync(HashSet<string>? stored, CancellationToken cancellationToken)
+    {
+        if (_fullManifestInterval <= 1)
+        {
+            return null;
+        }
+
+        string? newest = null;
+        (DateTimeOffset Time, int Sequence) newestKey = default;
+        foreach (var name in stored ?? ListStoredNames())
+        {
+            if (WalNaming.IsManifest(name) && ArtifactName.TryParse(name, out _, out var time, out var sequence, out _)
+                && (newest is null || (time, sequence).CompareTo(newestKey) > 0))
+            {
+                (newest, newestKey) = (name, (time, sequence));
+            }
+        }
+
+        if (newest is null)
+        {
+            _tip = null;
+            return null;
+        }
+
+        try
+        {
+            var info = await _repository.Local.StatAsync(Kind, newest, cancellationToken).ConfigureAwait(false);
+            if (info?.Sha256 is not { } sha)
+            {
+                return _tip = null;
+            }
+
+            if (_tip is { } tip && string.Equals(tip.Name, newest, StringComparison.Ordinal) && string.Equals(tip.Sha256, sha, StringComparison.Ordinal))
+            {
+                return tip;
+            }
+
+            var input = await _repository.Local.OpenReadAsync(Kind, newest, cancellationToken).ConfigureAwait(false);
+            WalManifest manifest;
+            string actual;
+            await using (input.ConfigureAwait(false))
+            {
+                (manifest, actual) = await WalManifestChain.ReadAsync(input, cancellationToken).ConfigureAwait(false);
+            }
+
+            var resolved = await WalManifestChain.ResolveAsync(newest, manifest, OpenLocalManifestAsync, _repository.Local.Target, cancellationToken).ConfigureAwait(false);
+            return _tip = WalChainTip.Of(newest, actual, resolved);
+        }
+        catch (Exception ex) when (ex is WalManifestChainException or StoreException or IOException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            WalLog.ManifestChainUnusable(_logger, newest, ex.Message);
+            return _tip = null;
+        }
+    }
+
+    private async Task<Stream?> OpenLocalManifestAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _repository.Local.OpenReadAsync(Kind, name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArtifactNotFoundException)
+        {
+            return null;
+        }
     }
 
     // ------------------------------------------------------------------------------------------ index
@@ -1044,7 +1127,10 @@ public sealed class WalSource : IWatchableSource
 
         if (run.Manifest is { } manifest)
         {
-            parts.Add($"manifest {manifest.Name} lists {Count(run.Ok.Count, "segment")}");
+            var delta = run.ManifestDocument is { IsDelta: true } d
+                ? string.Create(CultureInfo.InvariantCulture, $" (delta of {d.Parent!.Name}: {d.Added!.Count} added, {d.Removed!.Count} removed)")
+                : "";
+            parts.Add($"manifest {manifest.Name} lists {Count(run.Ok.Count, "segment")}{delta}");
         }
 
         if (run.Settling.Count > 0)
@@ -1128,5 +1214,11 @@ public sealed class WalSource : IWatchableSource
         public string? ActiveProblem { get; set; }
         public bool ActiveUnreadable { get; set; }
         public ArtifactInfo? Manifest { get; set; }
+
+        /// <summary>The manifest as written (full or delta).</summary>
+        public WalManifest? ManifestDocument { get; set; }
+
+        /// <summary>The local store's complete artifacts as listed at the start of a full run.</summary>
+        public HashSet<string>? StoredNames { get; set; }
     }
 }

@@ -19,7 +19,7 @@ internal sealed class WalTestBed : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("veloz-wal-").FullName;
 
-    public WalTestBed(TimeSpan? settle = null, TimeProvider? time = null)
+    public WalTestBed(TimeSpan? settle = null, TimeProvider? time = null, Func<LocalArtifactStore, string, Replicator>? replicator = null)
     {
         WalDir = Path.Combine(_root, "wal");
         Directory.CreateDirectory(WalDir);
@@ -34,7 +34,8 @@ internal sealed class WalTestBed : IDisposable
         Logs = new CapturedLogs();
         LoggerFactory = Microsoft.Extensions.Logging.LoggerFactory.Create(b => b.AddProvider(Logs).SetMinimumLevel(LogLevel.Trace));
         Local = new LocalArtifactStore(localRoot, Time);
-        Repository = new BackupRepository(Local);
+        Replicator = replicator?.Invoke(Local, Options.StateDirectory);
+        Repository = new BackupRepository(Local, Replicator);
         Source = NewSource();
         Runner = new BackupRunner([Source], Options.StateDirectory, Time);
     }
@@ -49,6 +50,9 @@ internal sealed class WalTestBed : IDisposable
     public ILoggerFactory LoggerFactory { get; }
     public LocalArtifactStore Local { get; }
     public BackupRepository Repository { get; }
+
+    /// <summary>The replicator to S3, when the bed was made with one.</summary>
+    public Replicator? Replicator { get; }
     public WalSource Source { get; private set; }
     public BackupRunner Runner { get; private set; }
 
@@ -101,7 +105,16 @@ internal sealed class WalTestBed : IDisposable
     /// <summary>Manifests, oldest first (by the time and sequence in the name).</summary>
     public IReadOnlyList<string> Manifests() => Timed("wal-manifest_");
 
+    /// <summary>The manifest as its sync recorded the directory: a delta resolved through its chain (every segment listed).</summary>
     public async Task<WalManifest> ManifestAsync(string name)
+    {
+        var raw = await RawManifestAsync(name);
+        return await WalManifestChain.ResolveAsync(name, raw, (n, _) =>
+            Task.FromResult<Stream?>(File.Exists(Path.Combine(StoreDir, n)) ? File.OpenRead(Path.Combine(StoreDir, n)) : null), "local", CancellationToken.None);
+    }
+
+    /// <summary>The manifest as written (a delta lists only its changes).</summary>
+    public async Task<WalManifest> RawManifestAsync(string name)
     {
         await using var stream = File.OpenRead(Path.Combine(StoreDir, name));
         return await WalManifest.ReadAsync(stream);
