@@ -44,6 +44,28 @@ public sealed class BackupRepository
         return info;
     }
 
+    /// <summary>Starts a group commit into the local store (<see cref="LocalWriteBatch"/>); <see cref="CommitLocalBatch"/> ends it.</summary>
+    public LocalWriteBatch BeginLocalBatch(string kind) => Local.BeginBatch(kind);
+
+    /// <summary>Commits <paramref name="batch"/> and queues what it stored for the replica (only then: nothing uncommitted is ever queued).</summary>
+    public IReadOnlyList<LocalBatchOutcome> CommitLocalBatch(LocalWriteBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var outcomes = batch.Commit();
+        if (Replicator is not null)
+        {
+            foreach (var outcome in outcomes)
+            {
+                if (outcome.Stored is not null)
+                {
+                    Replicator.Enqueue(batch.Kind, outcome.Name);
+                }
+            }
+        }
+
+        return outcomes;
+    }
+
     /// <summary>
     /// Stores <paramref name="content"/> locally, checks it with <see cref="ArtifactWriteOptions.Validate"/>, and
     /// replicates it: either through the upload queue, or (<see cref="ArtifactWriteOptions.OverlapBufferBytes"/>)

@@ -7,6 +7,7 @@ using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Checksums;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Sources.Wal;
 
@@ -64,6 +65,12 @@ public sealed class WalSource : IWatchableSource
     private static readonly TimeSpan MinRunSpacing = TimeSpan.FromMilliseconds(500);
 
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    /// <summary>A group commit of new segments is made durable at most this many segments (or <see cref="BatchMaxBytes"/>) at a time.</summary>
+    internal const int BatchMaxSegments = 256;
+
+    /// <summary>A group commit of new segments is made durable at most this many bytes (or <see cref="BatchMaxSegments"/>) at a time.</summary>
+    internal const long BatchMaxBytes = 256L << 20;
 
     /// <summary>A change-triggered run writes the index at most this often; scheduled runs always do. A lost update only costs a sidecar read.</summary>
     private static readonly TimeSpan ChangeRunIndexSaveInterval = TimeSpan.FromSeconds(30);
@@ -242,6 +249,8 @@ public sealed class WalSource : IWatchableSource
         }
         finally
         {
+            // Whatever is still staged (the run failed or was cancelled mid-batch) is deleted and never counted.
+            run.Batch?.Dispose();
             SaveIndex(index, force: run.Full);
             Publish(index, run);
         }
@@ -355,6 +364,8 @@ public sealed class WalSource : IWatchableSource
                 MarkUnreadable(run, name, state, path, ex.InnerException?.Message ?? ex.Message);
             }
         }
+
+        await CommitAsync(index, run, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task ExamineAsync(string name, string path, WalFileState state, WalIndexEntry? entry, WalIndex index, Run run, CancellationToken cancellationToken)
@@ -382,34 +393,68 @@ public sealed class WalSource : IWatchableSource
         await CompareAsync(name, path, state, entry, stored, index, run, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Stages the segment into the run's group commit (<see cref="LocalWriteBatch"/>), which is committed every
+    /// <see cref="BatchMaxSegments"/> segments or <see cref="BatchMaxBytes"/> bytes and at the end of the pass. The
+    /// segment counts (index, manifest, metrics, upload queue) only once the commit made it durable.
+    /// </summary>
     private async Task ShipAsync(string name, string path, WalFileState state, WalIndexEntry? entry, WalIndex index, Run run, CancellationToken cancellationToken)
     {
-        ArtifactInfo info;
-        var content = WalFile.OpenSegment(path, state, _reads);
-        await using (content.ConfigureAwait(false))
+        run.Batch ??= _repository.BeginLocalBatch(Kind);
+        using (var content = WalFile.OpenSegment(path, state, _reads))
         {
-            try
-            {
-                info = await _repository.StoreAsync(Kind, name, content, expectedSha256: null, cancellationToken: cancellationToken).ConfigureAwait(false);
-            }
-            catch (ArtifactConflictException)
-            {
-                // Another writer stored this name since we looked: judge what is there now.
-                var now = await _repository.Local.StatAsync(Kind, name, cancellationToken).ConfigureAwait(false);
-                if (now is null)
-                {
-                    throw;
-                }
-
-                await CompareAsync(name, path, state, entry, now, index, run, cancellationToken).ConfigureAwait(false);
-                return;
-            }
+            run.Batch.Stage(name, content);
         }
 
-        Ok(name, new WalIndexEntry(state.Size, state.MtimeTicks, info.Sha256), index, run);
-        run.Artifacts.Add(info);
-        run.Stored++;
-        Interlocked.Increment(ref _segmentsStored);
+        run.Pending.Add(new PendingSegment(name, path, state, entry));
+        if (run.Batch.Count >= BatchMaxSegments || run.Batch.Bytes >= BatchMaxBytes)
+        {
+            await CommitAsync(index, run, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Commits the staged segments; from here on they count. A failing commit counts none of them.</summary>
+    private async Task CommitAsync(WalIndex index, Run run, CancellationToken cancellationToken)
+    {
+        if (run.Batch is null || run.Pending.Count == 0)
+        {
+            return;
+        }
+
+        List<PendingSegment> pending = [.. run.Pending];
+        run.Pending.Clear();
+        var outcomes = _repository.CommitLocalBatch(run.Batch);
+        for (var i = 0; i < pending.Count; i++)
+        {
+            var (name, path, state, entry) = pending[i];
+            if (outcomes[i].Stored is { } info)
+            {
+                Ok(name, new WalIndexEntry(state.Size, state.MtimeTicks, info.Sha256), index, run);
+                run.Artifacts.Add(info);
+                run.Stored++;
+                Interlocked.Increment(ref _segmentsStored);
+                continue;
+            }
+
+            // Another writer stored this name since we looked: judge what is there now.
+            try
+            {
+                await CompareAsync(name, path, state, entry, outcomes[i].Conflict!, index, run, cancellationToken).ConfigureAwait(false);
+            }
+            catch (WalFileChangedException ex)
+            {
+                WalLog.StillChanging(_logger, name, ex.Message);
+                run.Settling[name] = state;
+            }
+            catch (WalFileReadException ex) when (ex.Vanished)
+            {
+                // Gone from the source meanwhile: the stored copy stays, nothing more to judge.
+            }
+            catch (WalFileReadException ex)
+            {
+                MarkUnreadable(run, name, state, path, ex.InnerException?.Message ?? ex.Message);
+            }
+        }
     }
 
     private async Task CompareAsync(string name, string path, WalFileState state, WalIndexEntry? entry, ArtifactInfo stored, WalIndex index, Run run, CancellationToken cancellationToken)
@@ -1194,6 +1239,12 @@ public sealed class WalSource : IWatchableSource
         public bool Full => Trigger != BackupTrigger.Change;
 
         public List<ArtifactInfo> Artifacts { get; } = [];
+
+        /// <summary>The group commit new segments are staged into (created at the first one); disposed when the run ends.</summary>
+        public LocalWriteBatch? Batch { get; set; }
+
+        /// <summary>The segments staged into <see cref="Batch"/> and not committed yet, in staging order.</summary>
+        public List<PendingSegment> Pending { get; } = [];
         public Dictionary<string, WalIndexEntry> Ok { get; } = new(StringComparer.Ordinal);
         public Dictionary<string, WalIndexEntry> Conflicts { get; } = new(StringComparer.Ordinal);
         public Dictionary<string, WalFileState> Settling { get; } = new(StringComparer.Ordinal);
@@ -1222,3 +1273,6 @@ public sealed class WalSource : IWatchableSource
         public HashSet<string>? StoredNames { get; set; }
     }
 }
+
+/// <summary>A segment staged into a run's group commit, with what is needed to record it once committed.</summary>
+internal sealed record PendingSegment(string Name, string Path, WalFileState State, WalIndexEntry? Entry);
