@@ -172,6 +172,8 @@ internal static class LogEvents
         public const int PlanFailed = 4413;
         /// <summary>active WAL file {Path} was rotated ({OldSize} bytes at the last snapshot, {NewSize} now…</summary>
         public const int ActiveRotated = 4414;
+        /// <summary>the newest WAL manifest {Manifest} cannot be followed ({Reason}); this sync writes a full manifest, run verify</summary>
+        public const int ManifestChainUnusable = 4415;
     }
 
     /// <summary>The database kind: pg_dump (4500s) and the cluster globals (4570s).</summary>

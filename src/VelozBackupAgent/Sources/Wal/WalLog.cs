@@ -48,6 +48,6 @@ internal static partial class WalLog
     [LoggerMessage(LogEvents.Wal.ActiveRotated, LogLevel.Debug, "active WAL file {Path} was rotated ({OldSize} bytes at the last snapshot, {NewSize} now, new segments sealed since); snapshotting the new file")]
     public static partial void ActiveRotated(ILogger logger, string path, long oldSize, long newSize);
 
-    [LoggerMessage(4415, LogLevel.Warning, "the newest WAL manifest {Manifest} cannot be followed ({Reason}); this sync writes a full manifest, run verify")]
+    [LoggerMessage(LogEvents.Wal.ManifestChainUnusable, LogLevel.Warning, "the newest WAL manifest {Manifest} cannot be followed ({Reason}); this sync writes a full manifest, run verify")]
     public static partial void ManifestChainUnusable(ILogger logger, string manifest, string reason);
 }
