@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# small.sh AGENT LABEL [COUNT]: first sync of COUNT (10000) x 16 KiB segments, agent vs rsync -a, 3 alternating runs each; then strace -c on 1000 segments
+# bench/small-first-sync.sh AGENT LABEL [COUNT]: first sync of COUNT (10000) x 16 KiB segments, agent vs rsync -a,
+# REPS (3) alternating runs each; then strace -c on 1000 segments. AGENT is a published veloz-backup; work in $TMPDIR.
 set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: $0 AGENT LABEL [COUNT]" >&2; exit 2; }
 AGENT=$1; LABEL=$2; COUNT=${3:-10000}
-W=/tmp/wc/$LABEL; rm -rf "$W"; mkdir -p "$W"
-python3 /work/wt-walcommit/bench/lib/benchlib.py gen-wal "$W/src" "$COUNT" 16384 7
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+W="$(mktemp -d "${TMPDIR:-/tmp}/veloz-small-$LABEL.XXXXXX")"
+trap 'rm -rf "$W"' EXIT
+python3 "$BENCH/lib/benchlib.py" gen-wal "$W/src" "$COUNT" 16384 7
 mkdir -p "$W/src1k"; for f in $(ls "$W/src" | head -n 1000); do ln "$W/src/$f" "$W/src1k/$f"; done
 cfg() { # file root waldir
 cat > "$1" <<JSON
