@@ -20,11 +20,12 @@ public sealed class VerifyTests
         lines.Should().Contain(l => l.StartsWith("PASS  Database backup fresh (objective 24h)", StringComparison.Ordinal));
         lines.Should().Contain(l => l.StartsWith("PASS  S3 copy current", StringComparison.Ordinal));
         lines.Should().Contain(l => l.StartsWith("PASS  Checksums valid for all backups", StringComparison.Ordinal));
+        lines.Should().Contain(l => l.StartsWith("PASS  WAL manifest chains complete", StringComparison.Ordinal));
         var test = lines.Should().ContainSingle(l => l.StartsWith("PASS  Test restore successful", StringComparison.Ordinal)).Subject;
         test.Should().Contain("2 tables, 2503 rows").And.Contain("identical to the live files").And.Contain("6 segments + orders_current.wal");
         lines.Should().Contain(l => l.StartsWith("SKIP  PITR tested to specific time", StringComparison.Ordinal));
         lines.Should().Contain(l => l.StartsWith("PASS  Recovery time within RTO", StringComparison.Ordinal));
-        lines.Last().Should().StartWith("result: PASS (8 passed, 0 failed, 1 skipped)");
+        lines.Last().Should().StartWith("result: PASS (9 passed, 0 failed, 1 skipped)");
 
         File.ReadAllText(reportFile).Should().Be(verify.StdOut);
         File.GetUnixFileMode(reportFile).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite);
@@ -41,7 +42,38 @@ public sealed class VerifyTests
         using var json = JsonDocument.Parse(again.StdOut);
         json.RootElement.GetProperty("passed").GetBoolean().Should().BeTrue();
         json.RootElement.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("status").GetString()).Should().Equal(
-            "pass", "pass", "pass", "pass", "pass", "pass", "skip", "skip", "pass");
+            "pass", "pass", "pass", "pass", "pass", "pass", "pass", "skip", "skip", "pass");
+    }
+
+    [Fact]
+    public async Task A_delta_manifest_whose_parent_is_gone_fails_the_chain_check_naming_both()
+    {
+        await using var bed = await RestoreTestBed.CreateAsync(withS3: false);
+        (await bed.RunAsync("backup", "wal")).ExitCode.Should().Be(0);
+        var store = Path.Combine(bed.LocalRoot, "wal");
+        var full = Path.GetFileName(Directory.GetFiles(store, "wal-manifest*.json").Single());
+        var name = full;
+        while (name == full)
+        {
+            await Task.Delay(200); // the delta's name must carry a later second
+            var segment = Path.Combine(bed.WalDirectory, $"orders_{7:D16}.wal");
+            File.WriteAllBytes(segment, new byte[5000]);
+            File.SetUnixFileMode(segment, RestoreTestBed.WalFileMode);
+            File.SetLastWriteTimeUtc(segment, TimeProvider.System.GetUtcNow().UtcDateTime.AddMinutes(-5));
+            (await bed.RunAsync("backup", "wal")).ExitCode.Should().Be(0);
+            name = Path.GetFileName(Directory.GetFiles(store, "wal-manifest*.json").Order(StringComparer.Ordinal).Last());
+        }
+
+        File.ReadAllText(Path.Combine(store, name)).Should().Contain("\"delta\"").And.Contain(full);
+        var ok = await bed.RunAsync("verify");
+        ok.StdOut.Should().Contain("PASS  WAL manifest chains complete");
+
+        File.Delete(Path.Combine(store, full));
+        File.Delete(Path.Combine(store, full + ".sha256"));
+        var verify = await bed.RunAsync("verify");
+        verify.ExitCode.Should().Be(3, verify.StdOut);
+        verify.StdOut.Split('\n').Should().ContainSingle(l => l.StartsWith("FAIL  WAL manifest chains complete", StringComparison.Ordinal))
+            .Which.Should().Contain($"local {name}: its parent {full} is missing");
     }
 
     [Fact]
