@@ -114,6 +114,24 @@ public sealed class BackupOptionsValidatorTests : IDisposable
         Load().Config.GitRepository.Should().BeNull();
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("1001")]
+    [InlineData("-5")]
+    public void A_full_manifest_interval_outside_1_to_1000_is_named(string value)
+    {
+        Problems(("Backup:Wal:FullManifestInterval", value)).Should().ContainSingle()
+            .Which.Should().Be($"Backup:Wal:FullManifestInterval must be between 1 and 1000: {value}");
+    }
+
+    [Fact]
+    public void The_full_manifest_interval_defaults_to_96_syncs_and_takes_1_and_1000()
+    {
+        Load().Wal.FullManifestInterval.Should().Be(96);
+        Load(("Backup:Wal:FullManifestInterval", "1")).Wal.FullManifestInterval.Should().Be(1);
+        Load(("Backup:Wal:FullManifestInterval", "1000")).Wal.FullManifestInterval.Should().Be(1000);
+    }
+
     [Fact]
     public void A_relative_local_root_is_named()
     {
