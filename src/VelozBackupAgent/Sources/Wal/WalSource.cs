@@ -346,23 +346,7 @@ public sealed class WalSource : IWatchableSource
                 continue;
             }
 
-            try
-            {
-                await ExamineAsync(name, path, state, entry, index, run, cancellationToken).ConfigureAwait(false);
-            }
-            catch (WalFileChangedException ex)
-            {
-                WalLog.StillChanging(_logger, name, ex.Message);
-                run.Settling[name] = state;
-            }
-            catch (WalFileReadException ex) when (ex.Vanished)
-            {
-                // Deleted or renamed away since it was listed: nothing to back up, and nothing to delete here.
-            }
-            catch (WalFileReadException ex)
-            {
-                MarkUnreadable(run, name, state, path, ex.InnerException?.Message ?? ex.Message);
-            }
+            await ReadingAsync(name, path, state, run, () => ExamineAsync(name, path, state, entry, index, run, cancellationToken)).ConfigureAwait(false);
         }
 
         await CommitAsync(index, run, cancellationToken).ConfigureAwait(false);
@@ -437,23 +421,33 @@ public sealed class WalSource : IWatchableSource
             }
 
             // Another writer stored this name since we looked: judge what is there now.
-            try
-            {
-                await CompareAsync(name, path, state, entry, outcomes[i].Conflict!, index, run, cancellationToken).ConfigureAwait(false);
-            }
-            catch (WalFileChangedException ex)
-            {
-                WalLog.StillChanging(_logger, name, ex.Message);
-                run.Settling[name] = state;
-            }
-            catch (WalFileReadException ex) when (ex.Vanished)
-            {
-                // Gone from the source meanwhile: the stored copy stays, nothing more to judge.
-            }
-            catch (WalFileReadException ex)
-            {
-                MarkUnreadable(run, name, state, path, ex.InnerException?.Message ?? ex.Message);
-            }
+            var conflict = outcomes[i].Conflict!;
+            await ReadingAsync(name, path, state, run, () => CompareAsync(name, path, state, entry, conflict, index, run, cancellationToken)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Runs one read of a source segment: a file still changing goes back to settling, one deleted or renamed away
+    /// since it was listed is simply not there (nothing to back up, the stored copy, if any, stays), and one that
+    /// cannot be read is marked unreadable while the other segments carry on.
+    /// </summary>
+    private async Task ReadingAsync(string name, string path, WalFileState state, Run run, Func<Task> read)
+    {
+        try
+        {
+            await read().ConfigureAwait(false);
+        }
+        catch (WalFileChangedException ex)
+        {
+            WalLog.StillChanging(_logger, name, ex.Message);
+            run.Settling[name] = state;
+        }
+        catch (WalFileReadException ex) when (ex.Vanished)
+        {
+        }
+        catch (WalFileReadException ex)
+        {
+            MarkUnreadable(run, name, state, path, ex.InnerException?.Message ?? ex.Message);
         }
     }
 
