@@ -192,11 +192,14 @@ public sealed partial class ConfigSource : IWatchableSource
         try
         {
             var empty = await mirror.EnsureRepositoryAsync(cancellationToken).ConfigureAwait(false);
-            var archives = (await BackupCatalog.ListAsync(_repository.Local, Kind, cancellationToken).ConfigureAwait(false))
-                .Where(e => e.Time is not null && e.Name.StartsWith(Prefix + "_", StringComparison.Ordinal) && e.Name.EndsWith(Suffix, StringComparison.Ordinal))
-                .Reverse()
-                .Where(e => empty || e.Name == stored.Name)
-                .ToList();
+            // Only a mirror without commits needs the store's listing (to be filled oldest first); otherwise the
+            // archive just stored is the one to commit, and its time is in its name.
+            var archives = empty
+                ? (await BackupCatalog.ListAsync(_repository.Local, Kind, cancellationToken).ConfigureAwait(false))
+                    .Where(e => e.Time is not null && e.Name.StartsWith(Prefix + "_", StringComparison.Ordinal) && e.Name.EndsWith(Suffix, StringComparison.Ordinal))
+                    .Reverse()
+                    .ToList()
+                : [.. new[] { BackupCatalog.ToEntry(stored, "local") }.Where(e => e.Time is not null)];
             string? last = null;
             var commits = 0;
             foreach (var archive in archives)
