@@ -80,7 +80,7 @@ if [ "$QUICK" = 1 ]; then
     P1_SEG=$MiB;          P1_COUNT=8;    P1_SMALL_COUNT=2      # 8 MiB and 2 MiB
     P2_COUNT=4;           P2_SIZE=$((256 * 1024)); P2_INTERVAL=0.5
     PG_SCALE=1;           TRADES=20000;  PG_SCALE_SMALL=1; TRADES_SMALL=4000
-    P6_COUNT=200;         P6_SIZE=16384; P6_REPS=$REPS; P1_REPS=$REPS
+    P6_COUNT=200;         P6_SIZE=16384; P6_REPS=$REPS; P1_REPS=$REPS; P6_INPROC_WARM=2; P6_INPROC_WINDOW=4
     P7_SETTLE=3;          P7_WINDOW=3
     P9_WINDOW=5
     R3_EXTRA=2000
@@ -92,7 +92,7 @@ else
     P1_SEG=$((16 * MiB)); P1_COUNT=128;  P1_SMALL_COUNT=32     # 2 GiB and 512 MiB of 16 MiB segments
     P2_COUNT=40;          P2_SIZE=$((16 * MiB)); P2_INTERVAL=3
     PG_SCALE=50;          TRADES=4000000; PG_SCALE_SMALL=10; TRADES_SMALL=800000
-    P6_COUNT=10000;       P6_SIZE=16384; P6_REPS=$((REPS + 2)); P1_REPS=$((REPS + 2))
+    P6_COUNT=10000;       P6_SIZE=16384; P6_REPS=$((REPS + 2)); P1_REPS=$((REPS + 2)); P6_INPROC_WARM=5; P6_INPROC_WINDOW=20
     P7_SETTLE=20;         P7_WINDOW=300
     P9_WINDOW=120
     R3_EXTRA=400000                                            # trades added after R3's base backup (10 %)
@@ -620,10 +620,15 @@ log "P6: a sync with nothing new over $P6_COUNT sealed segments"
 P6="$WORK/p6"
 mkdir -p "$P6"
 C_NODE=p6 C_ROOT="$P6/root" C_WAL="$WAL6" C_DB="" C_S3=false C_CONF="" C_SECRETS="" write_config "$P6/p6.json"
-REP=0
-measure P6-first-agent "$AGENT" backup wal --no-upload --config "$P6/p6.json" || true
-measure P6-first-rsync rsync -a "$WAL6/" "$P6/rsync/" || true
-sync
+# The first sync of those segments (P1's small-segment case): a fresh store / destination each run.
+p6_check_agent() { [ "$(find "$P6/root/wal" -name 'orders_*.wal.sha256' | wc -l)" = "$P6_COUNT" ] && (cd "$P6/root/wal" && cat orders_*.wal.sha256 | sha256sum -c --quiet -) >/dev/null; }
+prep_P6_first_rsync() { rm -rf "$P6/rsync"; }
+run_P6_first_rsync() { measure P6-first-rsync rsync -a "$WAL6/" "$P6/rsync/"; }
+post_P6_first_rsync() { [ "$(ls "$P6/rsync" | wc -l)" = "$P6_COUNT" ]; }
+prep_P6_first_agent() { fresh_root "$P6/root"; }
+run_P6_first_agent() { measure P6-first-agent "$AGENT" backup wal --no-upload --config "$P6/p6.json"; }
+post_P6_first_agent() { p6_check_agent; }
+alternate P6-first-rsync P6-first-agent
 prep_P6_rsync() { :; };  run_P6_rsync() { measure P6-rsync rsync -a "$WAL6/" "$P6/rsync/"; };  post_P6_rsync() { :; }
 prep_P6_agent() { :; }
 run_P6_agent() { measure P6-agent "$AGENT" backup wal --no-upload --config "$P6/p6.json"; }
@@ -635,6 +640,45 @@ prep_P6_agent_help() { :; };  run_P6_agent_help() { measure P6-agent-help "$AGEN
 ROUNDS=$P6_REPS
 alternate P6-rsync P6-agent P6-agent-start P6-agent-help
 ROUNDS=$REPS
+
+# P6 in-process: the daemon's own sync with nothing new (no process start, the manifest chain in memory), one every
+# second for P6_INPROC_WINDOW s after P6_INPROC_WARM warm-up syncs; its duration histogram gives the mean per sync
+# (Δsum ÷ Δcount), its CPU ticks the CPU per sync. One line in res/P6-inproc.tsv per window (REPS windows).
+log "P6 in-process: the daemon's no-op sync, one a second"
+P6_PORT="$(free_port)"
+"$AGENT" run --config "$P6/p6.json" "--Backup:Wal:Schedule=0/1 * * * * ?" "--Backup:Http:Url=http://127.0.0.1:$P6_PORT" \
+    >"$WORK/logs/daemon-p6.out" 2>&1 &
+P6_PID=$!
+PIDS+=("$P6_PID")
+p6_hist() {  # "sum count" of the WAL run-duration histogram
+    curl -fsS "http://127.0.0.1:$P6_PORT/metrics" 2>/dev/null | awk '
+        /^veloz_backup_duration_seconds_sum\{.*kind="wal"/ { s = $NF }
+        /^veloz_backup_duration_seconds_count\{.*kind="wal"/ { c = $NF }
+        END { if (c != "") print s, c }'
+}
+p6_count() { local h; h="$(p6_hist)"; echo "${h#* }"; }
+P6_OK=0
+for _ in $(seq 1 120); do
+    kill -0 "$P6_PID" 2>/dev/null || break
+    c="$(p6_count)"; [ -n "$c" ] && [ "${c%.*}" -ge "$P6_INPROC_WARM" ] && { P6_OK=1; break; }
+    sleep 1
+done
+if [ "$P6_OK" = 1 ]; then
+    CLK_TCK=$(getconf CLK_TCK)
+    for REP in $(seq 1 "$REPS"); do
+        h0="$(p6_hist)"; t0=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$P6_PID/stat")
+        sleep "$P6_INPROC_WINDOW"
+        kill -0 "$P6_PID" 2>/dev/null || { P6_OK=0; break; }
+        h1="$(p6_hist)"; t1=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$P6_PID/stat")
+        rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$P6_PID/status")
+        awk -v a="$h0" -v b="$h1" -v ta="$t0" -v tb="$t1" -v hz="$CLK_TCK" -v r="$rss" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+            split(a, x, " "); split(b, y, " "); n = y[2] - x[2]
+            if (n > 0) printf "%.6f %.6f %d %s\n", (y[1] - x[1]) / n, (tb - ta) / hz / n, r, l }' >>"$WORK/res/P6-inproc.tsv"
+    done
+fi
+[ "$P6_OK" = 1 ] && [ -s "$WORK/res/P6-inproc.tsv" ] || fail_row P6-inproc "the daemon ran no measurable syncs: $(tail -3 "$WORK/logs/daemon-p6.out" | tr '\n' ' ')"
+stop_pid "$P6_PID"
+p6_check_agent || fail_row P6-inproc "the store did not verify after the daemon's syncs"
 fi  # P6 (and P7's segments)
 
 if want P7; then

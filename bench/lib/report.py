@@ -22,6 +22,11 @@ ROWS = [
     ("P6-rsync", "P6", "seeds: `rsync -a`, nothing new", []),
     ("P6-agent", "P6", "agent `backup wal --no-upload`, nothing new (lists, writes a manifest)", ["P6-rsync"]),
     ("P6-agent-start", "P6", "for scale: the agent's process start alone (`veloz-backup --version`)", ["P6-rsync"]),
+    ("P6-first-rsync", "P6", "seeds: `rsync -a`, first sync of the segments (fresh destination)", []),
+    ("P6-first-agent", "P6", "agent `backup wal --no-upload`, first sync (fresh store: sha256, sidecars, group commit, manifest)",
+     ["P6-first-rsync"]),
+    ("P6-inproc", "P6", "agent daemon's own sync with nothing new, one a second: mean per sync from its duration histogram "
+     "(no process start; CPU column: the daemon's CPU per sync)", ["P6-rsync"]),
     ("R1-seeds", "R1", "seeds: `aws s3 cp` + `createdb` + `pg_restore`", []),
     ("R1-agent", "R1", "agent `restore database latest --from s3 --into NAME --no-service --yes`", ["R1-seeds"]),
     ("R2-seeds", "R2", "seeds' full_restore.sh steps from S3 (secrets, config, database, WAL by `aws s3 sync`)", []),
@@ -119,7 +124,7 @@ def main():
 
     med = {}
     runs_of = {}
-    for row, *_ in ROWS + [(r[0], None, None, None) for r in P8_ROWS] + [(r, None, None, None) for r in ("P5-P1-small", "P5-P3-small", "P5-P4-small", "P6-first-agent", "P6-first-rsync", "P2-cron-rsync", "P2-cron-sync")]:
+    for row, *_ in ROWS + [(r[0], None, None, None) for r in P8_ROWS] + [(r, None, None, None) for r in ("P5-P1-small", "P5-P3-small", "P5-P4-small", "P2-cron-rsync", "P2-cron-sync")]:
         runs = load(a.res, row)
         runs_of[row] = runs
         if runs and row not in failed:
@@ -499,9 +504,6 @@ def main():
     w("")
     w("`veloz-backup run` with the %s present and already stored, measured from `/proc/<pid>/stat` (utime + stime). "
       "A 300 s window always holds one scheduled 5-minute WAL sync (`0 0/5 * * * ?`), which is included." % facts.get("p6"))
-    if "P6-first-agent" in med or "P6-first-rsync" in med:
-        w("The first sync of those segments (setup, not a ratio): agent %s, `rsync -a` %s." % (
-            fmt_s(med.get("P6-first-agent", (None,))[0]), fmt_s(med.get("P6-first-rsync", (None,))[0])))
     w("")
 
     # ---- R3
@@ -586,6 +588,8 @@ def main():
         (("P4-agent", "P4-seeds"), "P4 daily dump to S3, agent vs the seeds' `pg_dump > file; aws s3 cp`"),
         (("P4-agent", "P3-pg_dump"), "P4 daily dump to S3, agent vs bare `pg_dump -Fc > file`"),
         (("P6-agent", "P6-rsync"), "P6 sync with nothing new, agent vs `rsync -a`"),
+        (("P6-inproc", "P6-rsync"), "P6 sync with nothing new inside the daemon (no process start) vs `rsync -a`"),
+        (("P6-first-agent", "P6-first-rsync"), "P1 first sync of the small segments (P6's), agent vs `rsync -a`"),
         (("P8-agent", "P8-basebackup"), "P8 base backup, agent vs bare `pg_basebackup -D - -Ft -X fetch -c fast > file`"),
         (("P8-agent", "P8-basebackup-dir"), "P8 base backup, agent vs `pg_basebackup -Ft -D dir` (fsynced)"),
         (("P8-agent", "P8-basebackup-gzip"), "P8 base backup, agent vs `pg_basebackup … | gzip -1 > file`"),

@@ -24,12 +24,23 @@ public sealed class LocalWriteBatch : IDisposable
 {
     private const int BufferSize = 1 << 20;
 
+    /// <summary>Below this size an artifact is "small": its sync is the whole cost of storing it.</summary>
+    internal const long SmallArtifactBytes = 1 << 20;
+
+    /// <summary>
+    /// From this many small artifacts in one commit, one <c>syncfs</c> replaces the per-file syncs (measured on the
+    /// first sync of 10,000 × 16 KiB segments: 20,000 <c>fdatasync</c>s were the cost; bench/RESULTS-P1-first-sync.md).
+    /// </summary>
+    internal const int FilesystemSyncMinSmallArtifacts = 16;
+
     private readonly LocalArtifactStore _store;
     private readonly string _kind;
     private readonly string _dir;
     private readonly List<Staged> _staged = [];
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private byte[]? _buffer;
+    private FilesystemSync? _filesystem;
+    private bool _filesystemOpened;
     private bool _disposed;
 
     internal LocalWriteBatch(LocalArtifactStore store, string kind, string dir)
@@ -47,6 +58,16 @@ public sealed class LocalWriteBatch : IDisposable
 
     /// <summary>Bytes staged and not yet committed.</summary>
     public long Bytes { get; private set; }
+
+    /// <summary>
+    /// True when <see cref="Commit"/> will make the staged files durable by one <c>syncfs</c> (Linux, at least
+    /// <see cref="FilesystemSyncMinSmallArtifacts"/> small artifacts staged) rather than one sync per file.
+    /// </summary>
+    public bool UsesFilesystemSync =>
+        _filesystem is not null && ChoosesFilesystemSync(_staged.Count(s => s.Size < SmallArtifactBytes));
+
+    /// <summary>The rule: enough small artifacts in one commit that their per-file syncs would dominate.</summary>
+    internal static bool ChoosesFilesystemSync(int smallArtifacts) => smallArtifacts >= FilesystemSyncMinSmallArtifacts;
 
     /// <summary>
     /// Copies <paramref name="content"/> to the end (synchronous reads) into a temporary file, with its sidecar beside
@@ -68,6 +89,13 @@ public sealed class LocalWriteBatch : IDisposable
         var temp = Path.Combine(_dir, LocalArtifactStore.TempName(name));
         var sidecarTemp = Path.Combine(_dir, LocalArtifactStore.TempName(Sha256Sidecar.SidecarName(name)));
         _buffer ??= ArrayPool<byte>.Shared.Rent(BufferSize);
+        if (!_filesystemOpened && OperatingSystem.IsLinux())
+        {
+            // Before the first write: syncfs reports write-back errors that happen after this descriptor was opened.
+            _filesystem = FilesystemSync.TryOpen(_dir);
+            _filesystemOpened = true;
+        }
+
         var committed = false;
         try
         {
@@ -82,14 +110,22 @@ public sealed class LocalWriteBatch : IDisposable
                     size += read;
                 }
 
-                PosixFile.StartWriteback(output.SafeFileHandle);
+                // A large file's write-back starts now, to overlap with staging the next; small ones are left to the
+                // one syncfs of the commit (starting each would be a syscall and a tiny I/O per file).
+                if (size >= SmallArtifactBytes)
+                {
+                    PosixFile.StartWriteback(output.SafeFileHandle);
+                }
             }
 
             var sha = Convert.ToHexStringLower(_hash.GetHashAndReset());
             using (var sidecar = LocalArtifactStore.CreateNew0600(sidecarTemp, asynchronous: false))
             {
                 sidecar.Write(Sha256Sidecar.FormatBytes(sha, name));
-                PosixFile.StartWriteback(sidecar.SafeFileHandle);
+                if (size >= SmallArtifactBytes)
+                {
+                    PosixFile.StartWriteback(sidecar.SafeFileHandle);
+                }
             }
 
             _staged.Add(new Staged(name, temp, sidecarTemp, size, sha));
@@ -139,11 +175,19 @@ public sealed class LocalWriteBatch : IDisposable
 
         try
         {
-            // 1. Bytes durable: every temporary file (their write-back was started at staging).
-            foreach (var s in _staged)
+            // 1. Bytes durable: every temporary file. Many small files: one syncfs of the filesystem (one journal
+            //    commit for all); otherwise each file (the write-back of large ones was started at staging).
+            if (OperatingSystem.IsLinux() && UsesFilesystemSync)
             {
-                PosixFile.SyncData(s.Temp);
-                PosixFile.SyncData(s.SidecarTemp);
+                _filesystem!.Sync();
+            }
+            else
+            {
+                foreach (var s in _staged)
+                {
+                    PosixFile.SyncData(s.Temp);
+                    PosixFile.SyncData(s.SidecarTemp);
+                }
             }
 
             // 2. Into place, never over an existing artifact.
@@ -271,6 +315,11 @@ public sealed class LocalWriteBatch : IDisposable
 
         _disposed = true;
         DeleteStaged();
+        if (OperatingSystem.IsLinux())
+        {
+            _filesystem?.Dispose();
+        }
+
         _hash.Dispose();
         if (_buffer is not null)
         {

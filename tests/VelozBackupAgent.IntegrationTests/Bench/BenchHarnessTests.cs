@@ -18,7 +18,7 @@ public sealed class BenchHarnessTests : IDisposable
         "P2-local", "P2-s3", "P2-cron-local", "P2-cron-s3",
         "P3-pg_dump", "P3-agent", "P4-seeds", "P4-agent",
         "P5-P1-small", "P5-P1-full", "P5-P3-small", "P5-P3-full", "P5-P4-small", "P5-P4-full",
-        "P6-rsync", "P6-agent", "P6-agent-start", "P7-daemon",
+        "P6-rsync", "P6-agent", "P6-agent-start", "P6-first-rsync", "P6-first-agent", "P6-inproc", "P7-daemon",
         "P8-pg_dump", "P8-basebackup", "P8-basebackup-dir", "P8-basebackup-gzip", "P8-agent",
         "P9-5s-received", "P9-5s-local", "P9-5s-s3", "P9-1s-received", "P9-1s-local", "P9-1s-s3",
         "P9-runbook", "P9-dump-local", "P9-dump-s3",

@@ -80,6 +80,42 @@ public sealed class LocalWriteBatchTests : IDisposable
     }
 
     [Fact]
+    public async Task Many_small_artifacts_commit_by_one_filesystem_sync_and_are_complete_few_or_large_ones_by_file()
+    {
+        var store = new LocalArtifactStore(_root);
+        using (var few = store.BeginBatch(Kind))
+        {
+            for (var i = 1; i < LocalWriteBatch.FilesystemSyncMinSmallArtifacts; i++)
+            {
+                few.Stage(Name(i), new MemoryStream(Bytes(i, 16 * 1024)));
+            }
+
+            few.UsesFilesystemSync.Should().BeFalse("fewer small artifacts than the threshold are synced one by one");
+            few.Stage(Name(100), new MemoryStream(Bytes(100, 16 * 1024)));
+            few.UsesFilesystemSync.Should().Be(OperatingSystem.IsLinux(), "the threshold reached on Linux: one syncfs");
+            few.Commit().Should().OnlyContain(o => o.Stored != null);
+        }
+
+        using (var large = store.BeginBatch(Kind))
+        {
+            for (var i = 200; i < 200 + LocalWriteBatch.FilesystemSyncMinSmallArtifacts; i++)
+            {
+                large.Stage(Name(i), new MemoryStream(Bytes(i, (int)LocalWriteBatch.SmallArtifactBytes)));
+            }
+
+            large.UsesFilesystemSync.Should().BeFalse("artifacts of 1 MiB and more are synced file by file, their write-back started at staging");
+            large.Commit().Should().OnlyContain(o => o.Stored != null);
+        }
+
+        var listed = await ListAsync(store);
+        listed.Should().HaveCount(2 * LocalWriteBatch.FilesystemSyncMinSmallArtifacts);
+        Hidden().Should().BeEmpty();
+        var check = await ChildProcess.RunAsync("bash", ["-c", "sha256sum -c --strict *.sha256"], workingDirectory: Dir);
+        check.ExitCode.Should().Be(0, check.StdOut + check.StdErr);
+        check.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Should().HaveCount(listed.Count).And.OnlyContain(l => l.EndsWith(": OK", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_batch_disposed_without_commit_leaves_nothing()
     {
         var store = new LocalArtifactStore(_root);
