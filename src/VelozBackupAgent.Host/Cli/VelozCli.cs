@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Reflection;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Storage;
 
@@ -22,10 +23,25 @@ internal static class ExitCodes
 /// </summary>
 internal static class VelozCli
 {
+    /// <summary>The version <c>--version</c> prints: the informational version (with the commit), as System.CommandLine prints it.</summary>
+    internal static string InformationalVersion()
+    {
+        var assembly = typeof(VelozCli).Assembly;
+        return assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+            ?? assembly.GetName().Version?.ToString() ?? "unknown";
+    }
+
     public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
         stdout ??= Console.Out;
         stderr ??= Console.Error;
+        if (args is ["--version"])
+        {
+            // What System.CommandLine would print, without building the command tree (the whole cost of this verb).
+            await stdout.WriteLineAsync(InformationalVersion());
+            return ExitCodes.Success;
+        }
+
         var (verbArgs, overrides) = SplitOverrides(args);
 
         var configOption = new Option<string?>("--config", "-c")

@@ -18,6 +18,17 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Version_prints_the_informational_version_with_its_commit_and_exits_0()
+    {
+        // `--version` alone is answered before the command tree is built (start-up cost); the line is the one
+        // System.CommandLine prints: the entry assembly's informational version.
+        var r = await VelozBackupBinary.RunAsync(["--version"]);
+        r.ExitCode.Should().Be(0);
+        r.StdErr.Should().BeEmpty();
+        r.StdOut.Trim().Should().MatchRegex(@"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?(\+[0-9a-f]{7,40})?$");
+    }
+
+    [Fact]
     public async Task An_unknown_verb_is_bad_usage()
     {
         var r = await VelozBackupBinary.RunAsync(["frobnicate"]);
