@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.IntegrationTests.Restore;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Cli;
 

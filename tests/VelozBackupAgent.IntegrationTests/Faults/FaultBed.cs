@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.IntegrationTests.Pitr;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Faults;
 

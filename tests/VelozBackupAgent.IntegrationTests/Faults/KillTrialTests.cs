@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
+using VelozBackupAgent.Storage.Platform;
 using Xunit.Abstractions;
 
 namespace VelozBackupAgent.IntegrationTests.Faults;

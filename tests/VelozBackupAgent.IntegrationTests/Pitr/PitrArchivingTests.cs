@@ -1,5 +1,6 @@
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.Pitr;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Pitr;
 

@@ -8,6 +8,7 @@ using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Sources.Secrets;
 using ChildProcess = VelozBackupAgent.IntegrationTests.Infrastructure.ChildProcess;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Sources.Secrets;
 
