@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.IntegrationTests.Restore;
-using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Cli;
 

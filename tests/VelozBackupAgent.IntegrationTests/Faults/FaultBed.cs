@@ -4,7 +4,6 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.IntegrationTests.Pitr;
-using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Faults;
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
-using VelozBackupAgent.Storage.Platform;
 using Xunit.Abstractions;
 
 namespace VelozBackupAgent.IntegrationTests.Faults;

@@ -1,6 +1,5 @@
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.Pitr;
-using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Pitr;
 

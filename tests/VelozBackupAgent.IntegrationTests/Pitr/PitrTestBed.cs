@@ -3,7 +3,6 @@ using System.Text.Json;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.IntegrationTests.Telemetry;
 using VelozBackupAgent.Pitr;
-using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Pitr;
 
