@@ -14,12 +14,16 @@ public static partial class OwnerOnlyAccess
         new DirectoryInfo(path).SetAccessControl(security);
     }
 
+    /// <summary>
+    /// By the file's name, not through <paramref name="file"/>'s handle: a FileStream's handle is opened without
+    /// WRITE_DAC, which a name-based open asks for (the owner always has it; share modes do not apply to it).
+    /// </summary>
     [SupportedOSPlatform("windows")]
     private static void ApplyToFileWindows(FileStream file, UnixFileMode mode)
     {
         var security = new FileSecurity();
         Fill(security, RulesFor(mode, directory: false));
-        file.SetAccessControl(security);
+        new FileInfo(file.Name).SetAccessControl(security);
     }
 
     /// <summary>A protected DACL (parent entries dropped, not copied) holding exactly <paramref name="rules"/>, one entry per account.</summary>
@@ -55,5 +59,5 @@ public static partial class OwnerOnlyAccess
     private static bool IsDirectoryProtectedWindows(string path) => new DirectoryInfo(path).GetAccessControl().AreAccessRulesProtected;
 
     [SupportedOSPlatform("windows")]
-    private static bool IsFileProtectedWindows(FileStream file) => file.GetAccessControl().AreAccessRulesProtected;
+    private static bool IsFileProtectedWindows(FileStream file) => new FileInfo(file.Name).GetAccessControl().AreAccessRulesProtected;
 }

@@ -79,8 +79,8 @@ public static partial class OwnerOnlyAccess
     }
 
     /// <summary>
-    /// Gives the open file <paramref name="file"/> the owner-only ACL of <paramref name="mode"/> on Windows (through
-    /// its handle, before anything is written); elsewhere sets the mode through the handle.
+    /// Gives the open file <paramref name="file"/> the owner-only ACL of <paramref name="mode"/> on Windows (by its
+    /// name, before anything is written); elsewhere sets the mode through the handle.
     /// </summary>
     public static void ApplyToFile(FileStream file, UnixFileMode mode)
     {
