@@ -6,6 +6,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using VelozBackupAgent.Storage.Checksums;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Storage.Local;
 
@@ -124,7 +125,7 @@ public sealed class LocalArtifactStore : IArtifactStore
             }
 
             File.Move(sidecarTemp, Path.Combine(dir, Sha256Sidecar.SidecarName(name)), overwrite: true);
-            PosixFile.FsyncDirectory(dir);
+            FileSync.FsyncDirectory(dir);
             return new ArtifactInfo(kind, name, size, sha);
         }
         catch (IOException ex) when (IsDiskFull(ex))
@@ -241,7 +242,7 @@ public sealed class LocalArtifactStore : IArtifactStore
         // leaves debris, never a listed artifact without its bytes.
         File.Delete(Path.Combine(dir, Sha256Sidecar.SidecarName(name)));
         File.Delete(Path.Combine(dir, name));
-        PosixFile.FsyncDirectory(dir);
+        FileSync.FsyncDirectory(dir);
         return Task.CompletedTask;
     }
 
@@ -294,7 +295,7 @@ public sealed class LocalArtifactStore : IArtifactStore
                 var debris = false;
                 if (fileName.StartsWith('.') && fileName.EndsWith(TempSuffix, StringComparison.Ordinal))
                 {
-                    debris = TempOwner(fileName) is not { } pid || !PosixFile.IsWriterAlive(pid, written) || now - written > TimeSpan.FromDays(1);
+                    debris = TempOwner(fileName) is not { } pid || !Processes.IsWriterAlive(pid, written) || now - written > TimeSpan.FromDays(1);
                 }
                 else if (!fileName.StartsWith('.') && !fileName.EndsWith(Sha256Sidecar.Suffix, StringComparison.Ordinal)
                          && !names.ContainsKey(Sha256Sidecar.SidecarName(fileName)))
@@ -428,7 +429,7 @@ public sealed class LocalArtifactStore : IArtifactStore
         if (!Directory.Exists(dir))
         {
             Directory.CreateDirectory(dir, DirMode0700);
-            PosixFile.FsyncDirectory(_root);
+            FileSync.FsyncDirectory(_root);
         }
         else if ((File.GetUnixFileMode(dir) & ~DirMode0700) != 0)
         {

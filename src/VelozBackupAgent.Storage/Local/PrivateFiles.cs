@@ -1,8 +1,11 @@
+using VelozBackupAgent.Storage.Platform;
+
 namespace VelozBackupAgent.Storage.Local;
 
 /// <summary>
 /// Files (0600) and directories (0700) only the agent's user may read, whatever the process umask: the one way the
 /// agent creates anything under <c>Backup:LocalRoot</c> (artifacts, <c>.state/**</c>), its log file and its reports.
+/// On Windows the same calls give the owner-only ACL that means 0600/0700 there (<see cref="OwnerOnlyAccess"/>).
 /// </summary>
 /// <remarks>
 /// A mode passed to <c>open(2)</c>/<c>mkdir(2)</c> is only an upper bound (the umask takes bits away), and
@@ -25,18 +28,12 @@ internal static class PrivateFiles
     public static void CreateDirectory(string path, bool tighten = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(path);
-            return;
-        }
-
         var full = Path.GetFullPath(path);
         if (Directory.Exists(full))
         {
-            if (tighten && (File.GetUnixFileMode(full) & ~DirectoryMode) != 0)
+            if (tighten && !OwnerOnlyAccess.IsDirectoryOwnerOnly(full, DirectoryMode))
             {
-                File.SetUnixFileMode(full, DirectoryMode);
+                OwnerOnlyAccess.ApplyToDirectory(full, DirectoryMode);
             }
 
             return;
@@ -50,9 +47,18 @@ internal static class PrivateFiles
 
         foreach (var d in missing)
         {
-            // The parent exists now: one level, its mode set exactly (another process may have made it first).
-            Directory.CreateDirectory(d, DirectoryMode);
-            File.SetUnixFileMode(d, DirectoryMode);
+            // The parent exists now: one level, its mode (on Windows its owner-only ACL) set exactly (another
+            // process may have made it first).
+            if (OperatingSystem.IsWindows())
+            {
+                Directory.CreateDirectory(d);
+            }
+            else
+            {
+                Directory.CreateDirectory(d, DirectoryMode);
+            }
+
+            OwnerOnlyAccess.ApplyToDirectory(d, DirectoryMode);
         }
     }
 
@@ -71,18 +77,18 @@ internal static class PrivateFiles
         }
 
         var stream = new FileStream(path, fileOptions);
-        if (!OperatingSystem.IsWindows() && (access & FileAccess.Write) != 0)
+        if ((access & FileAccess.Write) != 0)
         {
             try
             {
-                if ((File.GetUnixFileMode(stream.SafeFileHandle) & ~FileMode) != 0)
+                if (!OwnerOnlyAccess.IsFileOwnerOnly(stream, FileMode))
                 {
-                    File.SetUnixFileMode(stream.SafeFileHandle, FileMode);
+                    OwnerOnlyAccess.ApplyToFile(stream, FileMode);
                 }
             }
             catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
             {
-                // A file of another user that we may write but not chmod: its owner chose its mode.
+                // A file of another user that we may write but not chmod (or re-ACL): its owner chose its mode.
             }
         }
 

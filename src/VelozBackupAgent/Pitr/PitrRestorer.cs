@@ -7,11 +7,11 @@ using Npgsql;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Restore;
 using VelozBackupAgent.Sources;
-using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Sources.Database;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Checksums;
 using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Pitr;
 
@@ -703,7 +703,7 @@ public sealed partial class PitrRestorer
             File.SetUnixFileMode(temp, status.Permissions & (UnixFileMode)0x1FF);
             if (ServerUser.AgentIsRoot)
             {
-                Native.LChown(temp, status.Uid, status.Gid);
+                Owners.LChown(temp, status.Uid, status.Gid);
             }
         }
 

@@ -4,6 +4,7 @@ using VelozBackupAgent.Restore;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Database;
 using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Pitr;
 
@@ -82,7 +83,7 @@ public sealed class PreparedPitr : IPreparedRestore
                 throw;
             }
 
-            PosixFile.FsyncDirectory(Path.GetDirectoryName(_pgdata)!);
+            FileSync.FsyncDirectory(Path.GetDirectoryName(_pgdata)!);
             return Task.CompletedTask;
         });
         _committed = true;
@@ -147,7 +148,7 @@ public sealed class PreparedPitr : IPreparedRestore
         {
             var pidFile = Path.Combine(pgdata, "postmaster.pid");
             return File.Exists(pidFile) && File.ReadLines(pidFile).FirstOrDefault() is { } first
-                && int.TryParse(first.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && PosixFile.ProcessExists(pid);
+                && int.TryParse(first.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Processes.Exists(pid);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -194,7 +195,7 @@ public sealed class ReceiverPause : IDisposable
         var path = PathIn(stateDirectory);
         try
         {
-            return File.Exists(path) && int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && PosixFile.ProcessExists(pid);
+            return File.Exists(path) && int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Processes.Exists(pid);
         }
         catch (IOException)
         {

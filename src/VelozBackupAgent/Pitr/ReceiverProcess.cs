@@ -2,8 +2,8 @@ using System.ComponentModel;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Sources;
-using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Pitr;
 
@@ -98,7 +98,7 @@ internal sealed partial class ReceiverProcess : IAsyncDisposable
             return;
         }
 
-        PosixFile.Signal(_process.Id, SigInt);
+        Processes.Signal(_process.Id, SigInt);
         try
         {
             await Exited.WaitAsync(grace);

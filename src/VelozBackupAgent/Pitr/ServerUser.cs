@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Restore;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Archives;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Pitr;
 
@@ -14,7 +15,7 @@ namespace VelozBackupAgent.Pitr;
 public sealed record ServerUser(string Name, int Uid, int Gid)
 {
     /// <summary>True when the agent runs as root and may hand files to another user.</summary>
-    public static bool AgentIsRoot => Native.IsRoot;
+    public static bool AgentIsRoot => Owners.IsRoot;
 
     /// <summary>
     /// The owner of <paramref name="dataDirectory"/> if it exists, else of its parent, else the <c>postgres</c> user
@@ -25,8 +26,8 @@ public sealed record ServerUser(string Name, int Uid, int Gid)
         var names = OwnerNames.Load();
         if (!AgentIsRoot)
         {
-            var uid = (int)GetUid();
-            return new ServerUser(names.User(uid) ?? Environment.UserName, uid, (int)GetGid());
+            var (uid, gid) = Owners.Current;
+            return new ServerUser(names.User(uid) ?? Environment.UserName, uid, gid);
         }
 
         foreach (var path in new[] { dataDirectory, Path.GetDirectoryName(Path.GetFullPath(dataDirectory)) })
@@ -73,21 +74,13 @@ public sealed record ServerUser(string Name, int Uid, int Gid)
             return;
         }
 
-        Native.LChown(path, Uid, Gid);
+        Owners.LChown(path, Uid, Gid);
         if (Directory.Exists(path) && (File.GetAttributes(path) & FileAttributes.ReparsePoint) == 0)
         {
             foreach (var entry in Directory.EnumerateFileSystemEntries(path, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
             {
-                Native.LChown(entry, Uid, Gid);
+                Owners.LChown(entry, Uid, Gid);
             }
         }
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getuid")]
-    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
-    private static extern uint GetUid();
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getgid")]
-    [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
-    private static extern uint GetGid();
 }

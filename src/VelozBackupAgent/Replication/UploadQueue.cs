@@ -1,5 +1,6 @@
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Replication;
 
@@ -44,7 +45,7 @@ public sealed class UploadQueue
             f.Flush(flushToDisk: true);
         }
 
-        PosixFile.FsyncDirectory(dir);
+        FileSync.FsyncDirectory(dir);
     }
 
     /// <summary>Removes an artifact from the queue (it reached the replica, or it no longer exists locally).</summary>

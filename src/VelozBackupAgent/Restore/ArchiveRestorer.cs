@@ -6,6 +6,7 @@ using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Secrets;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Restore;
 
@@ -82,7 +83,7 @@ public sealed partial class ArchiveRestorer
                 File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
                 if (owner is { } o)
                 {
-                    Native.LChown(directory, o.Uid, o.Gid);
+                    Owners.LChown(directory, o.Uid, o.Gid);
                 }
             }
 
@@ -253,7 +254,7 @@ public sealed partial class ArchiveRestorer
     /// <summary>Resolves <c>user[:group]</c> to numeric ids with <c>getent</c> (so NSS users work too); null when not set or not root.</summary>
     internal static async Task<(int Uid, int Gid)?> ResolveOwnerAsync(string? owner, ILogger logger, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(owner) || !Native.IsRoot)
+        if (string.IsNullOrWhiteSpace(owner) || !Owners.IsRoot)
         {
             return null;
         }

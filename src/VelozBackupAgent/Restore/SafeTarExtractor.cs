@@ -1,6 +1,6 @@
 using System.Formats.Tar;
 using System.Globalization;
-using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Restore;
 
@@ -329,7 +329,7 @@ public sealed class StagedTree : IDisposable
         {
             foreach (var directory in touched)
             {
-                PosixFile.FsyncDirectory(directory);
+                FileSync.FsyncDirectory(directory);
             }
         }
 
@@ -370,7 +370,7 @@ public sealed class StagedTree : IDisposable
             SafeTarExtractor.CreateDirectory(directory, _options.DirectoryMode ?? _options.ImpliedDirectoryMode);
             if (_options.Owner is { } owner)
             {
-                Native.LChown(directory, owner.Uid, owner.Gid);
+                Owners.LChown(directory, owner.Uid, owner.Gid);
             }
         }
     }
@@ -411,11 +411,11 @@ public sealed class StagedTree : IDisposable
     {
         if (_options.Owner is { } owner)
         {
-            Native.LChown(path, owner.Uid, owner.Gid);
+            Owners.LChown(path, owner.Uid, owner.Gid);
         }
-        else if (_options.PreserveOwners && Native.IsRoot && entry is PosixTarEntry posix)
+        else if (_options.PreserveOwners && Owners.IsRoot && entry is PosixTarEntry posix)
         {
-            Native.LChown(path, posix.Uid, posix.Gid);
+            Owners.LChown(path, posix.Uid, posix.Gid);
         }
     }
 

@@ -3,10 +3,9 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Configuration;
-using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Sources.Wal;
 using VelozBackupAgent.Storage;
-using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Restore;
 
@@ -73,7 +72,7 @@ public sealed partial class WalRestorer
         try
         {
             var owner = await ArchiveRestorer.ResolveOwnerAsync(_options.Restore.Owner, _logger, cancellationToken).ConfigureAwait(false)
-                ?? (existing is { } e && Native.IsRoot ? (e.Uid, e.Gid) : null);
+                ?? (existing is { } e && Owners.IsRoot ? (e.Uid, e.Gid) : null);
             // The modes the files and the directory had at that sync (recorded since manifests carry them); else
             // 0640 files and the replaced directory's mode (0750 when there is none).
             var fileMode = WalManifest.ParseMode(document.FileMode) ?? DefaultFileMode;
@@ -91,10 +90,10 @@ public sealed partial class WalRestorer
                 File.SetUnixFileMode(staging, directoryMode);
                 if (owner is { } o)
                 {
-                    Native.LChown(staging, o.Uid, o.Gid);
+                    Owners.LChown(staging, o.Uid, o.Gid);
                 }
 
-                PosixFile.FsyncDirectory(staging);
+                FileSync.FsyncDirectory(staging);
             }
 
             var prepared = new PreparedWal(this, manifest.Source.Name, document, staging, directory, parent, stamp, existing is not null,
@@ -154,7 +153,7 @@ public sealed partial class WalRestorer
             _committed = true;
             if (!OperatingSystem.IsWindows())
             {
-                PosixFile.FsyncDirectory(parent);
+                FileSync.FsyncDirectory(parent);
             }
 
             var warnings = Warnings(document);
@@ -286,7 +285,7 @@ public sealed partial class WalRestorer
 
         if (owner is { } o)
         {
-            Native.LChown(path, o.Uid, o.Gid);
+            Owners.LChown(path, o.Uid, o.Gid);
         }
 
         if (!OperatingSystem.IsWindows())
@@ -305,7 +304,7 @@ public sealed partial class WalRestorer
         }
 
         var kept = $"{directory}.pre-restore-{stamp}";
-        if (Native.TryExchange(staging, directory))
+        if (DirectoryExchange.TryExchange(staging, directory))
         {
             Directory.Move(staging, kept);
         }

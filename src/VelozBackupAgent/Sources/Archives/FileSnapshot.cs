@@ -1,4 +1,5 @@
 using Microsoft.Win32.SafeHandles;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Archives;
 

@@ -1,3 +1,5 @@
+using VelozBackupAgent.Storage.Platform;
+
 namespace VelozBackupAgent.Sources.Archives;
 
 /// <summary>A file, directory, symbolic link or special file found under a root.</summary>

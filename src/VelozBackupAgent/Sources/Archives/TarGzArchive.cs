@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Formats.Tar;
 using System.IO.Compression;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Archives;
 

@@ -6,6 +6,7 @@ using System.Text;
 using DiffPlex;
 using VelozBackupAgent.Restore;
 using VelozBackupAgent.Sources.Archives;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Config;
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.FileSystemGlobbing;
 using VelozBackupAgent.Sources.Archives;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Config;
 

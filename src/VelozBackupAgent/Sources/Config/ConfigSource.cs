@@ -5,6 +5,7 @@ using VelozBackupAgent.Replication;
 using VelozBackupAgent.Restore;
 using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Config;
 

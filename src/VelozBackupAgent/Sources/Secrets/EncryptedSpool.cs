@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Secrets;
 

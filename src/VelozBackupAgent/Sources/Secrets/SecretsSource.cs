@@ -3,6 +3,7 @@ using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
 using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Storage;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Secrets;
 

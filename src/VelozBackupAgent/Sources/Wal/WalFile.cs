@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Wal;
 
@@ -71,16 +72,7 @@ internal static class WalFile
         SafeFileHandle handle;
         if (OperatingSystem.IsLinux())
         {
-            const int ORdOnly = 0;
-            const int ONonBlock = 0x800; // 04000: the same value on x86_64 and arm64
-            const int OCloExec = 0x80000; // 02000000: the same value on x86_64 and arm64
-            var fd = Native.Open(path, ORdOnly | ONonBlock | OCloExec);
-            if (fd < 0)
-            {
-                throw OpenFailed(path, Marshal.GetLastPInvokeError());
-            }
-
-            handle = new SafeFileHandle(fd, ownsHandle: true);
+            handle = UnlockedOpen.OpenRead(path, out var errno) ?? throw OpenFailed(path, errno);
         }
         else
         {
@@ -180,14 +172,6 @@ internal static class WalFile
 
         // A dangling symlink is ENOENT too, but its directory entry is still there: that is unreadable, not gone.
         return new WalFileReadException($"{path}: {reason}", inner) { Vanished = errno == ENOENT && !Path.Exists(path) };
-    }
-
-    private static class Native
-    {
-        // DllImport rather than LibraryImport: the generated marshaller needs unsafe code, which this
-        // project does not allow; one call per opened file makes runtime marshalling irrelevant.
-        [DllImport("libc", EntryPoint = "open", SetLastError = true)]
-        public static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
     }
 }
 

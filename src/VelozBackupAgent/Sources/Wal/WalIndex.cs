@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using VelozBackupAgent.Storage.Checksums;
 using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Wal;
 
@@ -196,7 +197,7 @@ internal sealed class WalIndexFile
             }
 
             File.Move(temp, Path, overwrite: true);
-            PosixFile.FsyncDirectory(directory);
+            FileSync.FsyncDirectory(directory);
             _lastIo = Stat();
         }
         finally

@@ -5,9 +5,9 @@ using VelozBackupAgent.Catalog;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 using VelozBackupAgent.IntegrationTests.Sources.Archives;
 using VelozBackupAgent.Sources;
-using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Sources.Secrets;
 using ChildProcess = VelozBackupAgent.IntegrationTests.Infrastructure.ChildProcess;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.IntegrationTests.Sources.Secrets;
 

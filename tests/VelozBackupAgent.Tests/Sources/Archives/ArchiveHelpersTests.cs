@@ -1,4 +1,5 @@
 using VelozBackupAgent.Sources.Archives;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Tests.Sources.Archives;
 

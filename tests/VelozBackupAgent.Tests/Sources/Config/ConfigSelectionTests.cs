@@ -1,5 +1,6 @@
 using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Sources.Config;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Tests.Sources.Config;
 

@@ -1,5 +1,6 @@
 using VelozBackupAgent.Sources.Archives;
 using VelozBackupAgent.Sources.Secrets;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Tests.Sources.Secrets;
 
