@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using VelozBackupAgent.Storage.Checksums;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Storage.Local;
 
@@ -114,7 +115,7 @@ public sealed class LocalWriteBatch : IDisposable
                 // one syncfs of the commit (starting each would be a syscall and a tiny I/O per file).
                 if (size >= SmallArtifactBytes)
                 {
-                    PosixFile.StartWriteback(output.SafeFileHandle);
+                    FileSync.StartWriteback(output.SafeFileHandle);
                 }
             }
 
@@ -124,7 +125,7 @@ public sealed class LocalWriteBatch : IDisposable
                 sidecar.Write(Sha256Sidecar.FormatBytes(sha, name));
                 if (size >= SmallArtifactBytes)
                 {
-                    PosixFile.StartWriteback(sidecar.SafeFileHandle);
+                    FileSync.StartWriteback(sidecar.SafeFileHandle);
                 }
             }
 
@@ -185,8 +186,8 @@ public sealed class LocalWriteBatch : IDisposable
             {
                 foreach (var s in _staged)
                 {
-                    PosixFile.SyncData(s.Temp);
-                    PosixFile.SyncData(s.SidecarTemp);
+                    FileSync.SyncData(s.Temp);
+                    FileSync.SyncData(s.SidecarTemp);
                 }
             }
 
@@ -197,7 +198,7 @@ public sealed class LocalWriteBatch : IDisposable
             }
 
             // 3. The renames durable: one directory fsync for the whole batch.
-            PosixFile.FsyncDirectory(_dir);
+            FileSync.FsyncDirectory(_dir);
         }
         catch (IOException ex) when (LocalArtifactStore.IsDiskFull(ex))
         {

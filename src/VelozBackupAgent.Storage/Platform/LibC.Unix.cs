@@ -5,7 +5,7 @@ namespace VelozBackupAgent.Storage.Platform;
 
 /// <summary>
 /// Every libc call the agent makes, in one place. POSIX calls are marked for the systems that have them, the
-/// Linux-only ones (<c>statx</c>, <c>renameat2</c>, <c>fdatasync</c>, <c>sync_file_range</c>) for Linux: the
+/// Linux-only ones (<c>statx</c>, <c>renameat2</c>, <c>fdatasync</c>, <c>sync_file_range</c>, <c>syncfs</c>) for Linux: the
 /// platform-compatibility analyzer (CA1416, an error in this build) refuses a call that is not guarded by the
 /// matching <see cref="OperatingSystem"/> check, so no Windows path can reach one.
 /// </summary>
@@ -48,6 +48,10 @@ internal static partial class LibC
     [SupportedOSPlatform("linux")]
     [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
     public static partial int SyncFileRange(int fd, long offset, long nbytes, uint flags);
+
+    [SupportedOSPlatform("linux")]
+    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
+    public static partial int Syncfs(int fd);
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);

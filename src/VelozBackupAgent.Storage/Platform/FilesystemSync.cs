@@ -1,7 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
+using VelozBackupAgent.Storage.Local;
 
-namespace VelozBackupAgent.Storage.Local;
+namespace VelozBackupAgent.Storage.Platform;
 
 /// <summary>
 /// One <c>syncfs(2)</c> for a whole batch of small files: the kernel writes back every dirty page and inode of the
@@ -16,12 +17,8 @@ namespace VelozBackupAgent.Storage.Local;
 /// only when it holds many small files (<see cref="LocalWriteBatch"/>), where per-file syncs are the whole cost.
 /// </remarks>
 [SupportedOSPlatform("linux")]
-internal sealed partial class FilesystemSync : IDisposable
+internal sealed class FilesystemSync : IDisposable
 {
-    private const int ORdOnly = 0;
-    private const int ODirectory = 0x10000; // Linux x86_64/arm64 value of O_DIRECTORY
-    private const int OCloExec = 0x80000; // Linux x86_64/arm64 value of O_CLOEXEC
-
     private readonly string _directory;
     private int _fd;
 
@@ -39,7 +36,7 @@ internal sealed partial class FilesystemSync : IDisposable
             return null;
         }
 
-        var fd = Open(directory, ORdOnly | ODirectory | OCloExec);
+        var fd = LibC.Open(directory, LibC.ORdOnly | LibC.ODirectory | LibC.OCloExec);
         return fd < 0 ? null : new FilesystemSync(directory, fd);
     }
 
@@ -47,7 +44,7 @@ internal sealed partial class FilesystemSync : IDisposable
     public void Sync()
     {
         ObjectDisposedException.ThrowIf(_fd < 0, this);
-        if (Syncfs(_fd) != 0)
+        if (LibC.Syncfs(_fd) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             throw new IOException($"syncfs of the filesystem holding {_directory} failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
@@ -58,17 +55,8 @@ internal sealed partial class FilesystemSync : IDisposable
     {
         if (_fd >= 0)
         {
-            _ = Close(_fd);
+            _ = LibC.Close(_fd);
             _fd = -1;
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
-    private static partial int Syncfs(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }
