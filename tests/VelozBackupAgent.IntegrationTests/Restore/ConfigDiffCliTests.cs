@@ -17,13 +17,20 @@ public sealed class ConfigDiffCliTests
         File.WriteAllText(Path.Combine(bed.ConfigRoot, "strategies", "breakout.yaml"), "window: 5\n");
         File.Delete(Path.Combine(bed.ConfigRoot, "strategies", "momentum.yaml"));
         File.SetUnixFileMode(Path.Combine(bed.ConfigRoot, "config.yaml"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        var name = first;
-        while (name == first)
+        // The second archive's name must carry a later second than the first (names are UTC to the second; a second
+        // archive in the same second is named "-2", which the default "latest two" would pair with a third one).
+        var firstStamp = first["config_".Length..("config_".Length + "yyyyMMdd_HHmmss".Length)];
+        var deadline = TimeProvider.System.GetUtcNow().AddSeconds(10);
+        while (string.CompareOrdinal(TimeProvider.System.GetUtcNow().UtcDateTime.ToString("yyyyMMdd_HHmmss", System.Globalization.CultureInfo.InvariantCulture), firstStamp) <= 0
+               && TimeProvider.System.GetUtcNow() < deadline)
         {
-            await Task.Delay(200); // the second archive's name must carry a later second
-            (await bed.RunAsync("backup", "config")).ExitCode.Should().Be(0);
-            name = Path.GetFileName(Directory.GetFiles(store, "config_*.tar.gz").Order(StringComparer.Ordinal).Last());
+            await Task.Delay(50);
         }
+
+        (await bed.RunAsync("backup", "config")).ExitCode.Should().Be(0);
+        var names = Directory.GetFiles(store, "config_*.tar.gz").Select(Path.GetFileName).ToList();
+        names.Should().HaveCount(2);
+        var name = names.Single(n => n != first)!;
 
         var second = name;
 
