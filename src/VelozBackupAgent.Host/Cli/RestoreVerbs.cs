@@ -37,13 +37,14 @@ internal static class RestoreVerbs
         var yes = new Option<bool>("--yes") { Description = "Confirm: restore the live cluster (Backup:Pitr:DataDirectory); the data directory it replaces is kept as <PGDATA>.pre-restore-<time>" };
         var targetDir = new Option<string?>("--target-dir") { Description = "Restore into this empty directory instead, recovered by a temporary server on a free port and stopped again; the live cluster is not touched" };
         var noService = new Option<bool>("--no-service") { Description = "Do not stop and start VeloZ nor wait for its health URL (PostgreSQL itself is still stopped and started)" };
+        var json = JsonOption();
         var command = new Command("pitr",
             "Point-in-time recovery of the PostgreSQL cluster (the runbook's Option A): the base backup and every WAL file it needs are verified and staged before " +
             "anything stops; then VeloZ and PostgreSQL are stopped, the data directory moved aside (never deleted), the base extracted with the recovery settings, " +
             "PostgreSQL started until it replayed to the target and promoted, the replication slot created again, VeloZ started, and a new base backup taken. " +
             "No target: the end of the stored WAL. Times without a zone are UTC.")
         {
-            time, lsn, xid, name, timeline, baseName, from, yes, targetDir, noService,
+            time, lsn, xid, name, timeline, baseName, from, yes, targetDir, noService, json,
         };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
@@ -61,6 +62,24 @@ internal static class RestoreVerbs
             if (directory is null && !parse.GetValue(yes))
             {
                 throw new ArgumentException("restore pitr replaces the live cluster: pass --yes to confirm, or --target-dir DIR to restore into a scratch directory");
+            }
+
+            if (parse.GetValue(json))
+            {
+                return await JsonAsync(ctx, agent, BackupKinds.Pitr, async restorer =>
+                {
+                    if (directory is null)
+                    {
+                        var liveReport = await restorer.RestorePitrAsync(request, !parse.GetValue(noService), ct);
+                        return (liveReport, liveReport.Results.Select(r => r.Details).OfType<VelozBackupAgent.Pitr.PitrOutcome>().Select(o => PitrJson(o, null, null)).FirstOrDefault());
+                    }
+
+                    var scratch = await restorer.Pitr.RestoreIntoAsync(request, directory, keep: true, ct);
+                    var result = new RestoreResult(BackupKinds.Pitr, scratch.Base, scratch.Directory,
+                        $"restored {scratch.Base} into {scratch.Directory} to {target.Describe()}: timeline {scratch.Outcome.Timeline}, {Stopped(scratch.Outcome)}",
+                        scratch.Total, TimeSpan.Zero, []) { Details = scratch.Tables };
+                    return (new RestoreReport([result], null, scratch.Total, agent.Options.Verify.RtoDatabase, []), PitrJson(scratch.Outcome, scratch.Port, scratch.StartCommand));
+                });
             }
 
             using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
@@ -93,6 +112,49 @@ internal static class RestoreVerbs
         return command;
     }
 
+    private static Option<bool> JsonOption() =>
+        new("--json") { Description = "Machine-readable output (stable field names): each kind's artifact, source store, target and verified checksum, every step with its status and time, the error" };
+
+    /// <summary>
+    /// A restore with <c>--json</c>: one document on stdout, also when it fails (<c>ok</c> false, the step that failed,
+    /// <c>error</c>); the failure's one line on stderr and the exit code stay those without <c>--json</c>. No step lines
+    /// or progress are printed, so stdout is only the document.
+    /// </summary>
+    private static async Task<int> JsonAsync(VerbContext ctx, AgentContext agent, string operation, Func<Restorer, Task<(RestoreReport Report, object? Pitr)>> run)
+    {
+        var restorer = agent.CreateRestorer();
+        var recorder = new RestoreRecorder(agent.Time);
+        recorder.Attach(restorer);
+        RestoreReport report;
+        object? pitr;
+        try
+        {
+            (report, pitr) = await run(restorer);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            await ctx.Out.WriteLineAsync(recorder.Document(operation, null, ex is OperationCanceledException ? "interrupted" : VerbContext.FirstLine(ex.Message)));
+            throw;
+        }
+
+        await ctx.Out.WriteLineAsync(recorder.Document(operation, report, null, pitr));
+        foreach (var w in report.Results.SelectMany(r => r.Warnings.Select(w => $"{r.Kind}: {w}")))
+        {
+            await ctx.Error.WriteLineAsync($"veloz-backup: warning: {w}");
+        }
+
+        return ExitCodes.Success;
+    }
+
+    private static object PitrJson(VelozBackupAgent.Pitr.PitrOutcome outcome, int? port, string? startCommand) => new
+    {
+        timeline = outcome.Timeline,
+        switchPoint = outcome.SwitchPoint?.ToString(),
+        stoppedAt = outcome.StoppedAt,
+        port,
+        startCommand,
+    };
+
     private static async Task PrintStepsAsync(VerbContext ctx, IReadOnlyList<VelozBackupAgent.Pitr.PitrStep> steps)
     {
         await Format.TableAsync(ctx.Out, ["STEP", "TIME"], steps.Select(s => new[] { s.Name, Seconds(s.Duration) }));
@@ -109,7 +171,8 @@ internal static class RestoreVerbs
         var from = new Option<string?>("--from") { Description = "With latest: the store to take it from, local or s3 (default: local, then S3 when the local store has none)" };
         from.AcceptOnlyFromAmong("local", "s3");
         var noService = new Option<bool>("--no-service") { Description = "Do not run the stop/start commands nor wait for the health URL" };
-        var command = new Command(kind, description) { source, at, from, noService };
+        var json = JsonOption();
+        var command = new Command(kind, description) { source, at, from, noService, json };
 
         Option<string?>? target = null;
         Option<string?>? into = null;
@@ -154,6 +217,11 @@ internal static class RestoreVerbs
 
             var request = new RestoreRequest(kind, parse.GetValue(source), ParseTime(parse.GetValue(at)), parse.GetValue(from),
                 target is null ? null : parse.GetValue(target), database, ManageService: !parse.GetValue(noService) && !sideBySide);
+            if (parse.GetValue(json))
+            {
+                return await JsonAsync(ctx, agent, kind, async restorer => (await restorer.RestoreAsync(request, ct), null));
+            }
+
             using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
             var restorer = agent.CreateRestorer(progress);
             restorer.Step += progress.Line;
@@ -175,14 +243,24 @@ internal static class RestoreVerbs
             Description = "pitr: the whole cluster to the newest stored WAL (the default when Backup:Pitr is enabled); dump: the newest pg_dump (the runbook's Option B)",
         };
         databaseFrom.AcceptOnlyFromAmong("pitr", "dump");
+        var json = JsonOption();
         var command = new Command("full",
             "The site-failure path: the newest secrets, configuration, database and WAL, in that order, from S3 when the local store is gone; " +
-            "then start VeloZ and wait for its health URL. Prints each step's time and the total against the runbook's RTO.") { yes, source, noService, databaseFrom };
+            "then start VeloZ and wait for its health URL. Prints each step's time and the total against the runbook's RTO.") { yes, source, noService, databaseFrom, json };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             if (!parse.GetValue(yes))
             {
                 throw new ArgumentException("restore full replaces the secrets, configuration, database and WAL of this host: pass --yes to confirm");
+            }
+
+            if (parse.GetValue(json))
+            {
+                return await JsonAsync(ctx, agent, "full", async restorer =>
+                {
+                    var full = await restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct, parse.GetValue(databaseFrom));
+                    return (full, full.Results.Select(r => r.Details).OfType<VelozBackupAgent.Pitr.PitrOutcome>().Select(o => PitrJson(o, null, null)).FirstOrDefault());
+                });
             }
 
             using var progress = new ProgressPrinter(ctx.Out, ctx.Error);

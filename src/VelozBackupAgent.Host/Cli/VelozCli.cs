@@ -280,7 +280,7 @@ internal sealed class VerbContext(Option<string?> configOption, Option<bool> ver
         }
     }
 
-    private static string FirstLine(string message)
+    internal static string FirstLine(string message)
     {
         var line = message.Split('\n')[0].Trim();
         // ArgumentException appends " (Parameter 'x')", which means nothing to an operator.

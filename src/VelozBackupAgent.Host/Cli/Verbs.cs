@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.Extensions.Hosting;
 using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Storage;
@@ -11,14 +10,7 @@ namespace VelozBackupAgent.Host.Cli;
 /// <summary>The verbs. Each is a thin shell: parse, call the library, print.</summary>
 internal static class Verbs
 {
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        // Output goes to terminals and scripts, never into HTML: keep '+' and quotes readable.
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
+    private static readonly JsonSerializerOptions Json = CliJson.Options;
 
     public static Command Run(VerbContext ctx)
     {
