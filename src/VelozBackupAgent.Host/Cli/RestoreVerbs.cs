@@ -82,13 +82,12 @@ internal static class RestoreVerbs
                 });
             }
 
-            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
+            var progress = ProgressPrinter.For(ctx, agent.Time);
             var restorer = agent.CreateRestorer(progress);
-            restorer.Step += progress.Line;
+            progress.Attach(restorer);
             if (directory is not null)
             {
-                var report = await restorer.Pitr.RestoreIntoAsync(request, directory, keep: true, ct);
-                progress.Done();
+                var report = await progress.RunAsync(() => restorer.Pitr.RestoreIntoAsync(request, directory, keep: true, ct));
                 await PrintStepsAsync(ctx, report.Steps);
                 await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"restored {report.Base} into {report.Directory} to {target.Describe()}: timeline {report.Outcome.Timeline}, {Stopped(report.Outcome)}"));
@@ -103,8 +102,7 @@ internal static class RestoreVerbs
                 return ExitCodes.Success;
             }
 
-            var live = await restorer.RestorePitrAsync(request, !parse.GetValue(noService), ct);
-            progress.Done();
+            var live = await progress.RunAsync(() => restorer.RestorePitrAsync(request, !parse.GetValue(noService), ct));
             await PrintStepsAsync(ctx, restorer.Pitr.Steps);
             await PrintAsync(ctx, live, "RTO (database corruption)");
             return ExitCodes.Success;
@@ -222,11 +220,10 @@ internal static class RestoreVerbs
                 return await JsonAsync(ctx, agent, kind, async restorer => (await restorer.RestoreAsync(request, ct), null));
             }
 
-            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
+            var progress = ProgressPrinter.For(ctx, agent.Time);
             var restorer = agent.CreateRestorer(progress);
-            restorer.Step += progress.Line;
-            var report = await restorer.RestoreAsync(request, ct);
-            progress.Done();
+            progress.Attach(restorer);
+            var report = await progress.RunAsync(() => restorer.RestoreAsync(request, ct));
             await PrintAsync(ctx, report, $"RTO ({KindScenario(kind)})");
             return ExitCodes.Success;
         }));
@@ -263,16 +260,15 @@ internal static class RestoreVerbs
                 });
             }
 
-            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
+            var progress = ProgressPrinter.For(ctx, agent.Time);
             var restorer = agent.CreateRestorer(progress);
-            restorer.Step += progress.Line;
-            var report = await restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct, parse.GetValue(databaseFrom));
+            progress.Attach(restorer);
+            var report = await progress.RunAsync(() => restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct, parse.GetValue(databaseFrom)));
             if (restorer.Pitr.Steps.Count > 0)
             {
                 await PrintStepsAsync(ctx, restorer.Pitr.Steps);
             }
 
-            progress.Done();
             await PrintAsync(ctx, report, "RTO (complete site failure)");
             return ExitCodes.Success;
         }));
@@ -348,67 +344,5 @@ internal static class RestoreVerbs
         return outcome.StoppedAt is null or "no recovery target specified"
             ? $"recovered to the end of the stored WAL{at}"
             : $"stopped {outcome.StoppedAt}{at}";
-    }
-}
-
-/// <summary>
-/// Step lines of a restore on stdout, and a live byte percentage on stderr when it is a terminal (never in a
-/// redirected log), so stderr keeps exactly the one line that explains a failure.
-/// </summary>
-internal sealed class ProgressPrinter(TextWriter output, TextWriter error) : IProgress<TransferProgress>, IDisposable
-{
-    private readonly bool _terminal = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
-    private readonly Lock _gate = new();
-    private long _lastTick;
-    private bool _pending;
-
-    public void Line(string line)
-    {
-        lock (_gate)
-        {
-            ClearPending();
-            output.WriteLine("-> " + line);
-        }
-    }
-
-    public void Report(TransferProgress value)
-    {
-        if (!_terminal || value.Total is not > 0)
-        {
-            return;
-        }
-
-        var now = Environment.TickCount64;
-        lock (_gate)
-        {
-            if (now - _lastTick < 250 && value.Done < value.Total)
-            {
-                return;
-            }
-
-            _lastTick = now;
-            error.Write(string.Create(CultureInfo.InvariantCulture,
-                $"\r   {value.Step}: {100.0 * value.Done / value.Total.Value,5:0.0}% ({Format.Bytes(value.Done)} of {Format.Bytes(value.Total.Value)})   "));
-            _pending = true;
-        }
-    }
-
-    public void Done()
-    {
-        lock (_gate)
-        {
-            ClearPending();
-        }
-    }
-
-    public void Dispose() => Done();
-
-    private void ClearPending()
-    {
-        if (_pending)
-        {
-            error.WriteLine();
-            _pending = false;
-        }
     }
 }
