@@ -450,15 +450,44 @@ internal static class Verbs
 
         """;
 
+    /// <summary>The zsh completion script: the same question to the binary as bash's, answered with compadd.</summary>
+    internal const string ZshCompletion = """
+        #compdef veloz-backup
+        # zsh completion for veloz-backup: verbs, sub-verbs, options and their allowed values, asked of the binary
+        # itself (System.CommandLine's [suggest] directive), so they always match the installed version.
+        #   veloz-backup completion zsh > "${fpath[1]}/_veloz-backup"    # every user, from the next shell (compinit)
+        #   source <(veloz-backup completion zsh)                        # this shell (or in ~/.zshrc, after compinit)
+        _veloz_backup() {
+            local line="${BUFFER[1,CURSOR]}"
+            line="${line#"${line%%[![:space:]]*}"}"
+            line="${line#"${words[1]}"}"
+            line="${line#"${line%%[![:space:]]*}"}"
+            local -a candidates
+            candidates=(${(f)"$("${words[1]}" "[suggest:${#line}]" "$line" 2>/dev/null | grep -v -e '^/' -e '^-\{0,1\}$')"})
+            if (( ${#candidates} )); then
+                compadd -Q -- "${candidates[@]}"
+            else
+                _files
+            fi
+        }
+        if [[ "${zsh_eval_context[-1]}" == loadautofunc ]]; then
+            _veloz_backup "$@"
+        else
+            compdef _veloz_backup veloz-backup
+        fi
+
+        """;
+
     public static Command Completion(VerbContext ctx)
     {
-        var shell = new Argument<string>("shell") { Description = "bash" };
-        shell.AcceptOnlyFromAmong("bash");
-        var command = new Command("completion", "Print the shell completion script: `veloz-backup completion bash > /etc/bash_completion.d/veloz-backup`.") { shell };
+        var shell = new Argument<string>("shell") { Description = "bash or zsh" };
+        shell.AcceptOnlyFromAmong("bash", "zsh");
+        var command = new Command("completion",
+            "Print the shell completion script: `veloz-backup completion bash > /etc/bash_completion.d/veloz-backup`, or `completion zsh` into a directory of $fpath as _veloz-backup.") { shell };
         command.SetAction(async (parse, ct) =>
         {
             // Needs no configuration: it only prints.
-            await ctx.Out.WriteAsync(BashCompletion.AsMemory(), ct);
+            await ctx.Out.WriteAsync((parse.GetValue(shell) == "zsh" ? ZshCompletion : BashCompletion).AsMemory(), ct);
             return ExitCodes.Success;
         });
         return command;

@@ -132,6 +132,57 @@ public sealed class CliHabitsTests : IDisposable
     }
 
     [Fact]
+    public async Task Bash_completion_is_not_confused_by_configuration_overrides_on_the_line()
+    {
+        var script = await VelozBackupBinary.RunAsync(["completion", "bash"]);
+        var file = Path.Combine(_files, "veloz-backup.bash");
+        await File.WriteAllTextAsync(file, script.StdOut);
+        var lines = new[]
+        {
+            "veloz-backup --Backup:LocalRoot=/srv/backup res", "veloz-backup restore --Backup:LocalRoot /srv/backup da",
+            "veloz-backup list --Backup:S3:Enabled=false --target ", "veloz-backup --Backup:LocalRoot=/x backup --Backup:NodeName=n1 ",
+        };
+        var probe = string.Join('\n', lines.Select(l => $$"""
+            COMP_LINE='{{l}}'; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<<"$COMP_LINE"
+            [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('')
+            COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMPREPLY=(); _veloz_backup
+            echo "${COMPREPLY[*]}"
+            """));
+        var bin = Path.GetDirectoryName(VelozBackupBinary.DllPath)!;
+        var r = await ChildProcess.RunAsync("bash", ["-c", $"source {file}\n{probe}"],
+            new Dictionary<string, string?> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}", ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null });
+
+        r.ExitCode.Should().Be(0, r.StdErr);
+        var answers = r.StdOut.Split('\n');
+        answers[0].Should().Be("restore");
+        answers[1].Should().Be("database");
+        answers[2].Should().Be("all local s3");
+        answers[3].Split(' ').Should().Contain(["all", "wal", "config", "database", "secrets", "pitr", "--no-upload"]);
+    }
+
+    [Fact]
+    public async Task Zsh_completion_asks_the_binary_the_same_way()
+    {
+        var script = await VelozBackupBinary.RunAsync(["completion", "zsh"]);
+        script.ExitCode.Should().Be(0, script.StdErr);
+        script.StdOut.Should().StartWith("#compdef veloz-backup\n");
+        var file = Path.Combine(_files, "_veloz-backup");
+        await File.WriteAllTextAsync(file, script.StdOut);
+        // What zsh sets before it calls the completion function; compadd (a builtin only inside a completion widget)
+        // and compdef (from compinit) are stood in for by functions that print what they were given.
+        var lines = new[] { "veloz-backup res", "veloz-backup restore da", "veloz-backup list --target ", "veloz-backup --Backup:LocalRoot=/x restore da" };
+        var probe = string.Join('\n', lines.Select(l => $$"""
+            BUFFER='{{l}}'; CURSOR=${#BUFFER}; words=(${(z)BUFFER}); _veloz_backup
+            """));
+        var bin = Path.GetDirectoryName(VelozBackupBinary.DllPath)!;
+        var r = await ChildProcess.RunAsync("zsh", ["-fc", $"compadd() {{ shift 2; print -r -- \"$*\" }}\ncompdef() {{ print -r -- \"compdef $*\" }}\n_files() {{ print files }}\nsource {file}\n{probe}"],
+            new Dictionary<string, string?> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}", ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null });
+
+        r.ExitCode.Should().Be(0, r.StdErr);
+        r.StdOut.Split('\n').Should().StartWith(["compdef _veloz_backup veloz-backup", "restore", "database", "all local s3", "database"]);
+    }
+
+    [Fact]
     public async Task Completion_for_another_shell_is_bad_usage()
     {
         var r = await VelozBackupBinary.RunAsync(["completion", "fish"]);
