@@ -145,7 +145,11 @@ internal sealed class SpectreProgressView(IAnsiConsole console, bool showSteps) 
     private ProgressTask? _step;
 
     public static SpectreProgressView OnStderr(bool showSteps) =>
-        new(AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }), showSteps);
+        // stderr was found to be a terminal; Spectre's own detection would look at stdout, which may be a file.
+        new(AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Console.Error), Interactive = InteractionSupport.Yes, Ansi = AnsiSupport.Yes,
+        }), showSteps);
 
     public bool ShowsSteps => showSteps;
 
@@ -156,7 +160,7 @@ internal sealed class SpectreProgressView(IAnsiConsole console, bool showSteps) 
         await console.Progress()
             .AutoClear(false)
             .HideCompleted(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new KnownPercentageColumn(), new ElapsedTimeColumn())
             .StartAsync(async context =>
             {
                 lock (_gate)
@@ -207,10 +211,20 @@ internal sealed class SpectreProgressView(IAnsiConsole console, bool showSteps) 
             }
 
             task.Description = Markup.Escape($"{step}: {detail}");
+            // No total (a dump being written): an animated bar and no percentage until it is done.
             task.IsIndeterminate = total <= 0;
             task.MaxValue = total > 0 ? total : 1;
-            task.Value = Math.Min(done, task.MaxValue);
+            task.Value = total > 0 ? Math.Min(done, total) : 0;
         }
+    }
+
+    /// <summary>The percentage, blank while the total is unknown (an indeterminate task would read 0%).</summary>
+    private sealed class KnownPercentageColumn : ProgressColumn
+    {
+        private readonly PercentageColumn _inner = new();
+
+        public override Spectre.Console.Rendering.IRenderable Render(Spectre.Console.Rendering.RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>
+            task.IsIndeterminate ? Text.Empty : _inner.Render(options, task, deltaTime);
     }
 
     private void CompleteAll()

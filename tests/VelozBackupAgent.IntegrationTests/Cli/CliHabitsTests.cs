@@ -232,6 +232,70 @@ public sealed class CliJsonTests : IDisposable
     }
 
     [Fact]
+    public async Task Import_json_names_what_was_stored_and_why_latest_will_not_pick_it()
+    {
+        var newer = Path.Combine(_files, "config_20261201_000000.tar.gz");
+        var older = Path.Combine(_files, "config_20250101_000000.tar.gz");
+        await TestArchives.WriteTarGzAsync(newer);
+        await TestArchives.WriteTarGzAsync(older);
+
+        var r = await VelozBackupBinary.RunAsync(["import", "config", newer, "--json", $"--Backup:LocalRoot={_root}"]);
+        r.ExitCode.Should().Be(0, r.StdErr);
+        using (var doc = JsonDocument.Parse(r.StdOut))
+        {
+            doc.RootElement.GetProperty("kind").GetString().Should().Be("config");
+            doc.RootElement.GetProperty("name").GetString().Should().Be("config_20261201_000000.tar.gz");
+            var path = doc.RootElement.GetProperty("path").GetString()!;
+            path.Should().Be(Path.Combine(_root, "config", "config_20261201_000000.tar.gz"));
+            doc.RootElement.GetProperty("bytes").GetInt64().Should().Be(new FileInfo(newer).Length);
+            doc.RootElement.GetProperty("sha256").GetString().Should().Be((await File.ReadAllTextAsync(path + ".sha256"))[..64]);
+            doc.RootElement.GetProperty("warning").ValueKind.Should().Be(JsonValueKind.Null);
+        }
+
+        var old = await VelozBackupBinary.RunAsync(["import", "config", older, "--json", $"--Backup:LocalRoot={_root}"]);
+        old.ExitCode.Should().Be(0, old.StdErr);
+        using var oldDoc = JsonDocument.Parse(old.StdOut);
+        oldDoc.RootElement.GetProperty("warning").GetString().Should().StartWith("latest will never pick config/config_20250101_000000.tar.gz");
+        old.ErrorLines.Should().ContainSingle().Which.Should().StartWith("veloz-backup: warning: latest will never pick");
+    }
+
+    [Fact]
+    public async Task Replicate_json_has_the_fields_of_backups_s3_and_the_error_when_s3_is_down()
+    {
+        var file = Path.Combine(_files, "config_20261201_000000.tar.gz");
+        await TestArchives.WriteTarGzAsync(file);
+        (await VelozBackupBinary.RunAsync(["import", "config", file, $"--Backup:LocalRoot={_root}"])).ExitCode.Should().Be(0);
+        await using var s3 = await S3rverServer.StartNewAsync();
+        var bucket = "json-" + Guid.NewGuid().ToString("N")[..8];
+        await s3.CreateBucketAsync(bucket);
+        string[] settings =
+        [
+            $"--Backup:LocalRoot={_root}", "--Backup:S3:Enabled=true", $"--Backup:S3:Bucket={bucket}", $"--Backup:S3:ServiceUrl={s3.ServiceUrl}",
+            "--Backup:S3:ForcePathStyle=true", "--Backup:S3:ChunkedUpload=false", "--Backup:S3:MaxRetries=1", "--Backup:S3:Encrypt=false",
+        ];
+
+        // Imported while S3 was off, so not queued: --reconcile finds that S3 lacks it.
+        var r = await VelozBackupBinary.RunAsync(["replicate", "--reconcile", "--json", .. settings]);
+        r.ExitCode.Should().Be(0, r.StdErr);
+        using (var doc = JsonDocument.Parse(r.StdOut))
+        {
+            doc.RootElement.GetProperty("reconciled").GetBoolean().Should().BeTrue();
+            doc.RootElement.GetProperty("replicated").GetInt32().Should().Be(1);
+            doc.RootElement.GetProperty("failed").GetInt32().Should().Be(0);
+            doc.RootElement.GetProperty("backlogArtifacts").GetInt32().Should().Be(0);
+            doc.RootElement.GetProperty("error").ValueKind.Should().Be(JsonValueKind.Null);
+        }
+
+        s3.Stop();
+        var down = await VelozBackupBinary.RunAsync(["replicate", "--reconcile", "--json", .. settings]);
+        down.ExitCode.Should().Be(1);
+        down.ErrorLines.Should().ContainSingle();
+        using var downDoc = JsonDocument.Parse(down.StdOut);
+        downDoc.RootElement.GetProperty("reconciled").GetBoolean().Should().BeTrue();
+        downDoc.RootElement.GetProperty("error").GetString().Should().NotBeNullOrEmpty();
+    }
+
+    [Fact]
     public async Task Prune_json_lists_what_would_go()
     {
         foreach (var name in new[] { "config_20250101_000000.tar.gz", "config_20261201_000000.tar.gz" })
