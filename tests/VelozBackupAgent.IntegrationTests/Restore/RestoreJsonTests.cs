@@ -79,4 +79,27 @@ public sealed class RestoreJsonTests
         root.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()).Should().Contain(s => s!.StartsWith("stopping VeloZ", StringComparison.Ordinal));
         (await File.ReadAllLinesAsync(bed.ServiceLog)).Should().Equal("started", "stopped", "started");
     }
+
+    [Fact]
+    public async Task Restore_full_json_from_s3_has_every_kind_in_the_runbooks_order_with_its_store_and_checksum()
+    {
+        await using var bed = await RestoreTestBed.CreateAsync(withS3: true);
+        var backup = await bed.RunAsync("backup", "all");
+        backup.ExitCode.Should().Be(0, backup.StdOut + backup.StdErr);
+        Directory.Delete(bed.LocalRoot, recursive: true);
+        Directory.CreateDirectory(bed.LocalRoot);
+
+        var r = await bed.RunAsync("restore", "full", "--yes", "--source", $"s3://{bed.Bucket}/{RestoreTestBed.NodeName}", "--json");
+        r.ExitCode.Should().Be(0, r.StdErr);
+        using var doc = JsonDocument.Parse(r.StdOut);
+        var root = doc.RootElement;
+        root.GetProperty("operation").GetString().Should().Be("full");
+        var results = root.GetProperty("results").EnumerateArray().ToList();
+        results.Select(x => x.GetProperty("kind").GetString()).Should().Equal("secrets", "config", "database", "wal");
+        results.Should().OnlyContain(x => x.GetProperty("source").GetString() == "s3" && x.GetProperty("sha256").GetString()!.Length == 64);
+        root.GetProperty("verified").EnumerateArray().Select(v => v.GetProperty("source").GetString()).Should().OnlyContain(s => s == "s3");
+        root.GetProperty("skipped").EnumerateArray().Select(x => x.GetString()).Should().Contain(x => x!.StartsWith("pitr:", StringComparison.Ordinal));
+        root.GetProperty("service").GetProperty("started").GetBoolean().Should().BeTrue();
+        root.GetProperty("objectiveSeconds").GetDouble().Should().Be(4 * 3600);
+    }
 }
