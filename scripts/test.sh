@@ -21,7 +21,7 @@ SCRIPT_NAME=test.sh
 # ---------------------------------------------------------------------------------------------- tools
 # The bench's quick run (an integration test) also needs the seeds' own tools: aws, GNU time, python3, curl.
 ensure_packages "$PG_BIN/initdb=postgresql-$PG_VERSION postgresql-client-$PG_VERSION" gpg=gnupg rsync=rsync promtool=prometheus \
-    systemd-analyze=systemd tar=tar "node=nodejs npm" sha256sum=coreutils git=git aws=awscli /usr/bin/time=time python3=python3 curl=curl
+    systemd-analyze=systemd tar=tar zsh=zsh "node=nodejs npm" sha256sum=coreutils git=git aws=awscli /usr/bin/time=time python3=python3 curl=curl
 command -v dotnet >/dev/null || die "the .NET SDK (dotnet) is not on PATH"
 ensure_s3rver
 

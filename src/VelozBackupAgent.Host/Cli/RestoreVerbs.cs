@@ -37,13 +37,14 @@ internal static class RestoreVerbs
         var yes = new Option<bool>("--yes") { Description = "Confirm: restore the live cluster (Backup:Pitr:DataDirectory); the data directory it replaces is kept as <PGDATA>.pre-restore-<time>" };
         var targetDir = new Option<string?>("--target-dir") { Description = "Restore into this empty directory instead, recovered by a temporary server on a free port and stopped again; the live cluster is not touched" };
         var noService = new Option<bool>("--no-service") { Description = "Do not stop and start VeloZ nor wait for its health URL (PostgreSQL itself is still stopped and started)" };
+        var json = JsonOption();
         var command = new Command("pitr",
             "Point-in-time recovery of the PostgreSQL cluster (the runbook's Option A): the base backup and every WAL file it needs are verified and staged before " +
             "anything stops; then VeloZ and PostgreSQL are stopped, the data directory moved aside (never deleted), the base extracted with the recovery settings, " +
             "PostgreSQL started until it replayed to the target and promoted, the replication slot created again, VeloZ started, and a new base backup taken. " +
             "No target: the end of the stored WAL. Times without a zone are UTC.")
         {
-            time, lsn, xid, name, timeline, baseName, from, yes, targetDir, noService,
+            time, lsn, xid, name, timeline, baseName, from, yes, targetDir, noService, json,
         };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
@@ -63,13 +64,30 @@ internal static class RestoreVerbs
                 throw new ArgumentException("restore pitr replaces the live cluster: pass --yes to confirm, or --target-dir DIR to restore into a scratch directory");
             }
 
-            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
+            if (parse.GetValue(json))
+            {
+                return await JsonAsync(ctx, agent, BackupKinds.Pitr, async restorer =>
+                {
+                    if (directory is null)
+                    {
+                        var liveReport = await restorer.RestorePitrAsync(request, !parse.GetValue(noService), ct);
+                        return (liveReport, liveReport.Results.Select(r => r.Details).OfType<VelozBackupAgent.Pitr.PitrOutcome>().Select(o => PitrJson(o, null, null)).FirstOrDefault());
+                    }
+
+                    var scratch = await restorer.Pitr.RestoreIntoAsync(request, directory, keep: true, ct);
+                    var result = new RestoreResult(BackupKinds.Pitr, scratch.Base, scratch.Directory,
+                        $"restored {scratch.Base} into {scratch.Directory} to {target.Describe()}: timeline {scratch.Outcome.Timeline}, {Stopped(scratch.Outcome)}",
+                        scratch.Total, TimeSpan.Zero, []) { Details = scratch.Tables };
+                    return (new RestoreReport([result], null, scratch.Total, agent.Options.Verify.RtoDatabase, []), PitrJson(scratch.Outcome, scratch.Port, scratch.StartCommand));
+                });
+            }
+
+            var progress = ProgressPrinter.For(ctx, agent.Time);
             var restorer = agent.CreateRestorer(progress);
-            restorer.Step += progress.Line;
+            progress.Attach(restorer);
             if (directory is not null)
             {
-                var report = await restorer.Pitr.RestoreIntoAsync(request, directory, keep: true, ct);
-                progress.Done();
+                var report = await progress.RunAsync(() => restorer.Pitr.RestoreIntoAsync(request, directory, keep: true, ct));
                 await PrintStepsAsync(ctx, report.Steps);
                 await ctx.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"restored {report.Base} into {report.Directory} to {target.Describe()}: timeline {report.Outcome.Timeline}, {Stopped(report.Outcome)}"));
@@ -84,14 +102,56 @@ internal static class RestoreVerbs
                 return ExitCodes.Success;
             }
 
-            var live = await restorer.RestorePitrAsync(request, !parse.GetValue(noService), ct);
-            progress.Done();
+            var live = await progress.RunAsync(() => restorer.RestorePitrAsync(request, !parse.GetValue(noService), ct));
             await PrintStepsAsync(ctx, restorer.Pitr.Steps);
             await PrintAsync(ctx, live, "RTO (database corruption)");
             return ExitCodes.Success;
         }));
         return command;
     }
+
+    private static Option<bool> JsonOption() =>
+        new("--json") { Description = "Machine-readable output (stable field names): each kind's artifact, source store, target and verified checksum, every step with its status and time, the error" };
+
+    /// <summary>
+    /// A restore with <c>--json</c>: one document on stdout, also when it fails (<c>ok</c> false, the step that failed,
+    /// <c>error</c>); the failure's one line on stderr and the exit code stay those without <c>--json</c>. No step lines
+    /// or progress are printed, so stdout is only the document.
+    /// </summary>
+    private static async Task<int> JsonAsync(VerbContext ctx, AgentContext agent, string operation, Func<Restorer, Task<(RestoreReport Report, object? Pitr)>> run)
+    {
+        var restorer = agent.CreateRestorer();
+        var recorder = new RestoreRecorder(agent.Time);
+        recorder.Attach(restorer);
+        RestoreReport report;
+        object? pitr;
+        try
+        {
+            (report, pitr) = await run(restorer);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            await ctx.Out.WriteLineAsync(recorder.Document(operation, null, ex is OperationCanceledException ? "interrupted" : VerbContext.FirstLine(ex.Message)));
+            throw;
+        }
+
+        await ctx.Out.WriteLineAsync(recorder.Document(operation, report, null, pitr));
+        foreach (var w in report.Results.SelectMany(r => r.Warnings.Select(w => $"{r.Kind}: {w}")))
+        {
+            await ctx.Error.WriteLineAsync($"veloz-backup: warning: {w}");
+        }
+
+        return ExitCodes.Success;
+    }
+
+    private static object PitrJson(VelozBackupAgent.Pitr.PitrOutcome outcome, int? port, string? startCommand) => new
+    {
+        timeline = outcome.Timeline,
+        switchPoint = outcome.SwitchPoint?.ToString(),
+        stoppedAt = outcome.StoppedAt,
+        port,
+        startCommand,
+    };
 
     private static async Task PrintStepsAsync(VerbContext ctx, IReadOnlyList<VelozBackupAgent.Pitr.PitrStep> steps)
     {
@@ -109,7 +169,8 @@ internal static class RestoreVerbs
         var from = new Option<string?>("--from") { Description = "With latest: the store to take it from, local or s3 (default: local, then S3 when the local store has none)" };
         from.AcceptOnlyFromAmong("local", "s3");
         var noService = new Option<bool>("--no-service") { Description = "Do not run the stop/start commands nor wait for the health URL" };
-        var command = new Command(kind, description) { source, at, from, noService };
+        var json = JsonOption();
+        var command = new Command(kind, description) { source, at, from, noService, json };
 
         Option<string?>? target = null;
         Option<string?>? into = null;
@@ -154,11 +215,15 @@ internal static class RestoreVerbs
 
             var request = new RestoreRequest(kind, parse.GetValue(source), ParseTime(parse.GetValue(at)), parse.GetValue(from),
                 target is null ? null : parse.GetValue(target), database, ManageService: !parse.GetValue(noService) && !sideBySide);
-            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
+            if (parse.GetValue(json))
+            {
+                return await JsonAsync(ctx, agent, kind, async restorer => (await restorer.RestoreAsync(request, ct), null));
+            }
+
+            var progress = ProgressPrinter.For(ctx, agent.Time);
             var restorer = agent.CreateRestorer(progress);
-            restorer.Step += progress.Line;
-            var report = await restorer.RestoreAsync(request, ct);
-            progress.Done();
+            progress.Attach(restorer);
+            var report = await progress.RunAsync(() => restorer.RestoreAsync(request, ct));
             await PrintAsync(ctx, report, $"RTO ({KindScenario(kind)})");
             return ExitCodes.Success;
         }));
@@ -175,9 +240,10 @@ internal static class RestoreVerbs
             Description = "pitr: the whole cluster to the newest stored WAL (the default when Backup:Pitr is enabled); dump: the newest pg_dump (the runbook's Option B)",
         };
         databaseFrom.AcceptOnlyFromAmong("pitr", "dump");
+        var json = JsonOption();
         var command = new Command("full",
             "The site-failure path: the newest secrets, configuration, database and WAL, in that order, from S3 when the local store is gone; " +
-            "then start VeloZ and wait for its health URL. Prints each step's time and the total against the runbook's RTO.") { yes, source, noService, databaseFrom };
+            "then start VeloZ and wait for its health URL. Prints each step's time and the total against the runbook's RTO.") { yes, source, noService, databaseFrom, json };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             if (!parse.GetValue(yes))
@@ -185,16 +251,24 @@ internal static class RestoreVerbs
                 throw new ArgumentException("restore full replaces the secrets, configuration, database and WAL of this host: pass --yes to confirm");
             }
 
-            using var progress = new ProgressPrinter(ctx.Out, ctx.Error);
+            if (parse.GetValue(json))
+            {
+                return await JsonAsync(ctx, agent, "full", async restorer =>
+                {
+                    var full = await restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct, parse.GetValue(databaseFrom));
+                    return (full, full.Results.Select(r => r.Details).OfType<VelozBackupAgent.Pitr.PitrOutcome>().Select(o => PitrJson(o, null, null)).FirstOrDefault());
+                });
+            }
+
+            var progress = ProgressPrinter.For(ctx, agent.Time);
             var restorer = agent.CreateRestorer(progress);
-            restorer.Step += progress.Line;
-            var report = await restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct, parse.GetValue(databaseFrom));
+            progress.Attach(restorer);
+            var report = await progress.RunAsync(() => restorer.RestoreFullAsync(parse.GetValue(source), !parse.GetValue(noService), ct, parse.GetValue(databaseFrom)));
             if (restorer.Pitr.Steps.Count > 0)
             {
                 await PrintStepsAsync(ctx, restorer.Pitr.Steps);
             }
 
-            progress.Done();
             await PrintAsync(ctx, report, "RTO (complete site failure)");
             return ExitCodes.Success;
         }));
@@ -270,67 +344,5 @@ internal static class RestoreVerbs
         return outcome.StoppedAt is null or "no recovery target specified"
             ? $"recovered to the end of the stored WAL{at}"
             : $"stopped {outcome.StoppedAt}{at}";
-    }
-}
-
-/// <summary>
-/// Step lines of a restore on stdout, and a live byte percentage on stderr when it is a terminal (never in a
-/// redirected log), so stderr keeps exactly the one line that explains a failure.
-/// </summary>
-internal sealed class ProgressPrinter(TextWriter output, TextWriter error) : IProgress<TransferProgress>, IDisposable
-{
-    private readonly bool _terminal = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
-    private readonly Lock _gate = new();
-    private long _lastTick;
-    private bool _pending;
-
-    public void Line(string line)
-    {
-        lock (_gate)
-        {
-            ClearPending();
-            output.WriteLine("-> " + line);
-        }
-    }
-
-    public void Report(TransferProgress value)
-    {
-        if (!_terminal || value.Total is not > 0)
-        {
-            return;
-        }
-
-        var now = Environment.TickCount64;
-        lock (_gate)
-        {
-            if (now - _lastTick < 250 && value.Done < value.Total)
-            {
-                return;
-            }
-
-            _lastTick = now;
-            error.Write(string.Create(CultureInfo.InvariantCulture,
-                $"\r   {value.Step}: {100.0 * value.Done / value.Total.Value,5:0.0}% ({Format.Bytes(value.Done)} of {Format.Bytes(value.Total.Value)})   "));
-            _pending = true;
-        }
-    }
-
-    public void Done()
-    {
-        lock (_gate)
-        {
-            ClearPending();
-        }
-    }
-
-    public void Dispose() => Done();
-
-    private void ClearPending()
-    {
-        if (_pending)
-        {
-            error.WriteLine();
-            _pending = false;
-        }
     }
 }

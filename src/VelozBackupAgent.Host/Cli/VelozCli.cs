@@ -42,7 +42,16 @@ internal static class VelozCli
             return ExitCodes.Success;
         }
 
-        var (verbArgs, overrides) = SplitOverrides(args);
+        // [suggest:N] "line" is the shell completion asking for candidates (`completion bash|zsh`): System.CommandLine
+        // answers it from the command tree, and a half-typed line is no usage error. Overrides in the line are taken
+        // out first, as they are from a command line, or the parser would take them for unknown words.
+        var completing = args.Length > 0 && args[0].StartsWith("[suggest", StringComparison.Ordinal);
+        if (completing)
+        {
+            args = CompletionRequest(args);
+        }
+
+        var (verbArgs, overrides) = completing ? (args, []) : SplitOverrides(args);
 
         var configOption = new Option<string?>("--config", "-c")
         {
@@ -79,9 +88,6 @@ internal static class VelozCli
         root.Subcommands.Add(Verbs.Completion(commands));
 
         var parse = root.Parse(verbArgs);
-        // [suggest:N] "line" is the shell completion asking for candidates (`completion bash`): System.CommandLine
-        // answers it from the command tree, and a half-typed line is no usage error.
-        var completing = verbArgs.Length > 0 && verbArgs[0].StartsWith("[suggest", StringComparison.Ordinal);
         if (!completing && (parse.Errors.Count > 0 || StrayOption(parse) is not null))
         {
             // A mistyped verb or option is one line with the likely word, not the parser's "Required command was not
@@ -183,6 +189,56 @@ internal static class VelozCli
 
     private static bool IsStrayOption(Token token) =>
         token.Type == TokenType.Argument && token.Value.Length > 2 && token.Value.StartsWith("--", StringComparison.Ordinal);
+
+    /// <summary>
+    /// <c>[suggest:N]</c> and the line up to the cursor with every <c>--Backup:Key=value</c> (or <c>--Backup:Key value</c>)
+    /// override before the cursor taken out and N moved back to match: <c>backup --Backup:LocalRoot=/x da</c> completes
+    /// like <c>backup da</c>. The cursor inside an override word leaves nothing to complete but that word.
+    /// </summary>
+    internal static string[] CompletionRequest(string[] args)
+    {
+        var directive = args[0];
+        var colon = directive.IndexOf(':', StringComparison.Ordinal);
+        var line = args.Length > 1 ? args[1] : "";
+        if (colon < 0 || !directive.EndsWith(']') ||
+            !int.TryParse(directive.AsSpan(colon + 1, directive.Length - colon - 2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var position))
+        {
+            position = line.Length;
+        }
+
+        position = Math.Clamp(position, 0, line.Length);
+        var prefix = line[..position];
+        var words = prefix.Split(' ');
+        var kept = new List<string>();
+        var prefixOf = "--" + BackupOptions.SectionName + ":";
+        for (var i = 0; i < words.Length; i++)
+        {
+            var word = words[i];
+            var last = i == words.Length - 1;
+            if (!last && word.StartsWith(prefixOf, StringComparison.OrdinalIgnoreCase))
+            {
+                // "--Backup:Key value": the value goes too, once it is typed (followed by a space).
+                if (!word.Contains('=', StringComparison.Ordinal) && i + 1 < words.Length - 1)
+                {
+                    i++;
+                }
+                else if (!word.Contains('=', StringComparison.Ordinal))
+                {
+                    // The cursor is in the override's value: nothing of ours to complete.
+                    kept.Clear();
+                    kept.Add("--Backup:");
+                    break;
+                }
+
+                continue;
+            }
+
+            kept.Add(word);
+        }
+
+        var stripped = string.Join(' ', kept);
+        return [string.Create(System.Globalization.CultureInfo.InvariantCulture, $"[suggest:{stripped.Length}]"), stripped + line[position..], .. args.Skip(2)];
+    }
 
     /// <summary>Separates <c>--Backup:Key=value</c> / <c>--Backup:Key value</c> overrides from the verb's arguments.</summary>
     internal static (string[] VerbArgs, List<string> Overrides) SplitOverrides(IReadOnlyList<string> args)
@@ -296,7 +352,7 @@ internal sealed class VerbContext(Option<string?> configOption, Option<bool> ver
         }
     }
 
-    private static string FirstLine(string message)
+    internal static string FirstLine(string message)
     {
         var line = message.Split('\n')[0].Trim();
         // ArgumentException appends " (Parameter 'x')", which means nothing to an operator.

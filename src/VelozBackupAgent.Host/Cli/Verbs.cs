@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.Extensions.Hosting;
 using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Storage;
@@ -11,14 +10,7 @@ namespace VelozBackupAgent.Host.Cli;
 /// <summary>The verbs. Each is a thin shell: parse, call the library, print.</summary>
 internal static class Verbs
 {
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        // Output goes to terminals and scripts, never into HTML: keep '+' and quotes readable.
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
+    private static readonly JsonSerializerOptions Json = CliJson.Options;
 
     public static Command Run(VerbContext ctx)
     {
@@ -57,11 +49,26 @@ internal static class Verbs
 
             // Not even the copy a dump makes to S3 while it is written: with --no-upload nothing here talks to S3.
             agent.Repository.CopyWhileWriting = !parse.GetValue(noUpload);
-            var results = new List<Sources.BackupRunResult>();
-            foreach (var k in kinds)
+            // On a terminal (never with --json): bytes and rate of each dump and base backup as it is stored, on stderr.
+            var progress = parse.GetValue(json) ? null : ProgressPrinter.For(ctx, agent.Time);
+            if (progress is { Live: true })
             {
-                results.Add(await agent.Runner.RunAsync(k, Sources.BackupTrigger.Manual, ct));
+                agent.Repository.Progress = progress;
             }
+
+            var results = new List<Sources.BackupRunResult>();
+            async Task<int> RunAll()
+            {
+                foreach (var k in kinds)
+                {
+                    results.Add(await agent.Runner.RunAsync(k, Sources.BackupTrigger.Manual, ct));
+                }
+
+                return results.Count;
+            }
+
+            await (progress is null ? RunAll() : progress.RunAsync(RunAll));
+            agent.Repository.Progress = null;
 
             ct.ThrowIfCancellationRequested();
             var failedAny = results.Any(r => r.Outcome is Sources.BackupOutcome.Failed or Sources.BackupOutcome.Busy);
@@ -332,10 +339,41 @@ internal static class Verbs
     public static Command Replicate(VerbContext ctx)
     {
         var reconcile = new Option<bool>("--reconcile") { Description = "First compare both stores and queue every local artifact S3 lacks" };
-        var command = new Command("replicate", "Copy queued local artifacts to S3 now, verifying each copy; exits 1 when S3 cannot be reached.") { reconcile };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var command = new Command("replicate", "Copy queued local artifacts to S3 now, verifying each copy; exits 1 when S3 cannot be reached.") { reconcile, json };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var replicator = agent.Replicator ?? throw new InvalidOperationException("S3 replication is disabled: set Backup:S3:Enabled to true");
+            if (parse.GetValue(json))
+            {
+                // The fields of backup --json's "s3", and the error also when S3 could not be used at all.
+                try
+                {
+                    if (parse.GetValue(reconcile))
+                    {
+                        await replicator.ReconcileAsync(ct);
+                    }
+
+                    var done = await replicator.DrainAsync(ct);
+                    await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                    {
+                        reconciled = parse.GetValue(reconcile), replicated = done.Uploaded, alreadyPresent = done.AlreadyPresent, failed = done.Failed,
+                        backlogArtifacts = done.Backlog.Artifacts, backlogBytes = done.Backlog.Bytes, error = done.Failed > 0 ? replicator.LastError : null,
+                    }, Json));
+                    return done.Failed > 0 ? ExitCodes.Failed : ExitCodes.Success;
+                }
+                catch (StoreException ex)
+                {
+                    var backlog = replicator.RefreshBacklog();
+                    await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                    {
+                        reconciled = parse.GetValue(reconcile), replicated = 0, alreadyPresent = 0, failed = 0,
+                        backlogArtifacts = backlog.Artifacts, backlogBytes = backlog.Bytes, error = VerbContext.FirstLine(ex.Message),
+                    }, Json));
+                    throw;
+                }
+            }
+
             if (parse.GetValue(reconcile))
             {
                 await replicator.ReconcileAsync(ct);
@@ -354,7 +392,8 @@ internal static class Verbs
         var kind = new Argument<string>("kind") { Description = "wal, config, database or secrets" };
         kind.CompletionSources.Add(BackupKinds.Wal, BackupKinds.Config, BackupKinds.Database, BackupKinds.Secrets);
         var file = new Argument<FileInfo>("file") { Description = "The file to store, under its own name (e.g. a manual pg_dump -Fc taken before maintenance)" };
-        var command = new Command("import", "Store an existing file as an artifact (checksummed, 0600, queued for S3), once it checks like a fresh backup of its kind (a .dump reads to the end with pg_restore, a .tar.gz decompresses to its end, a .gpg file is a whole OpenPGP message).") { kind, file };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (stable field names)" };
+        var command = new Command("import", "Store an existing file as an artifact (checksummed, 0600, queued for S3), once it checks like a fresh backup of its kind (a .dump reads to the end with pg_restore, a .tar.gz decompresses to its end, a .gpg file is a whole OpenPGP message).") { kind, file, json };
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var k = KindsFrom(parse.GetValue(kind)).Single();
@@ -380,8 +419,20 @@ internal static class Verbs
                     Sources.ImportCheck.CheckAsync(k, agent.Local.PathOf(artifact.Kind, artifact.Name), source.FullName, agent.Options, agent.Local, logger, token),
             }, ct);
             var info = stored.Artifact;
-            await ctx.Out.WriteLineAsync($"stored {k}/{info.Name} ({Format.Bytes(info.Size)}, sha256 {info.Sha256}) in {agent.Local.PathOf(k, info.Name)}");
-            if (await NotPickedByLatestAsync(agent, k, info.Name, ct) is { } why)
+            var why = await NotPickedByLatestAsync(agent, k, info.Name, ct);
+            if (parse.GetValue(json))
+            {
+                await ctx.Out.WriteLineAsync(JsonSerializer.Serialize(new
+                {
+                    kind = k, name = info.Name, path = agent.Local.PathOf(k, info.Name), bytes = info.Size, sha256 = info.Sha256, warning = why,
+                }, Json));
+            }
+            else
+            {
+                await ctx.Out.WriteLineAsync($"stored {k}/{info.Name} ({Format.Bytes(info.Size)}, sha256 {info.Sha256}) in {agent.Local.PathOf(k, info.Name)}");
+            }
+
+            if (why is not null)
             {
                 await ctx.Error.WriteLineAsync($"veloz-backup: warning: {why}");
             }
@@ -458,15 +509,44 @@ internal static class Verbs
 
         """;
 
+    /// <summary>The zsh completion script: the same question to the binary as bash's, answered with compadd.</summary>
+    internal const string ZshCompletion = """
+        #compdef veloz-backup
+        # zsh completion for veloz-backup: verbs, sub-verbs, options and their allowed values, asked of the binary
+        # itself (System.CommandLine's [suggest] directive), so they always match the installed version.
+        #   veloz-backup completion zsh > "${fpath[1]}/_veloz-backup"    # every user, from the next shell (compinit)
+        #   source <(veloz-backup completion zsh)                        # this shell (or in ~/.zshrc, after compinit)
+        _veloz_backup() {
+            local line="${BUFFER[1,CURSOR]}"
+            line="${line#"${line%%[![:space:]]*}"}"
+            line="${line#"${words[1]}"}"
+            line="${line#"${line%%[![:space:]]*}"}"
+            local -a candidates
+            candidates=(${(f)"$("${words[1]}" "[suggest:${#line}]" "$line" 2>/dev/null | grep -v -e '^/' -e '^-\{0,1\}$')"})
+            if (( ${#candidates} )); then
+                compadd -Q -- "${candidates[@]}"
+            else
+                _files
+            fi
+        }
+        if [[ "${zsh_eval_context[-1]}" == loadautofunc ]]; then
+            _veloz_backup "$@"
+        else
+            compdef _veloz_backup veloz-backup
+        fi
+
+        """;
+
     public static Command Completion(VerbContext ctx)
     {
-        var shell = new Argument<string>("shell") { Description = "bash" };
-        shell.AcceptOnlyFromAmong("bash");
-        var command = new Command("completion", "Print the shell completion script: `veloz-backup completion bash > /etc/bash_completion.d/veloz-backup`.") { shell };
+        var shell = new Argument<string>("shell") { Description = "bash or zsh" };
+        shell.AcceptOnlyFromAmong("bash", "zsh");
+        var command = new Command("completion",
+            "Print the shell completion script: `veloz-backup completion bash > /etc/bash_completion.d/veloz-backup`, or `completion zsh` into a directory of $fpath as _veloz-backup.") { shell };
         command.SetAction(async (parse, ct) =>
         {
             // Needs no configuration: it only prints.
-            await ctx.Out.WriteAsync(BashCompletion.AsMemory(), ct);
+            await ctx.Out.WriteAsync((parse.GetValue(shell) == "zsh" ? ZshCompletion : BashCompletion).AsMemory(), ct);
             return ExitCodes.Success;
         });
         return command;

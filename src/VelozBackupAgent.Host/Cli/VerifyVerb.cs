@@ -34,7 +34,15 @@ internal static class VerifyVerb
         command.SetAction((parse, ct) => ctx.RunAsync(parse, daemon: false, async agent =>
         {
             var verifier = agent.CreateVerifier();
-            var result = await verifier.RunAsync(new VerifyRequest(parse.GetValue(testRestore), parse.GetValue(readData)), ct);
+            // On a terminal (never with --json): bytes and rate of each artifact re-hashed (every S3 copy with --read-data), on stderr.
+            var progress = parse.GetValue(json) ? null : ProgressPrinter.For(ctx, agent.Time);
+            if (progress is { Live: true })
+            {
+                verifier.Progress = progress;
+            }
+
+            var request = new VerifyRequest(parse.GetValue(testRestore), parse.GetValue(readData));
+            var result = progress is { Live: true } ? await progress.RunAsync(() => verifier.RunAsync(request, ct)) : await verifier.RunAsync(request, ct);
             var text = parse.GetValue(json) ? ToJson(result, agent.Options.NodeName) : ToText(result, agent.Options.NodeName);
             await ctx.Out.WriteAsync(text);
             if (parse.GetValue(report) is { } file)

@@ -36,6 +36,12 @@ public sealed class BackupRepository
     /// </summary>
     public bool CopyWhileWriting { get; set; } = true;
 
+    /// <summary>
+    /// Bytes stored so far of each dump and base backup (<c>storing KIND/NAME</c>), for a terminal's progress; null
+    /// (the default, and always in the daemon) reports nothing.
+    /// </summary>
+    public IProgress<Restore.TransferProgress>? Progress { get; set; }
+
     /// <summary>Stores <paramref name="content"/> locally and queues it for the replica.</summary>
     public async Task<ArtifactInfo> StoreAsync(string kind, string name, Stream content, string? expectedSha256 = null, CancellationToken cancellationToken = default)
     {
@@ -92,6 +98,10 @@ public sealed class BackupRepository
             try
             {
                 var source = overlap is null ? content : new TeeStream(content, overlap);
+                if (Progress is { } progress)
+                {
+                    source = new ProgressStream(source, $"storing {kind}/{name}", progress);
+                }
                 info = await Local.WriteAsync(kind, name, source, options.ExpectedSha256, cancellationToken);
             }
             catch
@@ -346,6 +356,33 @@ public sealed class BackupRepository
                 Interlocked.Add(ref owner._consumed, read);
                 return read;
             }
+        }
+    }
+
+    /// <summary>Passes reads through and reports the bytes read so far, at most once a MiB and at the end.</summary>
+    private sealed class ProgressStream(Stream source, string step, IProgress<Restore.TransferProgress> progress) : ReadOnlyStream
+    {
+        private long _done;
+        private long _reported = -1;
+
+        public override int Read(byte[] buffer, int offset, int count) => Count(source.Read(buffer, offset, count));
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            Count(await source.ReadAsync(buffer, cancellationToken));
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        private int Count(int read)
+        {
+            _done += read;
+            if (read == 0 || _done - _reported >= 1 << 20)
+            {
+                _reported = _done;
+                progress.Report(new Restore.TransferProgress(step, _done, null));
+            }
+
+            return read;
         }
     }
 

@@ -58,6 +58,12 @@ public sealed partial class DatabaseRestorer
     /// </summary>
     public GlobalsRestorer? Globals { get; init; }
 
+    /// <summary>
+    /// pg_restore's objects done of total while it runs (a terminal's progress bar); null: pg_restore runs exactly as
+    /// without progress (no <c>-l</c> first, no <c>--verbose</c>).
+    /// </summary>
+    public IProgress<ObjectProgress>? Objects { get; set; }
+
     /// <summary>The database name the configuration points at.</summary>
     public string ConfiguredDatabase => Connection().Database;
 
@@ -219,16 +225,45 @@ public sealed partial class DatabaseRestorer
             arguments.Add(string.Create(CultureInfo.InvariantCulture, $"--jobs={jobs}"));
         }
 
-        arguments.Add(path);
         var tool = string.IsNullOrWhiteSpace(_options.BinDirectory) ? "pg_restore" : Path.Combine(_options.BinDirectory, "pg_restore");
+        const string Hint = "install the PostgreSQL client tools (e.g. postgresql-client-15) or set Backup:Database:BinDirectory";
         Log.Restoring(_logger, Path.GetFileName(path), database, jobs);
         try
         {
+            Func<string, bool>? filter = null;
+            if (Objects is { } objects)
+            {
+                // The total from the dump's table of contents, then done from --verbose's line per object.
+                string listing;
+                await using (var list = ChildProcess.Start(new ChildProcessSpec(tool, ["--list", path], "pg_restore") { InstallHint = Hint }, _logger))
+                {
+                    listing = await list.ReadAllTextAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                var counter = new PgRestoreCounter(PgRestoreCounter.ParseToc(listing));
+                var step = $"pg_restore {Path.GetFileName(path)}";
+                arguments.Add("--verbose");
+                objects.Report(new ObjectProgress(step, 0, counter.Total));
+                filter = line =>
+                {
+                    var before = counter.Done;
+                    var chatter = counter.Observe(line);
+                    if (counter.Done != before)
+                    {
+                        objects.Report(new ObjectProgress(step, counter.Done, counter.Total));
+                    }
+
+                    return chatter;
+                };
+            }
+
+            arguments.Add(path);
             await using var child = ChildProcess.Start(new ChildProcessSpec(tool, arguments, "pg_restore")
             {
                 Environment = environment,
                 Inherit = InheritedVariables.Libpq,
-                InstallHint = "install the PostgreSQL client tools (e.g. postgresql-client-15) or set Backup:Database:BinDirectory",
+                InstallHint = Hint,
+                ErrorLineFilter = filter,
             }, _logger);
             await child.ReadAllTextAsync(cancellationToken).ConfigureAwait(false);
         }

@@ -216,6 +216,16 @@ public sealed class RestoreSources
     /// </summary>
     public async Task<StagedArtifact> StageAsync(ArtifactRef artifact, CancellationToken cancellationToken)
     {
+        var staged = await StageVerifiedAsync(artifact, cancellationToken).ConfigureAwait(false);
+        Staged?.Invoke(staged);
+        return staged;
+    }
+
+    /// <summary>Each artifact once its bytes matched the recorded checksum (for <c>restore --json</c>'s <c>verified</c>).</summary>
+    public event Action<StagedArtifact>? Staged;
+
+    private async Task<StagedArtifact> StageVerifiedAsync(ArtifactRef artifact, CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(artifact);
         try
         {

@@ -26,6 +26,9 @@ public sealed record ChildProcessSpec(string FileName, IReadOnlyList<string> Arg
 
     /// <summary>How many stderr lines are logged (each cut at 1000 characters); null logs every line whole. The last lines are kept for the error message either way.</summary>
     public int? MaxLoggedErrorLines { get; init; }
+
+    /// <summary>Sees each stderr line first; a line it answers true for (progress chatter) is neither logged nor kept for the error message.</summary>
+    public Func<string, bool>? ErrorLineFilter { get; init; }
 }
 
 /// <summary>
@@ -48,8 +51,11 @@ public sealed partial class ChildProcess : IAsyncDisposable
 
     private readonly int? _maxLoggedErrorLines;
 
-    private ChildProcess(Process process, string displayName, ILogger logger, int? maxLoggedErrorLines = null)
+    private readonly Func<string, bool>? _errorLineFilter;
+
+    private ChildProcess(Process process, string displayName, ILogger logger, int? maxLoggedErrorLines = null, Func<string, bool>? errorLineFilter = null)
     {
+        _errorLineFilter = errorLineFilter;
         _maxLoggedErrorLines = maxLoggedErrorLines;
         _process = process;
         _logger = logger;
@@ -100,7 +106,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
             process.StandardInput.Close();
         }
 
-        return new ChildProcess(process, spec.DisplayName, logger, spec.MaxLoggedErrorLines);
+        return new ChildProcess(process, spec.DisplayName, logger, spec.MaxLoggedErrorLines, spec.ErrorLineFilter);
     }
 
     /// <summary>
@@ -272,7 +278,7 @@ public sealed partial class ChildProcess : IAsyncDisposable
         var logged = 0;
         while ((line = await _process.StandardError.ReadLineAsync().ConfigureAwait(false)) is not null)
         {
-            if (line.Length == 0)
+            if (line.Length == 0 || (_errorLineFilter is not null && _errorLineFilter(line)))
             {
                 continue;
             }

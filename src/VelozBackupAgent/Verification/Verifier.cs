@@ -338,7 +338,7 @@ public sealed partial class Verifier
                 localSums[entry.Name] = entry.Sha256;
                 local++;
                 bytes += entry.Size;
-                if (await RehashAsync(_local, kind, entry.Name, cancellationToken).ConfigureAwait(false) is { } problem)
+                if (await RehashAsync(_local, kind, entry.Name, entry.Size, cancellationToken).ConfigureAwait(false) is { } problem)
                 {
                     bad.Add(problem);
                     IntegrityError?.Invoke(kind);
@@ -358,7 +358,7 @@ public sealed partial class Verifier
                     string? problem;
                     if (readData)
                     {
-                        problem = await RehashAsync(_remote, kind, entry.Name, cancellationToken).ConfigureAwait(false);
+                        problem = await RehashAsync(_remote, kind, entry.Name, entry.Size, cancellationToken).ConfigureAwait(false);
                     }
                     else
                     {
@@ -393,14 +393,32 @@ public sealed partial class Verifier
             : new CheckResult(label, CheckStatus.Fail, string.Create(CultureInfo.InvariantCulture, $"{bad.Count} bad: {string.Join("; ", bad.Take(5))}{(bad.Count > 5 ? "; …" : "")} ({figures})"));
     }
 
-    private static async Task<string?> RehashAsync(IArtifactStore store, string kind, string name, CancellationToken cancellationToken)
+    /// <summary>Bytes re-hashed so far of each artifact (<c>re-hashing s3 KIND/NAME</c>), for a terminal's progress; null reports nothing.</summary>
+    public IProgress<TransferProgress>? Progress { get; set; }
+
+    private async Task<string?> RehashAsync(IArtifactStore store, string kind, string name, long size, CancellationToken cancellationToken)
     {
         try
         {
             var input = await store.OpenReadAsync(kind, name, cancellationToken).ConfigureAwait(false);
             await using (input.ConfigureAwait(false))
             {
-                await input.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+                if (Progress is not { } progress)
+                {
+                    await input.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+                    return null;
+                }
+
+                var step = $"re-hashing {store.Target} {kind}/{name}";
+                var buffer = new byte[1 << 17];
+                long done = 0;
+                progress.Report(new TransferProgress(step, 0, size));
+                int read;
+                while ((read = await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    done += read;
+                    progress.Report(new TransferProgress(step, done, size));
+                }
             }
 
             return null;

@@ -132,6 +132,57 @@ public sealed class CliHabitsTests : IDisposable
     }
 
     [Fact]
+    public async Task Bash_completion_is_not_confused_by_configuration_overrides_on_the_line()
+    {
+        var script = await VelozBackupBinary.RunAsync(["completion", "bash"]);
+        var file = Path.Combine(_files, "veloz-backup.bash");
+        await File.WriteAllTextAsync(file, script.StdOut);
+        var lines = new[]
+        {
+            "veloz-backup --Backup:LocalRoot=/srv/backup res", "veloz-backup restore --Backup:LocalRoot /srv/backup da",
+            "veloz-backup list --Backup:S3:Enabled=false --target ", "veloz-backup --Backup:LocalRoot=/x backup --Backup:NodeName=n1 ",
+        };
+        var probe = string.Join('\n', lines.Select(l => $$"""
+            COMP_LINE='{{l}}'; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<<"$COMP_LINE"
+            [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('')
+            COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMPREPLY=(); _veloz_backup
+            echo "${COMPREPLY[*]}"
+            """));
+        var bin = Path.GetDirectoryName(VelozBackupBinary.DllPath)!;
+        var r = await ChildProcess.RunAsync("bash", ["-c", $"source {file}\n{probe}"],
+            new Dictionary<string, string?> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}", ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null });
+
+        r.ExitCode.Should().Be(0, r.StdErr);
+        var answers = r.StdOut.Split('\n');
+        answers[0].Should().Be("restore");
+        answers[1].Should().Be("database");
+        answers[2].Should().Be("all local s3");
+        answers[3].Split(' ').Should().Contain(["all", "wal", "config", "database", "secrets", "pitr", "--no-upload"]);
+    }
+
+    [Fact]
+    public async Task Zsh_completion_asks_the_binary_the_same_way()
+    {
+        var script = await VelozBackupBinary.RunAsync(["completion", "zsh"]);
+        script.ExitCode.Should().Be(0, script.StdErr);
+        script.StdOut.Should().StartWith("#compdef veloz-backup\n");
+        var file = Path.Combine(_files, "_veloz-backup");
+        await File.WriteAllTextAsync(file, script.StdOut);
+        // What zsh sets before it calls the completion function; compadd (a builtin only inside a completion widget)
+        // and compdef (from compinit) are stood in for by functions that print what they were given.
+        var lines = new[] { "veloz-backup res", "veloz-backup restore da", "veloz-backup list --target ", "veloz-backup --Backup:LocalRoot=/x restore da" };
+        var probe = string.Join('\n', lines.Select(l => $$"""
+            BUFFER='{{l}}'; CURSOR=${#BUFFER}; words=(${(z)BUFFER}); _veloz_backup
+            """));
+        var bin = Path.GetDirectoryName(VelozBackupBinary.DllPath)!;
+        var r = await ChildProcess.RunAsync("zsh", ["-fc", $"compadd() {{ shift 2; print -r -- \"$*\" }}\ncompdef() {{ print -r -- \"compdef $*\" }}\n_files() {{ print files }}\nsource {file}\n{probe}"],
+            new Dictionary<string, string?> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}", ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null });
+
+        r.ExitCode.Should().Be(0, r.StdErr);
+        r.StdOut.Split('\n').Should().StartWith(["compdef _veloz_backup veloz-backup", "restore", "database", "all local s3", "database"]);
+    }
+
+    [Fact]
     public async Task Completion_for_another_shell_is_bad_usage()
     {
         var r = await VelozBackupBinary.RunAsync(["completion", "fish"]);
@@ -178,6 +229,70 @@ public sealed class CliJsonTests : IDisposable
         using var failedDoc = JsonDocument.Parse(failed.StdOut);
         failedDoc.RootElement.GetProperty("kinds")[0].GetProperty("outcome").GetString().Should().Be("failed");
         failed.ErrorLines.Should().ContainSingle().Which.Should().StartWith("veloz-backup: backup config failed: ");
+    }
+
+    [Fact]
+    public async Task Import_json_names_what_was_stored_and_why_latest_will_not_pick_it()
+    {
+        var newer = Path.Combine(_files, "config_20261201_000000.tar.gz");
+        var older = Path.Combine(_files, "config_20250101_000000.tar.gz");
+        await TestArchives.WriteTarGzAsync(newer);
+        await TestArchives.WriteTarGzAsync(older);
+
+        var r = await VelozBackupBinary.RunAsync(["import", "config", newer, "--json", $"--Backup:LocalRoot={_root}"]);
+        r.ExitCode.Should().Be(0, r.StdErr);
+        using (var doc = JsonDocument.Parse(r.StdOut))
+        {
+            doc.RootElement.GetProperty("kind").GetString().Should().Be("config");
+            doc.RootElement.GetProperty("name").GetString().Should().Be("config_20261201_000000.tar.gz");
+            var path = doc.RootElement.GetProperty("path").GetString()!;
+            path.Should().Be(Path.Combine(_root, "config", "config_20261201_000000.tar.gz"));
+            doc.RootElement.GetProperty("bytes").GetInt64().Should().Be(new FileInfo(newer).Length);
+            doc.RootElement.GetProperty("sha256").GetString().Should().Be((await File.ReadAllTextAsync(path + ".sha256"))[..64]);
+            doc.RootElement.GetProperty("warning").ValueKind.Should().Be(JsonValueKind.Null);
+        }
+
+        var old = await VelozBackupBinary.RunAsync(["import", "config", older, "--json", $"--Backup:LocalRoot={_root}"]);
+        old.ExitCode.Should().Be(0, old.StdErr);
+        using var oldDoc = JsonDocument.Parse(old.StdOut);
+        oldDoc.RootElement.GetProperty("warning").GetString().Should().StartWith("latest will never pick config/config_20250101_000000.tar.gz");
+        old.ErrorLines.Should().ContainSingle().Which.Should().StartWith("veloz-backup: warning: latest will never pick");
+    }
+
+    [Fact]
+    public async Task Replicate_json_has_the_fields_of_backups_s3_and_the_error_when_s3_is_down()
+    {
+        var file = Path.Combine(_files, "config_20261201_000000.tar.gz");
+        await TestArchives.WriteTarGzAsync(file);
+        (await VelozBackupBinary.RunAsync(["import", "config", file, $"--Backup:LocalRoot={_root}"])).ExitCode.Should().Be(0);
+        await using var s3 = await S3rverServer.StartNewAsync();
+        var bucket = "json-" + Guid.NewGuid().ToString("N")[..8];
+        await s3.CreateBucketAsync(bucket);
+        string[] settings =
+        [
+            $"--Backup:LocalRoot={_root}", "--Backup:S3:Enabled=true", $"--Backup:S3:Bucket={bucket}", $"--Backup:S3:ServiceUrl={s3.ServiceUrl}",
+            "--Backup:S3:ForcePathStyle=true", "--Backup:S3:ChunkedUpload=false", "--Backup:S3:MaxRetries=1", "--Backup:S3:Encrypt=false",
+        ];
+
+        // Imported while S3 was off, so not queued: --reconcile finds that S3 lacks it.
+        var r = await VelozBackupBinary.RunAsync(["replicate", "--reconcile", "--json", .. settings]);
+        r.ExitCode.Should().Be(0, r.StdErr);
+        using (var doc = JsonDocument.Parse(r.StdOut))
+        {
+            doc.RootElement.GetProperty("reconciled").GetBoolean().Should().BeTrue();
+            doc.RootElement.GetProperty("replicated").GetInt32().Should().Be(1);
+            doc.RootElement.GetProperty("failed").GetInt32().Should().Be(0);
+            doc.RootElement.GetProperty("backlogArtifacts").GetInt32().Should().Be(0);
+            doc.RootElement.GetProperty("error").ValueKind.Should().Be(JsonValueKind.Null);
+        }
+
+        s3.Stop();
+        var down = await VelozBackupBinary.RunAsync(["replicate", "--reconcile", "--json", .. settings]);
+        down.ExitCode.Should().Be(1);
+        down.ErrorLines.Should().ContainSingle();
+        using var downDoc = JsonDocument.Parse(down.StdOut);
+        downDoc.RootElement.GetProperty("reconciled").GetBoolean().Should().BeTrue();
+        downDoc.RootElement.GetProperty("error").GetString().Should().NotBeNullOrEmpty();
     }
 
     [Fact]

@@ -1,10 +1,10 @@
+using Microsoft.Extensions.Time.Testing;
 using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Pitr;
 using VelozBackupAgent.Retention;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
-using VelozBackupAgent.Tests.Support;
 
 namespace VelozBackupAgent.Tests.Retention;
 

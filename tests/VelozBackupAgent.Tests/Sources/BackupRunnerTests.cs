@@ -1,7 +1,7 @@
+using Microsoft.Extensions.Time.Testing;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
-using VelozBackupAgent.Tests.Support;
 
 namespace VelozBackupAgent.Tests.Sources;
 

@@ -129,7 +129,7 @@ public sealed class S3CallsTests
     [Fact]
     public async Task An_unreachable_verdict_stands_for_the_hold_then_S3_is_tried_again()
     {
-        var clock = new Support.FakeTimeProvider(new DateTimeOffset(2026, 12, 2, 4, 0, 0, TimeSpan.Zero));
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 2, 4, 0, 0, TimeSpan.Zero));
         var calls = new S3Calls(
             new S3StoreOptions { Bucket = "b", Prefix = "veloz-1", ServiceUrl = "http://127.0.0.1:4569", MaxRetries = 0, UnreachableHold = TimeSpan.FromMinutes(1) },
             clock, NullLogger.Instance);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Time.Testing;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
 using VelozBackupAgent.Retention;
@@ -6,7 +7,6 @@ using VelozBackupAgent.Sources;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Telemetry;
-using VelozBackupAgent.Tests.Support;
 using VelozBackupAgent.Verification;
 
 namespace VelozBackupAgent.Tests.Telemetry;
@@ -286,6 +286,11 @@ public sealed class BackupMetricsTests : IDisposable
         fresh.StatusCode.Should().Be(200);
         fresh.Kinds.Should().ContainSingle().Which.Age.Should().Be(TimeSpan.FromHours(2));
 
+        // While every kind is fresh (FakeTimeProvider only moves forward, so before the clock is advanced).
+        var stopped = metrics.Health(SchedulerState.Standby);
+        stopped.Healthy.Should().BeFalse();
+        stopped.Problems.Should().ContainSingle().Which.Should().Contain("the scheduler is not running (standby)");
+
         _clock.Advance(TimeSpan.FromHours(4) + TimeSpan.FromMinutes(1));
         metrics.Health(SchedulerState.Running).Healthy.Should().BeTrue("the one-minute grace is not over yet");
 
@@ -296,11 +301,6 @@ public sealed class BackupMetricsTests : IDisposable
         stale.Kinds.Single().Overdue.Should().Be(TimeSpan.FromSeconds(61));
         stale.Problems.Should().ContainSingle().Which.Should().Be(
             "config is stale: last success 2026-11-23 08:00:00Z, 6h 1m ago, 1m 1s past its 6h objective");
-
-        _clock.Set(Now);
-        var stopped = metrics.Health(SchedulerState.Standby);
-        stopped.Healthy.Should().BeFalse();
-        stopped.Problems.Should().ContainSingle().Which.Should().Contain("the scheduler is not running (standby)");
     }
 
     private sealed class ScriptedSource(string kind, Func<CancellationToken, Task<BackupOutput>> run) : IBackupSource

@@ -1,13 +1,13 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Pitr;
 using VelozBackupAgent.Replication;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Telemetry;
-using VelozBackupAgent.Tests.Support;
 
 namespace VelozBackupAgent.Tests.Telemetry;
 
@@ -257,7 +257,7 @@ public sealed class PitrMetricsTests : IDisposable
         // It moves again; then the base backup (25 h objective) ages past its objective and grace.
         status = status with { RecoveryPoint = _clock.GetUtcNow() };
         metrics.Health(SchedulerState.Running).Healthy.Should().BeTrue();
-        _clock.Set(new DateTimeOffset(2026, 11, 23, 11, 1, 0, TimeSpan.Zero));
+        _clock.SetUtcNow(new DateTimeOffset(2026, 11, 23, 11, 1, 0, TimeSpan.Zero));
         status = status with { RecoveryPoint = _clock.GetUtcNow() };
         metrics.Health(SchedulerState.Running).Healthy.Should().BeTrue("25 h plus the grace, not past it");
         _clock.Advance(TimeSpan.FromSeconds(1));

@@ -1,8 +1,9 @@
 namespace VelozBackupAgent.Tests.Sources.Wal;
 
 /// <summary>
-/// A clock the test moves by hand, wall time and monotonic timestamps alike (the shared FakeTimeProvider
-/// only fakes the wall clock; the settle rule also measures how long a file stayed unchanged).
+/// A clock the test moves by hand, wall time and monotonic timestamps alike, and the wall clock alone
+/// (<see cref="StepWallClock"/>): kept beside Microsoft's FakeTimeProvider because that one derives its timestamps
+/// from its wall clock, so it cannot step the system clock without moving the monotonic one the settle rule measures.
 /// </summary>
 internal sealed class SteppedClock(DateTimeOffset start) : TimeProvider
 {

@@ -1,8 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Time.Testing;
 using VelozBackupAgent.Sources.Wal;
-using VelozBackupAgent.Tests.Support;
 
 namespace VelozBackupAgent.Tests.Sources.Wal;
 
