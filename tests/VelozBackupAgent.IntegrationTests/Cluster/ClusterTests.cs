@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+
+namespace VelozBackupAgent.IntegrationTests.Cluster;
+
+/// <summary>
+/// Several real agent processes (<c>Backup:Cluster:Enabled</c>) against one private PostgreSQL and one s3rver: the
+/// database-wide jobs run once per fire in Quartz's clustered store; the WAL receiver is a singleton through the
+/// replication slot. Every wait is bounded and fails with each node's console tail.
+/// </summary>
+public sealed partial class ClusterTests(ITestOutputHelper output)
+{
+    private static readonly string[] Three = ["node-a", "node-b", "node-c"];
+
+    [Fact]
+    public async Task Three_agents_run_every_fire_of_the_dump_exactly_once_for_a_minute_each_under_its_nodes_prefix()
+    {
+        await using var bed = await ClusterBed.CreateAsync();
+        foreach (var node in Three)
+        {
+            await bed.WriteConfigAsync(node);
+            bed.Start(node);
+        }
+
+        await bed.WaitForAsync(async () => (await bed.LiveNodesAsync()).Count == 3, TimeSpan.FromSeconds(60), "all three nodes checked in");
+        var joined = TimeProvider.System.GetUtcNow().UtcDateTime;
+
+        // Every 5 s for a minute: twelve fires after all three joined.
+        List<(string Node, string Name, DateTime Time)> After() =>
+            [.. Three.SelectMany(n => bed.Dumps(n).Select(d => (Node: n, Name: d, Time: TimeOf(d)))).Where(d => d.Time >= joined.AddSeconds(-1)).OrderBy(d => d.Time)];
+        await bed.WaitForAsync(() => Task.FromResult(After().Count >= 12), TimeSpan.FromSeconds(85), "twelve dumps after the nodes joined");
+
+        // Each in S3 under the prefix of the node that made it, once.
+        var dumps = After();
+        await bed.WaitForAsync(async () =>
+        {
+            var keys = await bed.S3KeysAsync();
+            return dumps.All(d => keys.Count(k => k.EndsWith("/database/" + d.Name, StringComparison.Ordinal)) == 1 && keys.Contains($"{d.Node}/database/{d.Name}"));
+        }, TimeSpan.FromSeconds(30), "every dump in S3 under its node's prefix");
+        foreach (var node in Three)
+        {
+            await bed.Node(node).StopAsync();
+        }
+
+        dumps = After();
+        output.WriteLine(string.Join('\n', dumps.Select(d => $"{d.Time:HH:mm:ss} {d.Node} {d.Name}")));
+        var fires = dumps.Select(d => FireOf(d.Time)).ToList();
+        fires.Should().OnlyHaveUniqueItems("each fire runs on one node only:\n" + string.Join('\n', dumps.Select(d => $"{d.Node} {d.Name}")));
+        var first = fires.Min();
+        var last = fires.Max();
+        var expected = (int)((last - first).TotalSeconds / 5) + 1;
+        fires.Should().HaveCount(expected, $"every fire from {first:HH:mm:ss} to {last:HH:mm:ss} ran once, none was skipped");
+        dumps.Select(d => d.Name).Should().OnlyHaveUniqueItems();
+
+        // Nothing but whole dumps and their companions is left in any store.
+        foreach (var node in Three)
+        {
+            bed.DatabaseFiles(node).Where(f => f.StartsWith('.')).Should().BeEmpty($"{node} left no partial file");
+        }
+    }
+
+    [Fact]
+    public async Task Killing_the_node_that_holds_the_WAL_receiver_hands_the_slot_to_another_within_seconds()
+    {
+        await using var bed = await ClusterBed.CreateAsync();
+        foreach (var node in Three)
+        {
+            await bed.WriteConfigAsync(node, b =>
+            {
+                ClusterBed.Section(b, "Database")["Schedule"] = "0 0 2 * * ?";
+                b["Pitr"] = new Dictionary<string, object?>
+                {
+                    ["Enabled"] = true, ["DataDirectory"] = bed.Pg.DataDirectory, ["Slot"] = "veloz_backup", ["ShipPartialEvery"] = "00:00:01",
+                    ["BaseSchedule"] = "0 0 3 * * ?", ["StopCommand"] = bed.Pg.StopCommand, ["StartCommand"] = bed.Pg.StartCommand,
+                };
+            });
+            bed.Start(node);
+        }
+
+        await bed.WaitForAsync(async () => (await bed.LiveNodesAsync()).Count == 3, TimeSpan.FromSeconds(60), "all three nodes checked in");
+        string? holder = null;
+        await bed.WaitForAsync(async () => (holder = await bed.ReceiverHolderAsync()) is not null, TimeSpan.FromSeconds(30), "one node streaming");
+        (await bed.ReceiverConsumersAsync()).Should().Be(1, "the slot takes one consumer");
+        await bed.Orders.CommitAsync();
+
+        var clock = Stopwatch.StartNew();
+        await bed.KillAsync(holder!);
+        string? next = null;
+        await bed.WaitForAsync(async () => (next = await bed.ReceiverHolderAsync()) is not null && next != holder, TimeSpan.FromSeconds(30), $"another node streaming after {holder} was killed");
+        var failover = clock.Elapsed;
+        output.WriteLine($"receiver failover: {holder} killed, {next} streaming after {failover.TotalSeconds:0.0} s");
+        File.AppendAllText(Path.Combine(Path.GetTempPath(), "veloz-cluster-failover.txt"),
+            string.Create(CultureInfo.InvariantCulture, $"{TimeProvider.System.GetUtcNow().UtcDateTime:u} {holder} -> {next} {failover.TotalSeconds:0.00} s\n"));
+        (await bed.ReceiverConsumersAsync()).Should().Be(1);
+
+        // The new holder's WAL covers commits after the kill: its receiver stores what is written now.
+        var after = await bed.Orders.CommitAsync();
+        await bed.WaitForAsync(() => Task.FromResult(bed.PitrStatus(next!)?.StoredLsn is { } stored
+            && VelozBackupAgent.Pitr.Lsn.Parse(stored) >= VelozBackupAgent.Pitr.Lsn.Parse(after.Lsn)), TimeSpan.FromSeconds(30), $"{next} stores the WAL of a commit after the kill");
+    }
+
+    private static DateTime TimeOf(string dump)
+    {
+        var m = DumpTime().Match(dump);
+        return DateTime.ParseExact(m.Groups[1].Value, "yyyyMMdd_HHmmss", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal);
+    }
+
+    private static DateTime FireOf(DateTime time) => new(time.Ticks - (time.Ticks % TimeSpan.FromSeconds(5).Ticks), DateTimeKind.Utc);
+
+    [GeneratedRegex(@"_(\d{8}_\d{6})\.dump$")]
+    private static partial Regex DumpTime();
+}
