@@ -33,6 +33,7 @@ internal static class ClusterScheduling
         var options = agent.Options.Cluster;
         services.AddSingleton(cluster);
         services.AddSingleton<ClusterState>();
+        services.AddSingleton<ClusterMetrics>();
 
         // Before Quartz's hosted service: the schema must be there (and the database reachable) before the store starts.
         services.AddHostedService<ClusterSchemaService>();
@@ -199,10 +200,11 @@ internal sealed class ClusterDrillJob(DrillJob drill) : IJob
 /// is logged once per change and tried again; the node goes on with its local kinds.
 /// </summary>
 internal sealed partial class ClusterCheckinService(
-    ClusterDatabase cluster, ClusterState state, AgentContext agent, IServiceProvider services, ILogger<ClusterCheckinService> logger) : BackgroundService
+    ClusterDatabase cluster, ClusterState state, ClusterMetrics metrics, AgentContext agent, IServiceProvider services, ILogger<ClusterCheckinService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        GC.KeepAlive(metrics); // created with the service, so its series exist from start-up
         var started = agent.Time.GetUtcNow();
         var options = agent.Options.Cluster;
         var scheduled = false;

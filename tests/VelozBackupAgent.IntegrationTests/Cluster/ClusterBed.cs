@@ -164,6 +164,17 @@ internal sealed class ClusterBed : IAsyncDisposable
         return name is string s ? s["veloz-backup-receiver ".Length..] : null;
     }
 
+    /// <summary>The node running a dump that started at or after <paramref name="since"/> (veloz_runs), or null.</summary>
+    public async Task<(string Node, DateTime Started)?> RunningDumpAsync(DateTime since)
+    {
+        await using var c = new Npgsql.NpgsqlConnection(Pg.ConnectionString(DatabaseName));
+        await c.OpenAsync();
+        await using var cmd = new Npgsql.NpgsqlCommand("SELECT node, started_at FROM veloz_quartz.veloz_runs WHERE kind = 'database' AND outcome = 'running' AND started_at >= @s", c);
+        cmd.Parameters.AddWithValue("s", since.AddSeconds(-1));
+        await using var r = await cmd.ExecuteReaderAsync();
+        return await r.ReadAsync() ? (r.GetString(0), r.GetDateTime(1)) : null;
+    }
+
     /// <summary>How many receivers stream now.</summary>
     public async Task<long> ReceiverConsumersAsync() =>
         await Pg.ScalarAsync<long>("SELECT count(*) FROM pg_stat_replication WHERE application_name LIKE 'veloz-backup-receiver %'");

@@ -101,6 +101,89 @@ public sealed partial class ClusterTests(ITestOutputHelper output)
             && VelozBackupAgent.Pitr.Lsn.Parse(stored) >= VelozBackupAgent.Pitr.Lsn.Parse(after.Lsn)), TimeSpan.FromSeconds(30), $"{next} stores the WAL of a commit after the kill");
     }
 
+    [Fact]
+    public async Task A_node_with_a_wrong_database_password_says_so_in_one_line_and_the_others_carry_on()
+    {
+        await using var bed = await ClusterBed.CreateAsync();
+        foreach (var node in Three[..2])
+        {
+            await bed.WriteConfigAsync(node);
+            bed.Start(node);
+        }
+
+        await bed.WriteConfigAsync("node-c", b => ClusterBed.Section(b, "Database")["ConnectionString"] =
+            new Npgsql.NpgsqlConnectionStringBuilder(bed.ConnectionString) { Password = "wrong-Pa55word-canary" }.ConnectionString);
+        var wrong = bed.Start("node-c");
+        await bed.WaitForAsync(() => Task.FromResult(wrong.HasExited), TimeSpan.FromSeconds(60), "node-c stops");
+        wrong.ExitCode.Should().Be(1);
+        var errors = wrong.Console.Split('\n').Where(l => l.StartsWith("veloz-backup: ", StringComparison.Ordinal)).ToList();
+        errors.Should().ContainSingle().Which.Should().Contain("cluster: node node-c cannot use database veloz").And.Contain("password authentication failed");
+        wrong.Console.Should().NotContain("wrong-Pa55word-canary");
+
+        var since = TimeProvider.System.GetUtcNow().UtcDateTime;
+        await bed.WaitForAsync(async () => (await bed.LiveNodesAsync()).SequenceEqual(["node-a", "node-b"])
+            && Three[..2].SelectMany(bed.Dumps).Any(d => TimeOf(d) > since), TimeSpan.FromSeconds(45), "the other two check in and dump on");
+    }
+
+    [Fact]
+    public async Task Killing_the_node_running_a_dump_leaves_no_partial_artifact_and_the_dump_runs_on_another_node()
+    {
+        await using var bed = await ClusterBed.CreateAsync();
+        foreach (var node in Three)
+        {
+            await bed.WriteConfigAsync(node);
+            bed.Start(node);
+        }
+
+        await bed.WaitForAsync(async () => (await bed.LiveNodesAsync()).Count == 3, TimeSpan.FromSeconds(60), "all three nodes checked in");
+
+        // A migration holding the orders table: the next dump waits on it, mid-run, on whichever node took the fire.
+        await using var locker = new Npgsql.NpgsqlConnection(bed.Pg.ConnectionString(ClusterBed.DatabaseName));
+        await locker.OpenAsync();
+        await using var tx = await locker.BeginTransactionAsync();
+        await using (var lockCommand = new Npgsql.NpgsqlCommand("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE", locker, tx))
+        {
+            await lockCommand.ExecuteNonQueryAsync();
+        }
+
+        var locked = TimeProvider.System.GetUtcNow().UtcDateTime;
+        (string Node, DateTime Started)? running = null;
+        await bed.WaitForAsync(async () => (running = await bed.RunningDumpAsync(locked)) is not null, TimeSpan.FromSeconds(30), "a dump waiting on the lock");
+        var victim = running!.Value.Node;
+        await bed.KillAsync(victim);
+        await tx.RollbackAsync();
+
+        var others = Three.Where(n => n != victim).ToList();
+        await bed.WaitForAsync(() => Task.FromResult(others.SelectMany(bed.Dumps).Any(d => TimeOf(d) >= locked.AddSeconds(-1))), TimeSpan.FromSeconds(45),
+            $"a dump on another node than {victim}");
+        bed.Dumps(victim).Where(d => TimeOf(d) >= locked.AddSeconds(-1)).Should().BeEmpty("the killed run kept nothing");
+        var keys = await bed.S3KeysAsync();
+        keys.Where(k => k.StartsWith($"{victim}/database/", StringComparison.Ordinal) && k.EndsWith(".dump", StringComparison.Ordinal) && TimeOf(k) >= locked.AddSeconds(-1))
+            .Should().BeEmpty("no partial dump reached S3");
+        output.WriteLine($"{victim} killed mid-dump; then: {string.Join(", ", others.SelectMany(n => bed.Dumps(n).Select(d => n + ":" + d)))}");
+    }
+
+    [Fact]
+    public async Task Every_agent_reconnects_after_PostgreSQL_restarts()
+    {
+        await using var bed = await ClusterBed.CreateAsync();
+        foreach (var node in Three[..2])
+        {
+            await bed.WriteConfigAsync(node);
+            bed.Start(node);
+        }
+
+        await bed.WaitForAsync(async () => (await bed.LiveNodesAsync()).Count == 2, TimeSpan.FromSeconds(60), "both nodes checked in");
+        await bed.Pg.RestartAsync();
+        var restarted = TimeProvider.System.GetUtcNow().UtcDateTime;
+        await bed.WaitForAsync(async () => (await bed.LiveNodesAsync()).Count == 2
+            && Three[..2].SelectMany(bed.Dumps).Any(d => TimeOf(d) > restarted.AddSeconds(1)), TimeSpan.FromSeconds(60), "both nodes check in again and the dumps go on");
+        foreach (var node in Three[..2])
+        {
+            bed.Node(node).HasExited.Should().BeFalse();
+        }
+    }
+
     private static DateTime TimeOf(string dump)
     {
         var m = DumpTime().Match(dump);

@@ -121,6 +121,9 @@ internal sealed class RunningDaemon : IAsyncDisposable
     /// <summary>The agent's process id.</summary>
     public int ProcessId => _process.Id;
 
+    /// <summary>The exit code, once it has exited.</summary>
+    public int ExitCode => _process.ExitCode;
+
     /// <summary>Whether the agent's process has exited.</summary>
     public bool HasExited => _process.HasExited;
 
