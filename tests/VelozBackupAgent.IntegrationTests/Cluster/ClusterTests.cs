@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
+using VelozBackupAgent.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace VelozBackupAgent.IntegrationTests.Cluster;
@@ -182,6 +183,13 @@ public sealed partial class ClusterTests(ITestOutputHelper output)
         {
             bed.Node(node).HasExited.Should().BeFalse();
         }
+
+        // status shows the cluster: the nodes, who ran the last dump, who holds the receiver (nobody: PITR is off here).
+        var status = await VelozBackupBinary.RunAsync(["status", "--config", bed.ConfigPath("node-a")], timeout: TimeSpan.FromSeconds(60));
+        status.ExitCode.Should().Be(0, status.StdErr);
+        status.StdOut.Should().Contain("Cluster: 2 of 2 nodes alive (this node: node-a); WAL receiver held by NO NODE")
+            .And.MatchRegex(@"node node-a: alive, checked in .* ago, clock [+-]\d\.\d{3} s")
+            .And.MatchRegex(@"last dump: node node-[ab], started \d{4}-");
     }
 
     private static DateTime TimeOf(string dump)
