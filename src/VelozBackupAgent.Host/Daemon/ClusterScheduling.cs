@@ -33,7 +33,12 @@ internal static class ClusterScheduling
         var options = agent.Options.Cluster;
         services.AddSingleton(cluster);
         services.AddSingleton<ClusterState>();
-        services.AddSingleton<ClusterMetrics>();
+        services.AddSingleton(sp =>
+        {
+            var state = sp.GetRequiredService<ClusterState>();
+            var streaming = agent.Options.Pitr.Enabled && agent.Options.Pitr.Streaming;
+            return new ClusterMetrics(agent.Options.NodeName, () => state.View, () => state.SkewSeconds, () => state.DatabaseReachable, () => streaming && agent.Receiver.Standby);
+        });
 
         // Before Quartz's hosted service: the schema must be there (and the database reachable) before the store starts.
         services.AddHostedService<ClusterSchemaService>();
