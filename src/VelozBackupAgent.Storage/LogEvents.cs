@@ -347,4 +347,23 @@ internal static class LogEvents
         /// <summary>restore pitr: removed {Path}, left by an interrupted drill</summary>
         public const int RestoreLeftoverRemoved = 9404;
     }
+
+    /// <summary>Several agents sharing one database (9500s).</summary>
+    internal static class Cluster
+    {
+        /// <summary>cluster: node {Node} joins the agents sharing {Database} (schema {Schema}); …</summary>
+        public const int Joined = 9501;
+        /// <summary>cluster: a {Kind} fire came to node {Node}, which has that kind disabled: …</summary>
+        public const int KindNotEnabled = 9502;
+        /// <summary>cluster: cannot record the {Kind} run in the cluster's tables ({Reason})</summary>
+        public const int RunNotRecorded = 9503;
+        /// <summary>cluster: node {Node}'s clock is {Skew} off the database server's, more than {Max} s: …</summary>
+        public const int ClockSkew = 9504;
+        /// <summary>cluster: node {Node}'s clock is back within bounds ({Skew} off the database server's)</summary>
+        public const int ClockSkewGone = 9505;
+        /// <summary>cluster: cannot check in with {Database} ({Reason}); trying again, the node-local kinds go on</summary>
+        public const int CheckinFailed = 9506;
+        /// <summary>cluster: checked in with {Database} again</summary>
+        public const int Reconnected = 9507;
+    }
 }

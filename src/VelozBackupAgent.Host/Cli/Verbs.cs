@@ -285,6 +285,7 @@ internal static class Verbs
             }
 
             var backlog = agent.Replicator?.RefreshBacklog();
+            var (clusterView, clusterError) = await ClusterStatus.ReadAsync(agent, ct);
             var pitr = agent.Options.Pitr.Enabled ? Pitr.PitrStatus.Load(Path.Combine(agent.WalArchive.StateDirectory, "status.json")) : null;
             if (parse.GetValue(json))
             {
@@ -311,6 +312,7 @@ internal static class Verbs
                         lagBytes = pitr?.LagBytes, slotRetainedBytes = pitr?.SlotRetainedBytes, timeline = pitr?.Timeline,
                         lastError = pitr?.LastError,
                     },
+                    cluster = ClusterStatus.Json(agent, clusterView, clusterError),
                 }, Json));
                 return ExitCodes.Success;
             }
@@ -329,6 +331,11 @@ internal static class Verbs
             if (agent.Options.Pitr.Enabled)
             {
                 await ctx.Out.WriteLineAsync(PitrLine(agent.Options.Pitr, pitr, now));
+            }
+
+            foreach (var line in ClusterStatus.Lines(agent, clusterView, clusterError, now))
+            {
+                await ctx.Out.WriteLineAsync(line);
             }
 
             return storeErrors.Count > 0 ? ExitCodes.Failed : ExitCodes.Success;

@@ -22,7 +22,9 @@ internal static class DaemonHost
         builder.Services.AddHostedService<StartupService>();
         builder.Services.AddMetricsAndHealth(agent);
 
-        var schedules = BackupSchedule.From(agent.Options).Where(s => agent.Runner.Has(s.Kind)).ToList();
+        // With Backup:Cluster:Enabled the database-wide jobs are the clustered scheduler's (ClusterScheduling), not this one's.
+        var clustered = agent.Options.Cluster.Enabled;
+        var schedules = BackupSchedule.From(agent.Options).Where(s => agent.Runner.Has(s.Kind) && !(clustered && ClusterScheduling.IsDatabaseWide(s.Kind))).ToList();
         builder.Services.AddQuartz(q =>
         {
             q.UseTimeProvider(agent.Time);
@@ -38,7 +40,7 @@ internal static class DaemonHost
             q.ScheduleJob<PruneJob>(
                 trigger => trigger.WithIdentity("prune").WithCronSchedule(agent.Options.PruneSchedule, cron => cron.InTimeZone(TimeZoneInfo.Local)),
                 job => job.WithIdentity("prune").DisallowConcurrentExecution());
-            if (agent.Options.Verify.DrillEnabled)
+            if (agent.Options.Verify.DrillEnabled && !clustered)
             {
                 q.ScheduleJob<DrillJob>(
                     trigger => trigger.WithIdentity("drill").WithCronSchedule(agent.Options.Verify.DrillSchedule, cron => cron.InTimeZone(TimeZoneInfo.Local)),
@@ -46,8 +48,18 @@ internal static class DaemonHost
             }
         });
 
+        if (clustered)
+        {
+            ClusterScheduling.AddTo(builder.Services, agent);
+        }
+
         // Jobs still running at stop get StopGrace to finish, then are aborted; Quartz waits for them.
         builder.Services.AddQuartzHostedService(o => o.WaitForJobsToComplete = true);
+        if (clustered)
+        {
+            builder.Services.AddHostedService<ClusterCheckinService>();
+        }
+
         builder.Services.AddHostedService<CatchUpService>();
         builder.Services.AddHostedService<WatchService>();
         if (agent.Replicator is not null)

@@ -94,7 +94,9 @@ internal sealed partial class CatchUpService(AgentContext agent, BackupRunner ru
     {
         var now = agent.Time.GetUtcNow();
         var due = new List<Task>();
-        foreach (var schedule in BackupSchedule.From(agent.Options).Where(s => runner.Has(s.Kind)))
+        // In a cluster the database-wide kinds are the clustered scheduler's: a fire missed while every node was down
+        // runs once through the trigger's misfire rule, not once per node starting.
+        foreach (var schedule in BackupSchedule.From(agent.Options).Where(s => runner.Has(s.Kind) && !(agent.Options.Cluster.Enabled && ClusterScheduling.IsDatabaseWide(s.Kind))))
         {
             // One line per kind at start-up: what on-call checks first when a backup "did not run".
             var next = schedule.NextAfter(now);

@@ -41,6 +41,7 @@ public sealed class BackupOptions
     public VerifyOptions Verify { get; set; } = new();
     public HttpOptions Http { get; set; } = new();
     public LogOptions Log { get; set; } = new();
+    public ClusterOptions Cluster { get; set; } = new();
 
     /// <summary>The settings of one kind (<see cref="BackupKinds"/>).</summary>
     public KindOptions Kind(string kind) => kind switch

@@ -95,6 +95,7 @@ internal static partial class BackupOptionsValidator
 
         CheckKind($"{B}:{nameof(o.Pitr)}", o.Pitr, p, nameof(o.Pitr.BaseSchedule));
         CheckPitr(o, p);
+        CheckCluster(o, p);
 
         CheckS3(o, p);
         CheckS3Encryption(o, p);
@@ -476,6 +477,35 @@ internal static partial class BackupOptionsValidator
         }
     }
 
+    private static void CheckCluster(BackupOptions o, List<string> p)
+    {
+        const string C = BackupOptions.SectionName + ":" + nameof(BackupOptions.Cluster);
+        var c = o.Cluster;
+        if (!SchemaRegex().IsMatch(c.Schema ?? ""))
+        {
+            p.Add($"{C}:{nameof(c.Schema)} must be a lower-case PostgreSQL name (letters, digits, '_', at most 63, not starting with a digit or 'pg_'): '{c.Schema}'");
+        }
+
+        if (c.CheckinInterval < TimeSpan.FromSeconds(1) || c.CheckinInterval > TimeSpan.FromMinutes(5))
+        {
+            p.Add($"{C}:{nameof(c.CheckinInterval)} must be between 00:00:01 and 00:05:00: {c.CheckinInterval}");
+        }
+        else if (c.CheckinMisfireThreshold < 2 * c.CheckinInterval)
+        {
+            p.Add($"{C}:{nameof(c.CheckinMisfireThreshold)} must be at least twice {nameof(c.CheckinInterval)} ({2 * c.CheckinInterval}), or a node that is merely late is taken for dead: {c.CheckinMisfireThreshold}");
+        }
+
+        if (c.MaxClockSkew <= TimeSpan.Zero)
+        {
+            p.Add($"{C}:{nameof(c.MaxClockSkew)} must be positive: {c.MaxClockSkew}");
+        }
+
+        if (c.Enabled && !o.Database.Enabled && !o.Pitr.Enabled)
+        {
+            p.Add($"{C}:{nameof(c.Enabled)} needs the database: the cluster's job store is in it (set {BackupOptions.SectionName}:Database:Enabled or {BackupOptions.SectionName}:Pitr:Enabled)");
+        }
+    }
+
     private static void CheckPositive(string key, TimeSpan value, List<string> p)
     {
         if (value <= TimeSpan.Zero)
@@ -563,6 +593,9 @@ internal static partial class BackupOptionsValidator
 
     [GeneratedRegex("^[a-z0-9_]{1,63}$")]
     private static partial Regex SlotRegex();
+
+    [GeneratedRegex("^(?!pg_)[a-z_][a-z0-9_]{0,62}$")]
+    private static partial Regex SchemaRegex();
 
     [GeneratedRegex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     private static partial Regex BucketRegex();

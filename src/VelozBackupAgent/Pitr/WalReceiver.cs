@@ -78,6 +78,9 @@ public sealed partial class WalReceiver
         archive.Stored += (_, wal) => OnStored(wal);
     }
 
+    /// <summary>pg_receivewal's application_name (followed by the node's name with <c>Backup:Cluster:Enabled</c>).</summary>
+    public const string ReceiverApplicationName = "veloz-backup-receiver";
+
     /// <summary>The spool pg_receivewal writes into.</summary>
     public string SpoolDirectory => _spool;
 
@@ -145,6 +148,7 @@ public sealed partial class WalReceiver
                 backoff = TimeSpan.FromSeconds(1);
             }
 
+            backoff = StandbyRetry(Status.Failure) ?? backoff;
             try
             {
                 // While nothing streams the slot still grows on the server: keep the figures (and the alerts) current.
@@ -224,7 +228,8 @@ public sealed partial class WalReceiver
         {
             var environment = new Dictionary<string, string?>(connection.ChildEnvironment(), StringComparer.Ordinal)
             {
-                ["PGAPPNAME"] = "veloz-backup-receiver",
+                // In a cluster the node's name too: pg_stat_replication then says which node holds the slot.
+                ["PGAPPNAME"] = _options.Cluster.Enabled ? $"{ReceiverApplicationName} {_options.NodeName}" : ReceiverApplicationName,
             };
             await using var receiver = ReceiverProcess.Start(_tools.PathOf("pg_receivewal"),
                 ["--directory", _spool, "--slot", slotName, "--synchronous", "--no-loop", "--no-password", "--verbose"],
@@ -820,6 +825,16 @@ public sealed partial class WalReceiver
             return null;
         }
     }
+
+    /// <summary>
+    /// With <c>Backup:Cluster:Enabled</c> a slot in use is another node's receiver, not a fault: this node is its
+    /// standby and tries again every second (no backoff), so it streams within seconds of the holder's death.
+    /// </summary>
+    private TimeSpan? StandbyRetry(PitrFailure failure) =>
+        _options.Cluster.Enabled && failure == PitrFailure.SlotActive ? TimeSpan.FromSeconds(1) : null;
+
+    /// <summary>True while this node waits as the standby of another node's receiver (cluster mode, slot in use).</summary>
+    public bool Standby => _options.Cluster.Enabled && Status is { ReceiverUp: false, Failure: PitrFailure.SlotActive };
 
     private void Fail(PitrFailure failure, string line)
     {

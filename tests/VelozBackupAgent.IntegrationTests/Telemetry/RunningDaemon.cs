@@ -118,6 +118,27 @@ internal sealed class RunningDaemon : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>The agent's process id.</summary>
+    public int ProcessId => _process.Id;
+
+    /// <summary>The exit code, once it has exited.</summary>
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Whether the agent's process has exited.</summary>
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>SIGKILL to the agent and every process it started (a node that dies: its pg_receivewal dies with it).</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await _process.WaitForExitAsync(cts.Token);
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)

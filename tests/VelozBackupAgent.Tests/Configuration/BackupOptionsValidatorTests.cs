@@ -133,6 +133,37 @@ public sealed class BackupOptionsValidatorTests : IDisposable
     }
 
     [Fact]
+    public void Clustering_is_off_by_default_with_its_documented_defaults()
+    {
+        var c = Load().Cluster;
+        c.Enabled.Should().BeFalse();
+        c.Schema.Should().Be("veloz_quartz");
+        c.CheckinInterval.Should().Be(TimeSpan.FromSeconds(5));
+        c.CheckinMisfireThreshold.Should().Be(TimeSpan.FromSeconds(20));
+        c.MaxClockSkew.Should().Be(TimeSpan.FromSeconds(1));
+        Load(("Backup:Cluster:Enabled", "true"), ("Backup:Cluster:Schema", "agents_q")).Cluster.Enabled.Should().BeTrue();
+    }
+
+    [Theory]
+    [InlineData("Backup:Cluster:Schema", "Veloz", "Backup:Cluster:Schema must be a lower-case PostgreSQL name")]
+    [InlineData("Backup:Cluster:Schema", "pg_quartz", "Backup:Cluster:Schema must be a lower-case PostgreSQL name")]
+    [InlineData("Backup:Cluster:CheckinInterval", "00:00:00.500", "Backup:Cluster:CheckinInterval must be between 00:00:01 and 00:05:00")]
+    [InlineData("Backup:Cluster:CheckinMisfireThreshold", "00:00:09", "Backup:Cluster:CheckinMisfireThreshold must be at least twice CheckinInterval (00:00:10)")]
+    [InlineData("Backup:Cluster:MaxClockSkew", "00:00:00", "Backup:Cluster:MaxClockSkew must be positive")]
+    [InlineData("Backup:Cluster:Nodes", "3", "Backup:Cluster:Nodes")]
+    public void A_bad_cluster_setting_is_named(string key, string value, string problem)
+    {
+        Problems((key, value)).Should().ContainSingle().Which.Should().StartWith(problem);
+    }
+
+    [Fact]
+    public void A_cluster_without_the_database_is_named()
+    {
+        Problems(("Backup:Cluster:Enabled", "true"), ("Backup:Database:Enabled", "false"), ("Backup:Pitr:Enabled", "false"))
+            .Should().ContainSingle().Which.Should().StartWith("Backup:Cluster:Enabled needs the database");
+    }
+
+    [Fact]
     public void A_relative_local_root_is_named()
     {
         Problems(("Backup:LocalRoot", "backup")).Should().ContainSingle().Which.Should().StartWith("Backup:LocalRoot must be an absolute path");

@@ -45,7 +45,11 @@ public sealed partial class DeployedQueriesTests : IDisposable
         RestoreTestState.Write(options.StateDirectory, new RestoreTestResult(
             new DateTimeOffset(2026, 11, 1, 4, 0, 0, TimeSpan.Zero), true, new Dictionary<string, double> { ["total"] = 60 }, null));
         var local = new LocalArtifactStore(_root);
-        using var metrics = new BackupMetrics(options, local, null, meterName: "VelozBackupAgent.Tests." + Guid.NewGuid().ToString("N"));
+        var meterName = "VelozBackupAgent.Tests." + Guid.NewGuid().ToString("N");
+        using var metrics = new BackupMetrics(options, local, null, meterName: meterName);
+
+        // With Backup:Cluster:Enabled the daemon adds the cluster's series on the same meter.
+        using var cluster = new VelozBackupAgent.Cluster.ClusterMetrics("n1", () => new VelozBackupAgent.Cluster.ClusterView([], [], "n1"), () => 0.01, () => true, () => false, meterName);
         var streaming = new PitrStatus
         {
             ReceiverUp = true,

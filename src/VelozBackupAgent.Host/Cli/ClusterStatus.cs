@@ -1,0 +1,68 @@
+using System.Globalization;
+using Npgsql;
+using VelozBackupAgent.Cluster;
+
+namespace VelozBackupAgent.Host.Cli;
+
+/// <summary>The cluster part of <c>veloz-backup status</c> (<c>Backup:Cluster:Enabled</c>): nodes, who ran the last dump and base backup, who holds the receiver.</summary>
+internal static class ClusterStatus
+{
+    /// <summary>The cluster's tables, or the one-line reason they cannot be read; nothing when clustering is off.</summary>
+    public static async Task<(ClusterView? View, string? Error)> ReadAsync(AgentContext agent, CancellationToken cancellationToken)
+    {
+        if (!agent.Options.Cluster.Enabled)
+        {
+            return (null, null);
+        }
+
+        var cluster = new ClusterDatabase(agent.Options);
+        try
+        {
+            return (await cluster.ReadAsync(cancellationToken), null);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            var reason = ex is PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : ex.Message;
+            return (null, cluster.Scrub($"cannot read the cluster's tables in {cluster.Describe()}: {reason}"));
+        }
+    }
+
+    public static IEnumerable<string> Lines(AgentContext agent, ClusterView? view, string? error, DateTimeOffset now)
+    {
+        if (!agent.Options.Cluster.Enabled)
+        {
+            yield break;
+        }
+
+        if (view is null)
+        {
+            yield return $"Cluster: ERROR: {error}";
+            yield break;
+        }
+
+        var alive = view.Nodes.Count(n => n.Alive);
+        yield return string.Create(CultureInfo.InvariantCulture, $"Cluster: {alive} of {view.Nodes.Count} nodes alive (this node: {agent.Options.NodeName}); WAL receiver held by {view.ReceiverHolder ?? "NO NODE"}");
+        foreach (var n in view.Nodes)
+        {
+            var skew = Math.Abs(n.SkewSeconds) > agent.Options.Cluster.MaxClockSkew.TotalSeconds ? $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)} SKEWED" : $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)}";
+            yield return string.Create(CultureInfo.InvariantCulture,
+                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(now - n.LastSeen)} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}");
+        }
+
+        foreach (var r in view.Runs)
+        {
+            var what = r.Kind == BackupKinds.Pitr ? "base backup" : r.Kind == BackupKinds.Database ? "dump" : r.Kind;
+            yield return string.Create(CultureInfo.InvariantCulture,
+                $"  last {what}: node {r.Node}, started {Format.IsoUtc(r.StartedAt)}, {r.Outcome}{(r.Artifact is { } a ? $" ({a})" : "")}");
+        }
+    }
+
+    public static object? Json(AgentContext agent, ClusterView? view, string? error) => !agent.Options.Cluster.Enabled ? null : new
+    {
+        node = agent.Options.NodeName,
+        error,
+        receiverHolder = view?.ReceiverHolder,
+        nodes = view?.Nodes.Select(n => new { node = n.Node, alive = n.Alive, lastSeen = Format.IsoUtc(n.LastSeen), skewSeconds = Math.Round(n.SkewSeconds, 3) }),
+        lastRuns = view?.Runs.Select(r => new { kind = r.Kind, node = r.Node, startedAt = Format.IsoUtc(r.StartedAt), finishedAt = Format.IsoUtc(r.FinishedAt), outcome = r.Outcome, artifact = r.Artifact }),
+    };
+}

@@ -1,0 +1,306 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Quartz;
+using VelozBackupAgent.Cluster;
+using VelozBackupAgent.Host.Cli;
+using VelozBackupAgent.Scheduling;
+using VelozBackupAgent.Sources;
+using VelozBackupAgent.Storage;
+
+namespace VelozBackupAgent.Host.Daemon;
+
+/// <summary>
+/// <c>Backup:Cluster:Enabled</c>: a second, named Quartz scheduler whose job store is the shared PostgreSQL (Quartz's
+/// clustered AdoJobStore, its <c>qrtz_*</c> tables provisioned by Quartz itself in <c>Backup:Cluster:Schema</c>), holding
+/// the database-wide jobs — the dump with its globals, the PITR base backup, the restore drill — so each fire runs on
+/// exactly one node, a node's death hands the next fire to another, and a fire missed while every node was down runs
+/// once when one is back (the cron trigger's misfire rule). The node-local kinds and the pruner stay in the default,
+/// in-memory scheduler.
+/// </summary>
+internal static class ClusterScheduling
+{
+    public const string SchedulerName = "veloz-cluster";
+    public const string DrillJobName = "drill";
+
+    /// <summary>The kinds that back up the shared database, and so run once per cluster rather than once per node.</summary>
+    public static bool IsDatabaseWide(string kind) => kind is BackupKinds.Database or BackupKinds.Pitr;
+
+    public static void AddTo(IServiceCollection services, AgentContext agent)
+    {
+        var cluster = new ClusterDatabase(agent.Options);
+        var options = agent.Options.Cluster;
+        services.AddSingleton(cluster);
+        services.AddSingleton<ClusterState>();
+        services.AddSingleton(sp =>
+        {
+            var state = sp.GetRequiredService<ClusterState>();
+            var streaming = agent.Options.Pitr.Enabled && agent.Options.Pitr.Streaming;
+            return new ClusterMetrics(agent.Options.NodeName, () => state.View, () => state.SkewSeconds, () => state.DatabaseReachable, () => streaming && agent.Receiver.Standby);
+        });
+
+        // Before Quartz's hosted service: the schema must be there (and the database reachable) before the store starts.
+        services.AddHostedService<ClusterSchemaService>();
+        services.AddTransient<ClusterBackupJob>();
+        services.AddTransient<ClusterDrillJob>();
+        services.AddTransient<DrillJob>();
+        services.AddQuartz(SchedulerName, q =>
+        {
+            q.ConfigureScheduler(s => s.InstanceId = agent.Options.NodeName);
+            q.UseTimeProvider(agent.Time);
+            q.UseDefaultThreadPool(t => t.MaxConcurrency = 3);
+            q.UsePersistentStore(s =>
+            {
+                s.UsePostgres(cluster.ConnectionString);
+                s.ConfigureStore(o => o.TablePrefix = cluster.TablePrefix);
+                s.UseClustering(c =>
+                {
+                    c.CheckinInterval = options.CheckinInterval;
+                    c.CheckinMisfireThreshold = options.CheckinMisfireThreshold;
+                });
+                s.UseSystemTextJsonSerializer();
+                s.ProvisionSchema();
+            });
+        });
+    }
+
+    /// <summary>
+    /// Puts this node's schedule of the database-wide jobs into the shared store: a trigger already stored with the same
+    /// cron expression is left as it is (its next fire, or a misfire waiting to be recovered, stands); a changed one is
+    /// replaced. Every node must be configured with the same schedules: the last node to start wins.
+    /// </summary>
+    public static async Task ScheduleAsync(IScheduler scheduler, AgentContext agent, CancellationToken cancellationToken)
+    {
+        var jobs = BackupSchedule.From(agent.Options).Where(s => IsDatabaseWide(s.Kind) && agent.Runner.Has(s.Kind))
+            .Select(s => (Name: s.Kind, Type: typeof(ClusterBackupJob), s.Expression, s.TimeZone)).ToList();
+        if (agent.Options.Verify.DrillEnabled)
+        {
+            jobs.Add((DrillJobName, typeof(ClusterDrillJob), agent.Options.Verify.DrillSchedule, TimeZoneInfo.Local));
+        }
+
+        foreach (var (name, type, expression, timeZone) in jobs)
+        {
+            var key = new TriggerKey(name);
+            var existing = await scheduler.GetTrigger(key, cancellationToken).ConfigureAwait(false);
+            if (existing is ICronTrigger cron && cron.CronExpressionString == expression && cron.TimeZone.Id == timeZone.Id
+                && await scheduler.Exists(new JobKey(name), cancellationToken).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            var job = type == typeof(ClusterDrillJob) ? Job<ClusterDrillJob>(name) : Job<ClusterBackupJob>(name);
+            var trigger = TriggerBuilder.Create().WithIdentity(key).ForJob(job)
+                .WithCronSchedule(expression, c => c.InTimeZone(timeZone).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)).Build();
+            await scheduler.ScheduleJob(job, [trigger], ScheduleJobOptions.Replacing, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    // Recovery on: a fire whose node died mid-run runs again on a live node once the dead one misses its check-ins.
+    private static IJobDetail Job<T>(string name)
+        where T : IJob =>
+        JobBuilder.Create<T>().WithIdentity(name).UsingJobData(BackupJob.KindKey, name)
+            .RequestRecovery().StoreDurably().DisallowConcurrentExecution().Build();
+}
+
+/// <summary>This node's view of the cluster, kept by <see cref="ClusterCheckinService"/> for the metrics and <c>/health</c>.</summary>
+internal sealed class ClusterState
+{
+    private ClusterView? _view;
+
+    public ClusterView? View { get => Volatile.Read(ref _view); set => Volatile.Write(ref _view, value); }
+
+    public double SkewSeconds { get; set; }
+
+    public bool DatabaseReachable { get; set; }
+}
+
+/// <summary>Creates the cluster schema and the agents' tables; a database this node cannot use stops it with one line naming why.</summary>
+internal sealed partial class ClusterSchemaService(ClusterDatabase cluster, AgentContext agent, ILogger<ClusterSchemaService> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await cluster.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            var reason = cluster.Scrub(ex is PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : ex.Message);
+            throw new BackupSourceException($"cluster: node {agent.Options.NodeName} cannot use {cluster.Describe()} for the cluster's job store (Backup:Cluster): {reason}", ex);
+        }
+
+        Log.Joined(logger, agent.Options.NodeName, cluster.Describe(), agent.Options.Cluster.Schema);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private static partial class Log
+    {
+        [LoggerMessage(LogEvents.Cluster.Joined, LogLevel.Information, "cluster: node {Node} joins the agents sharing {Database} (schema {Schema}); the dump, the base backup and the drill run on one node per fire")]
+        public static partial void Joined(ILogger logger, string node, string database, string schema);
+    }
+}
+
+/// <summary>A database-wide backup fired by the clustered scheduler: run here, and recorded in the node table's runs.</summary>
+[DisallowConcurrentExecution]
+internal sealed partial class ClusterBackupJob(BackupRunner runner, ClusterDatabase cluster, DaemonStopping stopping, AgentContext agent, ILogger<ClusterBackupJob> logger) : IJob
+{
+    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (stopping.Stopping)
+        {
+            return;
+        }
+
+        var kind = context.MergedJobDataMap.GetString(BackupJob.KindKey)!;
+        if (!runner.Has(kind))
+        {
+            Log.NotEnabled(logger, kind, agent.Options.NodeName);
+            return;
+        }
+
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, context.CancellationToken, stopping.Abort);
+        var started = agent.Time.GetUtcNow();
+        await RecordAsync(kind, started, null, "running", null).ConfigureAwait(false);
+        var result = await runner.RunAsync(kind, context.Recovering ? BackupTrigger.MissedAtStartup : BackupTrigger.Scheduled, linked.Token).ConfigureAwait(false);
+        await RecordAsync(kind, started, agent.Time.GetUtcNow(), result.Outcome.ToString().ToLowerInvariant(), (result.Artifacts.Count > 0 ? result.Artifacts[0].Name : null)).ConfigureAwait(false);
+    }
+
+    private async Task RecordAsync(string kind, DateTimeOffset started, DateTimeOffset? finished, string outcome, string? artifact)
+    {
+        try
+        {
+            await cluster.RecordRunAsync(kind, started, finished, outcome, artifact, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            // The run itself does not depend on this record; status shows the previous one.
+            Log.NotRecorded(logger, kind, cluster.Scrub(ex.Message));
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(LogEvents.Cluster.KindNotEnabled, LogLevel.Error, "cluster: a {Kind} fire came to node {Node}, which has that kind disabled: every node must have the same Backup:<Kind>:Enabled and schedules")]
+        public static partial void NotEnabled(ILogger logger, string kind, string node);
+
+        [LoggerMessage(LogEvents.Cluster.RunNotRecorded, LogLevel.Warning, "cluster: cannot record the {Kind} run in the cluster's tables ({Reason})")]
+        public static partial void NotRecorded(ILogger logger, string kind, string reason);
+    }
+}
+
+/// <summary>The restore drill, fired by the clustered scheduler on one node per fire.</summary>
+[DisallowConcurrentExecution]
+internal sealed class ClusterDrillJob(DrillJob drill) : IJob
+{
+    public ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default) => drill.Execute(context, cancellationToken);
+}
+
+/// <summary>
+/// Every <c>CheckinInterval</c>: measures this node's clock against the server's (reported past
+/// <c>Backup:Cluster:MaxClockSkew</c>: Quartz clustering needs the nodes within a second), records the check-in and
+/// whether this node's receiver streams, and reads the cluster's view for the metrics. A database that cannot be reached
+/// is logged once per change and tried again; the node goes on with its local kinds.
+/// </summary>
+internal sealed partial class ClusterCheckinService(
+    ClusterDatabase cluster, ClusterState state, ClusterMetrics metrics, AgentContext agent, IServiceProvider services, ILogger<ClusterCheckinService> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        GC.KeepAlive(metrics); // created with the service, so its series exist from start-up
+        var started = agent.Time.GetUtcNow();
+        var options = agent.Options.Cluster;
+        var scheduled = false;
+        string? lastProblem = null;
+        var skewReported = false;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (!scheduled)
+                {
+                    var factory = services.GetRequiredKeyedService<ISchedulerFactory>(ClusterScheduling.SchedulerName);
+                    var scheduler = await factory.GetScheduler(stoppingToken).ConfigureAwait(false);
+                    await ClusterScheduling.ScheduleAsync(scheduler, agent, stoppingToken).ConfigureAwait(false);
+                    scheduled = true;
+                }
+
+                var skew = await cluster.MeasureSkewAsync(agent.Time, stoppingToken).ConfigureAwait(false);
+                state.SkewSeconds = skew;
+                if (Math.Abs(skew) > options.MaxClockSkew.TotalSeconds)
+                {
+                    if (!skewReported)
+                    {
+                        Log.ClockSkew(logger, agent.Options.NodeName, ClusterDatabase.FormatSkew(skew), options.MaxClockSkew.TotalSeconds);
+                        skewReported = true;
+                    }
+                }
+                else if (skewReported)
+                {
+                    Log.ClockSkewGone(logger, agent.Options.NodeName, ClusterDatabase.FormatSkew(skew));
+                    skewReported = false;
+                }
+
+                var receiver = agent.Options.Pitr.Enabled && agent.Options.Pitr.Streaming && agent.Receiver.Status.ReceiverUp;
+                await cluster.CheckInAsync(started, skew, receiver, stoppingToken).ConfigureAwait(false);
+                state.View = await cluster.ReadAsync(stoppingToken).ConfigureAwait(false);
+                state.DatabaseReachable = true;
+                if (lastProblem is not null)
+                {
+                    Log.Reconnected(logger, cluster.Describe());
+                    lastProblem = null;
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or SchedulerException or InvalidOperationException)
+            {
+                state.DatabaseReachable = false;
+                var problem = cluster.Scrub(ex is PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : ex.Message);
+                if (problem != lastProblem)
+                {
+                    Log.CheckinFailed(logger, cluster.Describe(), problem);
+                    lastProblem = problem;
+                }
+            }
+
+            try
+            {
+                await Task.Delay(options.CheckinInterval, agent.Time, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await cluster.LeaveAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            // The others see this node's check-ins stop instead.
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(LogEvents.Cluster.ClockSkew, LogLevel.Warning, "cluster: node {Node}'s clock is {Skew} off the database server's, more than {Max} s: Quartz clustering needs the nodes' clocks within a second (fix NTP on this node)")]
+        public static partial void ClockSkew(ILogger logger, string node, string skew, double max);
+
+        [LoggerMessage(LogEvents.Cluster.ClockSkewGone, LogLevel.Information, "cluster: node {Node}'s clock is back within bounds ({Skew} off the database server's)")]
+        public static partial void ClockSkewGone(ILogger logger, string node, string skew);
+
+        [LoggerMessage(LogEvents.Cluster.CheckinFailed, LogLevel.Warning, "cluster: cannot check in with {Database} ({Reason}); trying again, the node-local kinds go on")]
+        public static partial void CheckinFailed(ILogger logger, string database, string reason);
+
+        [LoggerMessage(LogEvents.Cluster.Reconnected, LogLevel.Information, "cluster: checked in with {Database} again")]
+        public static partial void Reconnected(ILogger logger, string database);
+    }
+}
