@@ -52,17 +52,22 @@ public sealed class VerifyTests
         (await bed.RunAsync("backup", "wal")).ExitCode.Should().Be(0);
         var store = Path.Combine(bed.LocalRoot, "wal");
         var full = Path.GetFileName(Directory.GetFiles(store, "wal-manifest*.json").Single());
-        var name = full;
-        while (name == full)
+        // The delta's name must carry a later second than the full one: a second sync in the same second is named
+        // "-2", and retrying until the name changes would chain a third manifest onto that "-2" instead.
+        var at = DateTimeOffset.ParseExact(full["wal-manifest_".Length..][..15], "yyyyMMdd_HHmmss", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal);
+        while (TimeProvider.System.GetUtcNow() < at.AddSeconds(1))
         {
-            await Task.Delay(200); // the delta's name must carry a later second
-            var segment = Path.Combine(bed.WalDirectory, $"orders_{7:D16}.wal");
-            File.WriteAllBytes(segment, new byte[5000]);
-            File.SetUnixFileMode(segment, RestoreTestBed.WalFileMode);
-            File.SetLastWriteTimeUtc(segment, TimeProvider.System.GetUtcNow().UtcDateTime.AddMinutes(-5));
-            (await bed.RunAsync("backup", "wal")).ExitCode.Should().Be(0);
-            name = Path.GetFileName(Directory.GetFiles(store, "wal-manifest*.json").Order(StringComparer.Ordinal).Last());
+            await Task.Delay(50);
         }
+
+        var segment = Path.Combine(bed.WalDirectory, $"orders_{7:D16}.wal");
+        File.WriteAllBytes(segment, new byte[5000]);
+        File.SetUnixFileMode(segment, RestoreTestBed.WalFileMode);
+        File.SetLastWriteTimeUtc(segment, TimeProvider.System.GetUtcNow().UtcDateTime.AddMinutes(-5));
+        (await bed.RunAsync("backup", "wal")).ExitCode.Should().Be(0);
+        var manifests = Directory.GetFiles(store, "wal-manifest*.json").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        manifests.Should().HaveCount(2);
+        var name = manifests.Single(n => n != full)!;
 
         File.ReadAllText(Path.Combine(store, name)).Should().Contain("\"delta\"").And.Contain(full);
         var ok = await bed.RunAsync("verify");
