@@ -3,7 +3,8 @@ using VelozBackupAgent.Catalog;
 namespace VelozBackupAgent.Retention;
 
 /// <summary>What retention decided for one kind in one store.</summary>
-/// <param name="Delete">Artifacts to delete, in the order to delete them (WAL segments before the manifests that list them).</param>
+/// <param name="Delete">Artifacts to delete, in the order to delete them (WAL segments before the manifests that list them,
+/// WAL manifests newest first so a delta goes before its parent).</param>
 /// <param name="Refused">Why nothing may be deleted at all (e.g. the clock jumped backwards); null when the decision stands.</param>
 public sealed record RetentionDecision(IReadOnlyList<CatalogEntry> Delete, string? Refused)
 {
@@ -116,8 +117,13 @@ public static class RetentionPolicy
         // A dump's globals go with it, right after it (DumpCompanions).
         deleteTimed.AddRange(DumpCompanions.ToDelete(companions, rest, deleteTimed.ToHashSet(), cutoff).Where(e => !keep(e)));
 
-        // Segments first: a prune interrupted half-way leaves manifests that still explain what is stored.
-        return new RetentionDecision([.. deleteSegments, .. deleteTimed.OrderBy(e => e.Time)], null);
+        // Segments first: a prune interrupted half-way leaves manifests that still explain what is stored. Then the
+        // oldest of everything else, except manifests: those go newest first, a delta before its parent, so a prune
+        // stopped at any point never leaves a delta whose parent it already deleted (verify would fail it until the
+        // next prune).
+        return new RetentionDecision(
+            [.. deleteSegments, .. deleteTimed.Where(e => !IsManifest(e)).OrderBy(e => e.Time), .. deleteTimed.Where(IsManifest).OrderByDescending(e => e.Time)],
+            null);
     }
 
     /// <summary>The manifests to delete, less every ancestor of a manifest that stays (its chain back to a full manifest).</summary>

@@ -49,7 +49,7 @@ public sealed class RetentionChainTests
 
         var decision = RetentionPolicy.Decide(entries, TimeSpan.FromDays(7), Epoch.AddDays(10), manifestLinks: m => links[m.Name]);
 
-        decision.Delete.Select(e => e.Name).Should().Equal(Seg(1), Manifest(0), Manifest(1));
+        decision.Delete.Select(e => e.Name).Should().Equal([Seg(1), Manifest(1), Manifest(0)], "the segment first, then the delta before its parent");
     }
 
     [Fact]
@@ -114,6 +114,15 @@ public sealed class RetentionChainTests
         {
             links[name].Parent.Should().Match(p => p == null || !deleted.Contains(p), $"{name} is kept, so its parent stays");
             resolved[name].Where(deleted.Contains).Should().BeEmpty($"{name} is kept, so every segment its sync held stays");
+        }
+
+        // A prune stopped after any of its deletions leaves no delta whose parent is already gone.
+        var deletedSoFar = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var entry in decision.Delete)
+        {
+            deletedSoFar.Add(entry.Name);
+            links.Where(l => !deletedSoFar.Contains(l.Key) && l.Value.Parent is { } p && deletedSoFar.Contains(p)).Select(l => l.Key)
+                .Should().BeEmpty($"a prune interrupted right after deleting {entry.Name} must not orphan a delta");
         }
     }
 }
