@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Quartz;
+using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Cluster;
 using VelozBackupAgent.Host.Cli;
 using VelozBackupAgent.Scheduling;
@@ -190,7 +191,9 @@ internal sealed partial class ClusterBackupJob(BackupRunner runner, ClusterDatab
         var started = agent.Time.GetUtcNow();
         await RecordAsync(kind, started, null, "running", null).ConfigureAwait(false);
         var result = await runner.RunAsync(kind, context.Recovering ? BackupTrigger.MissedAtStartup : BackupTrigger.Scheduled, linked.Token).ConfigureAwait(false);
-        await RecordAsync(kind, started, agent.Time.GetUtcNow(), result.Outcome.ToString().ToLowerInvariant(), (result.Artifacts.Count > 0 ? result.Artifacts[0].Name : null)).ConfigureAwait(false);
+        // The dump, not its globals (which come first); a base backup's archive. The other nodes judge the kind by its name's time.
+        var marking = result.Artifacts.FirstOrDefault(a => !(ArtifactName.TryParse(a.Name, out var prefix, out _, out _, out _) && prefix == Sources.Database.ClusterGlobals.Prefix));
+        await RecordAsync(kind, started, agent.Time.GetUtcNow(), result.Outcome.ToString().ToLowerInvariant(), marking?.Name).ConfigureAwait(false);
     }
 
     private async Task RecordAsync(string kind, DateTimeOffset started, DateTimeOffset? finished, string outcome, string? artifact)

@@ -618,7 +618,8 @@ public sealed partial class BackupMetrics : IDisposable
             yield break;
         }
 
-        yield return new Measurement<double>(Seconds(status.RecoveryPoint), Tag("target", _stores[0].Target));
+        // With Backup:Cluster the receiver's holder's, on every node (LastSuccess): the same time as /health's pitr entry.
+        yield return new Measurement<double>(Seconds(LastSuccess(BackupKinds.Pitr, _stores[0].Target, status)), Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
             yield return new Measurement<double>(Seconds(status.RecoveryPointS3), Tag("target", _stores[1].Target));
