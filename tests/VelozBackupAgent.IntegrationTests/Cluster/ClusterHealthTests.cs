@@ -89,6 +89,14 @@ public sealed class ClusterHealthTests(ITestOutputHelper output)
         output.WriteLine(health.Body);
         (await bed.ReceiverHolderAsync()).Should().Be("node-a", "node-b stayed the standby");
 
+        // Its freshness series are the same cluster-wide times (the stale alerts read them): node-a's dump, base backup and recovery point.
+        var dump = await bed.Pg.ScalarAsync<string>("SELECT success_artifact FROM veloz_quartz.veloz_runs WHERE kind = 'database'", ClusterBed.DatabaseName);
+        var scrape = new Scrape(await standby.ScrapeAsync());
+        scrape["veloz_backup_last_success_timestamp_seconds{kind=\"database\",target=\"local\"}"].Should().Be(new DateTimeOffset(TimeOf(dump)).ToUnixTimeSeconds(), scrape.Text);
+        scrape["veloz_backup_pitr_base_backup_timestamp_seconds{target=\"local\"}"].Should().BeGreaterThan(0, "node-a's base backup");
+        scrape["veloz_backup_pitr_recovery_point_timestamp_seconds{target=\"local\"}"].Should().BeGreaterThan(0, "node-a's recovery point");
+        scrape["veloz_backup_cluster_receiver_standby{node=\"node-b\"}"].Should().Be(1);
+
         var status = await VelozBackupBinary.RunAsync(["status", "--config", bed.ConfigPath("node-b")], timeout: TimeSpan.FromSeconds(60));
         status.StdOut.Should().Contain("WAL receiver held by node-a").And.MatchRegex(@"last dump: node node-a, started .*succeeded").And.MatchRegex(@"last base backup: node node-a, ");
 
