@@ -46,7 +46,7 @@ internal static class ClusterStatus
         {
             var skew = ClockSkew.IsSkewed(n.SkewSeconds, agent.Options.Cluster.MaxClockSkew) ? $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)} SKEWED" : $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)}";
             yield return string.Create(CultureInfo.InvariantCulture,
-                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(now - n.LastSeen)} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}{(n.Node == view.ReceiverHolder && n.RecoveryPoint is { } rp ? $" (recovery point {Format.Age(now - rp)} ago)" : "")}");
+                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(Since(now, n.LastSeen))} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}{(n.Node == view.ReceiverHolder && n.RecoveryPoint is { } rp ? $" (recovery point {Format.Age(Since(now, rp))} ago)" : "")}");
         }
 
         foreach (var r in view.Runs)
@@ -56,6 +56,9 @@ internal static class ClusterStatus
                 $"  last {what}: node {r.Node}, started {Format.IsoUtc(r.StartedAt)}, {r.Outcome}{(r.Artifact is { } a ? $" ({a})" : "")}{LastSuccess(r)}");
         }
     }
+
+    // The check-ins are the server's time, now is this host's: a few milliseconds ahead is "0s ago", not "in the future".
+    private static TimeSpan Since(DateTimeOffset now, DateTimeOffset then) => now > then ? now - then : TimeSpan.Zero;
 
     // The run above is not the kind's last success (it failed, or runs now): say which was, and where.
     private static string LastSuccess(ClusterRun r) =>

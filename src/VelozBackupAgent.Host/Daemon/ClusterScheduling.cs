@@ -233,7 +233,8 @@ internal sealed class ClusterDrillJob(DrillJob drill) : IJob
 /// is logged once per change and tried again; the node goes on with its local kinds.
 /// </summary>
 internal sealed partial class ClusterCheckinService(
-    ClusterDatabase cluster, ClusterNodeLock nodeLock, ClusterState state, ClusterMetrics metrics, AgentContext agent, IServiceProvider services, ILogger<ClusterCheckinService> logger) : BackgroundService
+    ClusterDatabase cluster, ClusterNodeLock nodeLock, ClusterState state, ClusterMetrics metrics, Telemetry.BackupMetrics backupMetrics, AgentContext agent,
+    IServiceProvider services, ILogger<ClusterCheckinService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -282,7 +283,7 @@ internal sealed partial class ClusterCheckinService(
 
                 var status = agent.Options.Pitr.Enabled && agent.Options.Pitr.Streaming ? agent.Receiver.Status : null;
                 var receiver = status is { ReceiverUp: true };
-                await cluster.CheckInAsync(started, measured, receiver, stoppingToken, receiver ? status!.RecoveryPoint : null).ConfigureAwait(false);
+                await cluster.CheckInAsync(started, measured, receiver, stoppingToken, receiver ? status!.RecoveryPoint : null, backupMetrics.OwnS3Dump()).ConfigureAwait(false);
                 state.View = await cluster.ReadAsync(stoppingToken).ConfigureAwait(false);
                 state.DatabaseReachable = true;
                 if (lastProblem is not null)

@@ -44,6 +44,13 @@ public static class ClusterFreshness
     public static NodeBackup? RecoveryPoint(ClusterView? view) =>
         view?.Nodes.Where(n => n.RecoveryPoint is not null).OrderByDescending(n => n.RecoveryPoint).Select(n => new NodeBackup(n.RecoveryPoint!.Value, n.Node, null)).FirstOrDefault();
 
+    /// <summary>
+    /// The newest dump in any node's own S3 prefix, as the nodes reported at their check-ins, and whose prefix; null when
+    /// none did. The dump is in the S3 prefix of the node that took it, which the others do not list.
+    /// </summary>
+    public static NodeBackup? S3Dump(ClusterView? view) =>
+        view?.Nodes.Where(n => n.S3Dump is not null).OrderByDescending(n => n.S3Dump).Select(n => new NodeBackup(n.S3Dump!.Value, n.Node, null)).FirstOrDefault();
+
     /// <summary>The newer of this node's own (<paramref name="local"/>) and the cluster's; this node's when they are as new.</summary>
     public static NodeBackup? Newest(NodeBackup? local, NodeBackup? cluster) =>
         local is null ? cluster : cluster is null || local.Time >= cluster.Time ? local : cluster;

@@ -412,8 +412,22 @@ public sealed partial class BackupMetrics : IDisposable
     private DateTimeOffset? LastSuccess(string kind, string target, PitrStatus? pitr)
     {
         var own = OwnLastSuccess(kind, target, pitr);
-        return target == _stores[0].Target && _clusterView is not null && Cluster.ClusterFreshness.IsDatabaseWide(kind) ? ClusterNewest(kind, own)?.Time : own;
+        if (_clusterView is null || !Cluster.ClusterFreshness.IsDatabaseWide(kind))
+        {
+            return own;
+        }
+
+        if (target == _stores[0].Target)
+        {
+            return ClusterNewest(kind, own)?.Time;
+        }
+
+        // The dump's S3 copy is in the prefix of the node that took it: the newest any node reported (PITR's S3 series stay this node's).
+        return kind == BackupKinds.Database ? Cluster.ClusterFreshness.Newest(own, _options.NodeName, Cluster.ClusterFreshness.S3Dump(_clusterView()))?.Time : own;
     }
+
+    /// <summary>The newest dump in this node's own S3 prefix (what it reports at its check-ins); null without S3 or dumps.</summary>
+    public DateTimeOffset? OwnS3Dump() => _stores.Count > 1 ? OwnLastSuccess(BackupKinds.Database, _stores[1].Target, null) : null;
 
     private DateTimeOffset? OwnLastSuccess(string kind, string target, PitrStatus? pitr)
     {

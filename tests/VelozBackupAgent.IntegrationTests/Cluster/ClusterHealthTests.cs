@@ -96,6 +96,9 @@ public sealed class ClusterHealthTests(ITestOutputHelper output)
         scrape["veloz_backup_pitr_base_backup_timestamp_seconds{target=\"local\"}"].Should().BeGreaterThan(0, "node-a's base backup");
         scrape["veloz_backup_pitr_recovery_point_timestamp_seconds{target=\"local\"}"].Should().BeGreaterThan(0, "node-a's recovery point");
         scrape["veloz_backup_cluster_receiver_standby{node=\"node-b\"}"].Should().Be(1);
+        // The dump's S3 copy is under node-a's prefix: the standby's S3 series is the time node-a reports for it once uploaded.
+        await bed.WaitForAsync(async () => new Scrape(await standby.ScrapeAsync())["veloz_backup_last_success_timestamp_seconds{kind=\"database\",target=\"s3\"}"]
+            == new DateTimeOffset(TimeOf(dump)).ToUnixTimeSeconds(), TimeSpan.FromSeconds(60), "node-b's S3 series of the dump is node-a's copy");
 
         var status = await VelozBackupBinary.RunAsync(["status", "--config", bed.ConfigPath("node-b")], timeout: TimeSpan.FromSeconds(60));
         status.StdOut.Should().Contain("WAL receiver held by node-a").And.MatchRegex(@"last dump: node node-a, started .*succeeded").And.MatchRegex(@"last base backup: node node-a, ");

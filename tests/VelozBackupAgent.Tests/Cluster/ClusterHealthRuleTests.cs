@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Time.Testing;
 using VelozBackupAgent.Cluster;
 using VelozBackupAgent.Configuration;
+using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Telemetry;
 
@@ -47,6 +48,16 @@ public sealed class ClusterHealthRuleTests : IDisposable
         ClockSkew.IsSkewed(1.0, TimeSpan.FromSeconds(1)).Should().BeFalse("exactly the bound is within it");
         ClockSkew.IsSkewed(0.2, TimeSpan.FromSeconds(1)).Should().BeFalse();
     }
+
+    [Theory]
+    [InlineData(-0.0001, "+0.000 s")]
+    [InlineData(0.0, "+0.000 s")]
+    [InlineData(-0.0006, "-0.001 s")]
+    [InlineData(0.0125, "+0.013 s")]
+    [InlineData(-2.25, "-2.250 s")]
+    [InlineData(1.5, "+1.500 s")]
+    public void A_skew_is_written_with_one_sign_and_milliseconds(double seconds, string text) =>
+        ClusterDatabase.FormatSkew(seconds).Should().Be(text);
 
     [Fact]
     public void A_skew_is_reported_once_when_it_begins_and_once_when_it_ends()
@@ -157,6 +168,29 @@ public sealed class ClusterHealthRuleTests : IDisposable
         health.Problems.Should().ContainSingle().Which.Should().Contain("this node's clock is -2.250 s off the database server's, more than Backup:Cluster:MaxClockSkew (1s)");
     }
 
+    [Fact]
+    public async Task The_dumps_S3_copy_is_judged_by_the_newest_any_node_reported_and_a_node_reports_its_own_prefix_only()
+    {
+        var s3Root = Directory.CreateDirectory(Path.Combine(_root, "s3")).FullName;
+        var remote = new S3Folder(new LocalArtifactStore(s3Root, _clock));
+        await using (var content = new MemoryStream(new byte[10]))
+        {
+            await remote.WriteAsync("database", "veloz_20261203_030000.dump", content);
+        }
+
+        var metrics = new BackupMetrics(Options(), new LocalArtifactStore(Path.Combine(_root, "local"), _clock), remote, _clock, meterName: "VelozBackupAgent.Tests." + Guid.NewGuid().ToString("N"));
+        _metrics.Add(metrics);
+        await metrics.RefreshAsync(remote);
+        var view = new ClusterView([Node("node-a", 0) with { S3Dump = Now.AddHours(-3) }, Node("node-b", 0) with { S3Dump = Now.AddMinutes(-10) }],
+            [Run("database", "node-b", Now.AddMinutes(-10), "veloz_20261203_055000.dump")], null);
+        metrics.AttachCluster(() => view, () => 0);
+
+        metrics.OwnS3Dump().Should().Be(Now.AddHours(-3), "what node-a reports is its own prefix's, not what it read from the others");
+        var scrape = new Telemetry.ScrapeText(metrics.Scrape());
+        scrape["veloz_backup_last_success_timestamp_seconds{kind=\"database\",target=\"s3\"}"].Should().Be(Now.AddMinutes(-10).ToUnixTimeSeconds(), "node-b's dump is in node-b's prefix");
+        scrape["veloz_backup_last_success_timestamp_seconds{kind=\"database\",target=\"local\"}"].Should().Be(Now.AddMinutes(-10).ToUnixTimeSeconds());
+    }
+
     private static ClusterNode Node(string name, double skew, bool alive = true) => new(name, Now, Now.AddHours(-1), skew, false, alive);
 
     private static ClusterRun Run(string kind, string node, DateTimeOffset started, string artifact) =>
@@ -182,5 +216,22 @@ public sealed class ClusterHealthRuleTests : IDisposable
         var metrics = new BackupMetrics(options, new LocalArtifactStore(_root, _clock), null, _clock, meterName: "VelozBackupAgent.Tests." + Guid.NewGuid().ToString("N"));
         _metrics.Add(metrics);
         return metrics;
+    }
+
+    /// <summary>A folder that reports itself as the S3 target.</summary>
+    private sealed class S3Folder(LocalArtifactStore inner) : IArtifactStore
+    {
+        public string Target => "s3";
+
+        public Task<ArtifactInfo> WriteAsync(string kind, string name, Stream content, string? expectedSha256 = null, CancellationToken cancellationToken = default) =>
+            inner.WriteAsync(kind, name, content, expectedSha256, cancellationToken);
+
+        public Task<Stream> OpenReadAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.OpenReadAsync(kind, name, cancellationToken);
+
+        public Task<ArtifactInfo?> StatAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.StatAsync(kind, name, cancellationToken);
+
+        public IAsyncEnumerable<ArtifactInfo> ListAsync(string kind, CancellationToken cancellationToken = default) => inner.ListAsync(kind, cancellationToken);
+
+        public Task DeleteAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.DeleteAsync(kind, name, cancellationToken);
     }
 }
