@@ -365,5 +365,7 @@ internal static class LogEvents
         public const int CheckinFailed = 9506;
         /// <summary>cluster: checked in with {Database} again</summary>
         public const int Reconnected = 9507;
+        /// <summary>cluster: another agent already runs as node {Node} against {Database} (…) (taken while this agent's session was lost)</summary>
+        public const int NameTaken = 9508;
     }
 }

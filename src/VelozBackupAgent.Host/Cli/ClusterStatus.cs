@@ -44,25 +44,42 @@ internal static class ClusterStatus
         yield return string.Create(CultureInfo.InvariantCulture, $"Cluster: {alive} of {view.Nodes.Count} nodes alive (this node: {agent.Options.NodeName}); WAL receiver held by {view.ReceiverHolder ?? "NO NODE"}");
         foreach (var n in view.Nodes)
         {
-            var skew = Math.Abs(n.SkewSeconds) > agent.Options.Cluster.MaxClockSkew.TotalSeconds ? $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)} SKEWED" : $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)}";
+            var skew = ClockSkew.IsSkewed(n.SkewSeconds, agent.Options.Cluster.MaxClockSkew) ? $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)} SKEWED" : $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)}";
             yield return string.Create(CultureInfo.InvariantCulture,
-                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(now - n.LastSeen)} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}");
+                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(Since(now, n.LastSeen))} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}{(n.Node == view.ReceiverHolder && n.RecoveryPoint is { } rp ? $" (recovery point {Format.Age(Since(now, rp))} ago)" : "")}");
         }
 
         foreach (var r in view.Runs)
         {
             var what = r.Kind == BackupKinds.Pitr ? "base backup" : r.Kind == BackupKinds.Database ? "dump" : r.Kind;
             yield return string.Create(CultureInfo.InvariantCulture,
-                $"  last {what}: node {r.Node}, started {Format.IsoUtc(r.StartedAt)}, {r.Outcome}{(r.Artifact is { } a ? $" ({a})" : "")}");
+                $"  last {what}: node {r.Node}, started {Format.IsoUtc(r.StartedAt)}, {r.Outcome}{(r.Artifact is { } a ? $" ({a})" : "")}{LastSuccess(r)}");
         }
     }
+
+    // The check-ins are the server's time, now is this host's: a few milliseconds ahead is "0s ago", not "in the future".
+    private static TimeSpan Since(DateTimeOffset now, DateTimeOffset then) => now > then ? now - then : TimeSpan.Zero;
+
+    // The run above is not the kind's last success (it failed, or runs now): say which was, and where.
+    private static string LastSuccess(ClusterRun r) =>
+        r.LastSuccess is not { } s ? (r.Outcome == "succeeded" ? "" : "; no successful run recorded")
+        : s.StartedAt == r.StartedAt && s.Node == r.Node ? ""
+        : $"; last success: node {s.Node}, started {Format.IsoUtc(s.StartedAt)}{(s.Artifact is { } a ? $" ({a})" : "")}";
 
     public static object? Json(AgentContext agent, ClusterView? view, string? error) => !agent.Options.Cluster.Enabled ? null : new
     {
         node = agent.Options.NodeName,
         error,
         receiverHolder = view?.ReceiverHolder,
-        nodes = view?.Nodes.Select(n => new { node = n.Node, alive = n.Alive, lastSeen = Format.IsoUtc(n.LastSeen), skewSeconds = Math.Round(n.SkewSeconds, 3) }),
-        lastRuns = view?.Runs.Select(r => new { kind = r.Kind, node = r.Node, startedAt = Format.IsoUtc(r.StartedAt), finishedAt = Format.IsoUtc(r.FinishedAt), outcome = r.Outcome, artifact = r.Artifact }),
+        nodes = view?.Nodes.Select(n => new
+        {
+            node = n.Node, alive = n.Alive, lastSeen = Format.IsoUtc(n.LastSeen), skewSeconds = Math.Round(n.SkewSeconds, 3),
+            skewed = ClockSkew.IsSkewed(n.SkewSeconds, agent.Options.Cluster.MaxClockSkew), recoveryPoint = Format.IsoUtc(n.RecoveryPoint),
+        }),
+        lastRuns = view?.Runs.Select(r => new
+        {
+            kind = r.Kind, node = r.Node, startedAt = Format.IsoUtc(r.StartedAt), finishedAt = Format.IsoUtc(r.FinishedAt), outcome = r.Outcome, artifact = r.Artifact,
+            lastSuccess = r.LastSuccess is { } s ? new { node = s.Node, startedAt = Format.IsoUtc(s.StartedAt), artifact = s.Artifact } : null,
+        }),
     };
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Quartz;
+using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Cluster;
 using VelozBackupAgent.Host.Cli;
 using VelozBackupAgent.Scheduling;
@@ -27,11 +28,23 @@ internal static class ClusterScheduling
     /// <summary>The kinds that back up the shared database, and so run once per cluster rather than once per node.</summary>
     public static bool IsDatabaseWide(string kind) => kind is BackupKinds.Database or BackupKinds.Pitr;
 
-    public static void AddTo(IServiceCollection services, AgentContext agent)
+    /// <summary>
+    /// Registers what must run before anything else of the daemon starts: the cluster's schema and this node's name
+    /// (<see cref="ClusterNodeLock"/>). A second agent with the same Backup:NodeName stops there, before it touches its
+    /// local store, binds a scheduler or streams WAL.
+    /// </summary>
+    public static ClusterDatabase AddStartGate(IServiceCollection services, AgentContext agent)
     {
         var cluster = new ClusterDatabase(agent.Options);
-        var options = agent.Options.Cluster;
         services.AddSingleton(cluster);
+        services.AddSingleton<ClusterNodeLock>();
+        services.AddHostedService<ClusterSchemaService>();
+        return cluster;
+    }
+
+    public static void AddTo(IServiceCollection services, AgentContext agent, ClusterDatabase cluster)
+    {
+        var options = agent.Options.Cluster;
         services.AddSingleton<ClusterState>();
         services.AddSingleton(sp =>
         {
@@ -40,8 +53,6 @@ internal static class ClusterScheduling
             return new ClusterMetrics(agent.Options.NodeName, () => state.View, () => state.SkewSeconds, () => state.DatabaseReachable, () => streaming && agent.Receiver.Standby);
         });
 
-        // Before Quartz's hosted service: the schema must be there (and the database reachable) before the store starts.
-        services.AddHostedService<ClusterSchemaService>();
         services.AddTransient<ClusterBackupJob>();
         services.AddTransient<ClusterDrillJob>();
         services.AddTransient<DrillJob>();
@@ -115,14 +126,20 @@ internal sealed class ClusterState
     public bool DatabaseReachable { get; set; }
 }
 
-/// <summary>Creates the cluster schema and the agents' tables; a database this node cannot use stops it with one line naming why.</summary>
-internal sealed partial class ClusterSchemaService(ClusterDatabase cluster, AgentContext agent, ILogger<ClusterSchemaService> logger) : IHostedService
+/// <summary>
+/// The daemon's first hosted service (before Quartz's: the schema must be there before the store starts): creates the
+/// cluster schema and the agents' tables, and claims this node's name for the process's life. A database this node
+/// cannot use, or a name another running agent holds, stops it with one line naming why.
+/// </summary>
+internal sealed partial class ClusterSchemaService(ClusterDatabase cluster, ClusterNodeLock nodeLock, AgentContext agent, ILogger<ClusterSchemaService> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        string? holder;
         try
         {
             await cluster.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+            holder = await nodeLock.TryAcquireAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
@@ -130,10 +147,19 @@ internal sealed partial class ClusterSchemaService(ClusterDatabase cluster, Agen
             throw new BackupSourceException($"cluster: node {agent.Options.NodeName} cannot use {cluster.Describe()} for the cluster's job store (Backup:Cluster): {reason}", ex);
         }
 
+        if (holder is not null)
+        {
+            throw new BackupSourceException(DuplicateName(agent.Options.NodeName, cluster.Describe(), holder));
+        }
+
         Log.Joined(logger, agent.Options.NodeName, cluster.Describe(), agent.Options.Cluster.Schema);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public async Task StopAsync(CancellationToken cancellationToken) => await nodeLock.DisposeAsync().ConfigureAwait(false);
+
+    /// <summary>The one line of a second agent with a name already in use.</summary>
+    public static string DuplicateName(string node, string database, string holder) =>
+        $"cluster: another agent already runs as node {node} against {database} ({holder}): every agent needs its own Backup:NodeName; stop that agent or give this one another name";
 
     private static partial class Log
     {
@@ -165,7 +191,9 @@ internal sealed partial class ClusterBackupJob(BackupRunner runner, ClusterDatab
         var started = agent.Time.GetUtcNow();
         await RecordAsync(kind, started, null, "running", null).ConfigureAwait(false);
         var result = await runner.RunAsync(kind, context.Recovering ? BackupTrigger.MissedAtStartup : BackupTrigger.Scheduled, linked.Token).ConfigureAwait(false);
-        await RecordAsync(kind, started, agent.Time.GetUtcNow(), result.Outcome.ToString().ToLowerInvariant(), (result.Artifacts.Count > 0 ? result.Artifacts[0].Name : null)).ConfigureAwait(false);
+        // The dump, not its globals (which come first); a base backup's archive. The other nodes judge the kind by its name's time.
+        var marking = result.Artifacts.FirstOrDefault(a => !(ArtifactName.TryParse(a.Name, out var prefix, out _, out _, out _) && prefix == Sources.Database.ClusterGlobals.Prefix));
+        await RecordAsync(kind, started, agent.Time.GetUtcNow(), result.Outcome.ToString().ToLowerInvariant(), marking?.Name).ConfigureAwait(false);
     }
 
     private async Task RecordAsync(string kind, DateTimeOffset started, DateTimeOffset? finished, string outcome, string? artifact)
@@ -205,7 +233,8 @@ internal sealed class ClusterDrillJob(DrillJob drill) : IJob
 /// is logged once per change and tried again; the node goes on with its local kinds.
 /// </summary>
 internal sealed partial class ClusterCheckinService(
-    ClusterDatabase cluster, ClusterState state, ClusterMetrics metrics, AgentContext agent, IServiceProvider services, ILogger<ClusterCheckinService> logger) : BackgroundService
+    ClusterDatabase cluster, ClusterNodeLock nodeLock, ClusterState state, ClusterMetrics metrics, Telemetry.BackupMetrics backupMetrics, AgentContext agent,
+    IServiceProvider services, ILogger<ClusterCheckinService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -214,7 +243,8 @@ internal sealed partial class ClusterCheckinService(
         var options = agent.Options.Cluster;
         var scheduled = false;
         string? lastProblem = null;
-        var skewReported = false;
+        string? lastHolder = null;
+        var skew = new ClockSkew(options.MaxClockSkew);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -227,24 +257,33 @@ internal sealed partial class ClusterCheckinService(
                     scheduled = true;
                 }
 
-                var skew = await cluster.MeasureSkewAsync(agent.Time, stoppingToken).ConfigureAwait(false);
-                state.SkewSeconds = skew;
-                if (Math.Abs(skew) > options.MaxClockSkew.TotalSeconds)
+                // The name, again after a PostgreSQL restart dropped the lock's session; another agent may have taken it meanwhile.
+                var holder = await nodeLock.KeepAsync(stoppingToken).ConfigureAwait(false);
+                if (holder != lastHolder)
                 {
-                    if (!skewReported)
+                    if (holder is not null)
                     {
-                        Log.ClockSkew(logger, agent.Options.NodeName, ClusterDatabase.FormatSkew(skew), options.MaxClockSkew.TotalSeconds);
-                        skewReported = true;
+                        Log.NameTaken(logger, ClusterSchemaService.DuplicateName(agent.Options.NodeName, cluster.Describe(), holder));
                     }
-                }
-                else if (skewReported)
-                {
-                    Log.ClockSkewGone(logger, agent.Options.NodeName, ClusterDatabase.FormatSkew(skew));
-                    skewReported = false;
+
+                    lastHolder = holder;
                 }
 
-                var receiver = agent.Options.Pitr.Enabled && agent.Options.Pitr.Streaming && agent.Receiver.Status.ReceiverUp;
-                await cluster.CheckInAsync(started, skew, receiver, stoppingToken).ConfigureAwait(false);
+                var measured = await cluster.MeasureSkewAsync(agent.Time, stoppingToken).ConfigureAwait(false);
+                state.SkewSeconds = measured;
+                switch (skew.Observe(measured))
+                {
+                    case SkewChange.Began:
+                        Log.ClockSkew(logger, agent.Options.NodeName, ClusterDatabase.FormatSkew(measured), options.MaxClockSkew.TotalSeconds);
+                        break;
+                    case SkewChange.Ended:
+                        Log.ClockSkewGone(logger, agent.Options.NodeName, ClusterDatabase.FormatSkew(measured));
+                        break;
+                }
+
+                var status = agent.Options.Pitr.Enabled && agent.Options.Pitr.Streaming ? agent.Receiver.Status : null;
+                var receiver = status is { ReceiverUp: true };
+                await cluster.CheckInAsync(started, measured, receiver, stoppingToken, receiver ? status!.RecoveryPoint : null, backupMetrics.OwnS3Dump()).ConfigureAwait(false);
                 state.View = await cluster.ReadAsync(stoppingToken).ConfigureAwait(false);
                 state.DatabaseReachable = true;
                 if (lastProblem is not null)
@@ -280,8 +319,12 @@ internal sealed partial class ClusterCheckinService(
 
         try
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await cluster.LeaveAsync(timeout.Token).ConfigureAwait(false);
+            // Only while this process holds the name: the row is otherwise another agent's.
+            if (nodeLock.Held)
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await cluster.LeaveAsync(timeout.Token).ConfigureAwait(false);
+            }
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
         {
@@ -302,5 +345,8 @@ internal sealed partial class ClusterCheckinService(
 
         [LoggerMessage(LogEvents.Cluster.Reconnected, LogLevel.Information, "cluster: checked in with {Database} again")]
         public static partial void Reconnected(ILogger logger, string database);
+
+        [LoggerMessage(LogEvents.Cluster.NameTaken, LogLevel.Critical, "{Problem} (taken while this agent's session was lost)")]
+        public static partial void NameTaken(ILogger logger, string problem);
     }
 }

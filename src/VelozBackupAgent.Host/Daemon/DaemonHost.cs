@@ -19,11 +19,13 @@ internal static class DaemonHost
         builder.Services.AddSingleton(agent.LoggerFactory);
         builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
         builder.Services.AddSingleton<DaemonStopping>();
-        builder.Services.AddHostedService<StartupService>();
-        builder.Services.AddMetricsAndHealth(agent);
 
         // With Backup:Cluster:Enabled the database-wide jobs are the clustered scheduler's (ClusterScheduling), not this one's.
         var clustered = agent.Options.Cluster.Enabled;
+        var cluster = clustered ? ClusterScheduling.AddStartGate(builder.Services, agent) : null;
+        builder.Services.AddHostedService<StartupService>();
+        builder.Services.AddMetricsAndHealth(agent);
+
         var schedules = BackupSchedule.From(agent.Options).Where(s => agent.Runner.Has(s.Kind) && !(clustered && ClusterScheduling.IsDatabaseWide(s.Kind))).ToList();
         builder.Services.AddQuartz(q =>
         {
@@ -50,7 +52,7 @@ internal static class DaemonHost
 
         if (clustered)
         {
-            ClusterScheduling.AddTo(builder.Services, agent);
+            ClusterScheduling.AddTo(builder.Services, agent, cluster!);
         }
 
         // Jobs still running at stop get StopGrace to finish, then are aborted; Quartz waits for them.

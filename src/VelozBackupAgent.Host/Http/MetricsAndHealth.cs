@@ -29,7 +29,7 @@ internal static class MetricsAndHealth
 /// the local store in the background (the listener's first scrape waits for it, so the freshness series start
 /// from the catalog, not from "never"), then keeps listing both stores on their cadence.
 /// </summary>
-internal sealed class MetricsService(AgentContext agent, BackupMetrics metrics) : IHostedService, IDisposable
+internal sealed class MetricsService(AgentContext agent, BackupMetrics metrics, IServiceProvider services) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
     private Task _loop = Task.CompletedTask;
@@ -40,6 +40,13 @@ internal sealed class MetricsService(AgentContext agent, BackupMetrics metrics) 
         if (agent.Options.Pitr.Enabled)
         {
             metrics.AttachPitr(agent.WalArchive, agent.Options.Pitr.Streaming ? () => agent.Receiver.Status : null);
+        }
+
+        if (agent.Options.Cluster.Enabled)
+        {
+            // The database-wide kinds' freshness is the cluster's, whichever node did the work (ClusterFreshness).
+            var state = services.GetRequiredService<Daemon.ClusterState>();
+            metrics.AttachCluster(() => state.View, () => state.SkewSeconds);
         }
         _loop = Task.Run(
             async () =>

@@ -28,6 +28,12 @@ public sealed record FreshnessStatus(string Kind, DateTimeOffset? LastSuccess, T
     /// <summary>True when a run in progress has been going longer than its bound: it is hung, or the bound is too short.</summary>
     public bool RunOverdue { get; init; }
 
+    /// <summary>
+    /// With Backup:Cluster, for a database-wide kind: the node whose backup <see cref="LastSuccess"/> is (this node or
+    /// another); null otherwise.
+    /// </summary>
+    public string? Node { get; init; }
+
     /// <summary>How far past its objective the kind is (zero when within it); null when there is no backup.</summary>
     public TimeSpan? Overdue => Age is { } a ? (a > Objective ? a - Objective : TimeSpan.Zero) : null;
 }

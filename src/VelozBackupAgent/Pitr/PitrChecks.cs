@@ -1,4 +1,5 @@
 using System.Globalization;
+using VelozBackupAgent.Cluster;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Sources;
 using VelozBackupAgent.Sources.Database;
@@ -24,6 +25,16 @@ public sealed class PitrChecks
 
     private PitrOptions Pitr => _options.Pitr;
 
+    /// <summary>
+    /// With Backup:Cluster, the cluster's tables as read for this check (null: clustering off, or unreadable). The WAL
+    /// stream and the base backups are then judged cluster-wide (<see cref="ClusterFreshness"/>): a standby passes on
+    /// the receiver holder's recovery point and on a base backup another node took, and fails when no node holds the
+    /// receiver.
+    /// </summary>
+    public ClusterView? Cluster { get; init; }
+
+    private ClusterView? View => _options.Cluster.Enabled ? Cluster : null;
+
     /// <summary>"PITR WAL current": the recovery point the daemon's receiver last reported, against the objective.</summary>
     public async Task<CheckResult> StreamAsync(PitrCatalog local, CancellationToken cancellationToken)
     {
@@ -38,6 +49,11 @@ public sealed class PitrChecks
         if (!Pitr.Streaming)
         {
             return await ArchivedAsync(label, local, now, cancellationToken);
+        }
+
+        if (View is { } view && view.ReceiverHolder != _options.NodeName)
+        {
+            return ClusterStream(label, view, now);
         }
 
         var status = PitrStatus.Load(Path.Combine(_options.StateDirectory, "pitr", "status.json"));
@@ -76,15 +92,28 @@ public sealed class PitrChecks
             return new CheckResult(label, CheckStatus.Skip, "disabled (Backup:Pitr:Enabled)");
         }
 
-        if (local.Bases.FirstOrDefault(b => b.ArchiveSize is not null) is not { } newest)
+        var own = local.Bases.FirstOrDefault(b => b.ArchiveSize is not null);
+        var running = Sources.KindLock.BackupRunningSince(_options.StateDirectory, BackupKinds.Pitr);
+        if (View is { } view
+            && ClusterFreshness.Newest(own is null ? null : new NodeBackup(own.Time, _options.NodeName, own.Info.Archive), ClusterFreshness.LastSuccess(view, BackupKinds.Pitr)) is { } pick
+            && (own is null || pick.Node != _options.NodeName))
         {
-            return new CheckResult(label, CheckStatus.Fail, $"no complete base backup in the local store: run veloz-backup backup pitr{Problems(local)}");
+            // Another node took the newest base backup: its store and S3 prefix hold it.
+            var other = Catalog.Freshness.Evaluate(BackupKinds.Pitr, pick.Time, Pitr.BaseFreshnessObjective, _options.FreshnessGrace, _time.GetUtcNow(),
+                running ?? ClusterFreshness.RunningSince(view, BackupKinds.Pitr), Pitr.MaxRunDuration);
+            return new CheckResult(label, other.Stale || other.RunOverdue ? CheckStatus.Fail : CheckStatus.Pass,
+                $"newest {pick.Artifact ?? "base backup"} by node {pick.Node}, {Human(other.Age!.Value)} old (the cluster's last base backup; this node's store: {own?.Info.Archive ?? "none"}){Verification.Verifier.RunNote(other)}");
+        }
+
+        if (own is not { } newest)
+        {
+            return new CheckResult(label, CheckStatus.Fail, $"no complete base backup in the local store{(View is null ? "" : " nor on any other node")}: run veloz-backup backup pitr{Problems(local)}");
         }
 
         var status = Catalog.Freshness.Evaluate(BackupKinds.Pitr, newest.Time, Pitr.BaseFreshnessObjective, _options.FreshnessGrace, _time.GetUtcNow(),
-            Sources.KindLock.BackupRunningSince(_options.StateDirectory, BackupKinds.Pitr), Pitr.MaxRunDuration);
+            running ?? ClusterFreshness.RunningSince(View, BackupKinds.Pitr), Pitr.MaxRunDuration);
         return new CheckResult(label, status.Stale || status.RunOverdue ? CheckStatus.Fail : CheckStatus.Pass,
-            $"newest {newest.Info.Archive}, {Human(status.Age!.Value)} old, timeline {newest.Info.Timeline}, WAL {newest.Info.StartLsn} to {newest.Info.StopLsn}{Problems(local)}{Verification.Verifier.RunNote(status)}");
+            $"newest {newest.Info.Archive}{(View is null ? "" : $" by node {_options.NodeName} (this node)")}, {Human(status.Age!.Value)} old, timeline {newest.Info.Timeline}, WAL {newest.Info.StartLsn} to {newest.Info.StopLsn}{Problems(local)}{Verification.Verifier.RunNote(status)}");
     }
 
     /// <summary>
@@ -102,6 +131,12 @@ public sealed class PitrChecks
 
         if (catalog.Bases.FirstOrDefault(b => b.ArchiveSize is not null) is not { } newest)
         {
+            if (ClusterFreshness.LastSuccess(View, BackupKinds.Pitr) is { } other && other.Node != _options.NodeName)
+            {
+                return new CheckResult(label, CheckStatus.Skip,
+                    $"this node's {catalog.Store.Target} store holds no base backup: node {other.Node} took the cluster's newest ({other.Artifact ?? "base backup"}), its store holds the WAL from it (run verify there){Problems(catalog)}");
+            }
+
             return new CheckResult(label, CheckStatus.Fail, $"no complete base backup in {catalog.Store.Target} to replay from{Problems(catalog)}");
         }
 
@@ -122,6 +157,35 @@ public sealed class PitrChecks
 
         return new CheckResult(label, CheckStatus.Fail, $"from {newest.Info.Archive}: {string.Join("; ", why.Take(5))}{(why.Count > 5 ? "; …" : "")}{Problems(catalog)}");
     }
+
+    /// <summary>
+    /// On a node that does not hold the receiver (Backup:Cluster): the holder's recovery point as it reported it at its
+    /// last check-in, against the objective; no holder at all fails, whatever this node's store holds.
+    /// </summary>
+    private CheckResult ClusterStream(string label, ClusterView view, DateTimeOffset now)
+    {
+        var limit = Pitr.FreshnessObjective + _options.FreshnessGrace;
+        var newest = ClusterFreshness.RecoveryPoint(view);
+        if (view.ReceiverHolder is not { } holder)
+        {
+            return new CheckResult(label, CheckStatus.Fail,
+                $"no node holds the WAL receiver (pg_stat_replication shows no veloz-backup receiver): nothing committed since {(newest is { } p ? $"the recovery point {Human(Age(now, p.Time))} ago (node {p.Node})" : "the last recovery point")} is stored anywhere; veloz-backup status on each node says why its receiver waits");
+        }
+
+        var node = view.Nodes.FirstOrDefault(n => n.Node == holder);
+        var point = node?.RecoveryPoint ?? newest?.Time;
+        var seen = node is null ? "" : $", as it checked in {Human(Age(now, node.LastSeen))} ago";
+        if (point is not { } rp || Age(now, rp) > limit)
+        {
+            return new CheckResult(label, CheckStatus.Fail,
+                $"node {holder} holds the WAL receiver, its recovery point is {(point is { } q ? Human(Age(now, q)) + " old" : "unknown")}{seen}: veloz-backup status on node {holder}");
+        }
+
+        return new CheckResult(label, CheckStatus.Pass,
+            $"node {holder} holds the WAL receiver (this node {_options.NodeName} is not the holder): recovery point {Human(Age(now, rp))} old{seen}");
+    }
+
+    private static TimeSpan Age(DateTimeOffset now, DateTimeOffset then) => now > then ? now - then : TimeSpan.Zero;
 
     /// <summary>Without streaming (archive_command): the newest archived segment against the server's position now.</summary>
     private async Task<CheckResult> ArchivedAsync(string label, PitrCatalog local, DateTimeOffset now, CancellationToken cancellationToken)

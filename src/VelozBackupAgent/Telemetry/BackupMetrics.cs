@@ -71,6 +71,8 @@ public sealed partial class BackupMetrics : IDisposable
     private readonly Dictionary<string, long> _pitrFailuresCounted = new(StringComparer.Ordinal);
     private long _walConflictsCounted;
     private RestoreTestRecord _restoreTest = new(null, null);
+    private Func<Cluster.ClusterView?>? _clusterView;
+    private Func<double>? _clusterSkew;
 
     /// <param name="options">Enabled kinds, objectives, the state directory.</param>
     /// <param name="local">The local store.</param>
@@ -367,6 +369,39 @@ public sealed partial class BackupMetrics : IDisposable
     }
 
     /// <summary>
+    /// <c>Backup:Cluster:Enabled</c>: the database-wide kinds are judged cluster-wide (<see cref="Cluster.ClusterFreshness"/>):
+    /// their local last success (the dump, the newest base backup, the recovery point) is the newest of this node's store
+    /// and the cluster's, whichever node did the work, in <c>/health</c> and the freshness series alike; and this node's
+    /// clock skew past <c>Backup:Cluster:MaxClockSkew</c> is a <c>/health</c> problem.
+    /// </summary>
+    /// <param name="view">The last view of the cluster's tables (null until the first check-in).</param>
+    /// <param name="skewSeconds">This node's clock minus the database server's, at the last check-in.</param>
+    public void AttachCluster(Func<Cluster.ClusterView?> view, Func<double> skewSeconds)
+    {
+        ArgumentNullException.ThrowIfNull(view);
+        ArgumentNullException.ThrowIfNull(skewSeconds);
+        _clusterView = view;
+        _clusterSkew = skewSeconds;
+    }
+
+    /// <summary>
+    /// The newest of this node's own and the cluster's (with Backup:Cluster, for the database-wide kinds in the local
+    /// store) and the node that did it; for pitr-base the base backups, for pitr the recovery point.
+    /// </summary>
+    private Cluster.NodeBackup? ClusterNewest(string kind, DateTimeOffset? local)
+    {
+        if (_clusterView is null)
+        {
+            return local is { } t ? new Cluster.NodeBackup(t, _options.NodeName, null) : null;
+        }
+
+        var view = _clusterView();
+        var cluster = kind == BackupKinds.Pitr ? Cluster.ClusterFreshness.RecoveryPoint(view)
+            : Cluster.ClusterFreshness.LastSuccess(view, kind == PitrBaseKind ? BackupKinds.Pitr : kind);
+        return Cluster.ClusterFreshness.Newest(local, _options.NodeName, cluster);
+    }
+
+    /// <summary>
     /// The newest successful backup of <paramref name="kind"/> in <paramref name="target"/>: the newest
     /// run-marking artifact in the inventory, or a later successful run of this process (an unchanged run writes
     /// nothing but proves the newest backup current). For PITR the recovery point the receiver reports for the target
@@ -375,6 +410,26 @@ public sealed partial class BackupMetrics : IDisposable
     public DateTimeOffset? LastSuccess(string kind, string target) => LastSuccess(kind, target, _pitrStatus?.Invoke());
 
     private DateTimeOffset? LastSuccess(string kind, string target, PitrStatus? pitr)
+    {
+        var own = OwnLastSuccess(kind, target, pitr);
+        if (_clusterView is null || !Cluster.ClusterFreshness.IsDatabaseWide(kind))
+        {
+            return own;
+        }
+
+        if (target == _stores[0].Target)
+        {
+            return ClusterNewest(kind, own)?.Time;
+        }
+
+        // The dump's S3 copy is in the prefix of the node that took it: the newest any node reported (PITR's S3 series stay this node's).
+        return kind == BackupKinds.Database ? Cluster.ClusterFreshness.Newest(own, _options.NodeName, Cluster.ClusterFreshness.S3Dump(_clusterView()))?.Time : own;
+    }
+
+    /// <summary>The newest dump in this node's own S3 prefix (what it reports at its check-ins); null without S3 or dumps.</summary>
+    public DateTimeOffset? OwnS3Dump() => _stores.Count > 1 ? OwnLastSuccess(BackupKinds.Database, _stores[1].Target, null) : null;
+
+    private DateTimeOffset? OwnLastSuccess(string kind, string target, PitrStatus? pitr)
     {
         if (kind == BackupKinds.Pitr)
         {
@@ -402,16 +457,34 @@ public sealed partial class BackupMetrics : IDisposable
     public HealthReport Health(SchedulerState scheduler)
     {
         var now = _time.GetUtcNow();
+        var pitr = _pitrStatus?.Invoke();
+        var view = _clusterView?.Invoke();
         // pitr's own freshness is the recovery point, which no run produces; its runs are base backups (pitr-base).
-        var kinds = _freshKinds.Select(k => Freshness.Evaluate(_options, k, LastSuccess(k, _stores[0].Target), now,
-            k == BackupKinds.Pitr ? null : RunningSince(k))).ToList();
+        var kinds = _freshKinds.Select(k =>
+        {
+            var clustered = _clusterView is not null && Cluster.ClusterFreshness.IsDatabaseWide(k);
+            var newest = clustered ? ClusterNewest(k, OwnLastSuccess(k, _stores[0].Target, pitr)) : null;
+            var running = k == BackupKinds.Pitr ? null : RunningSince(k) ?? (clustered ? Cluster.ClusterFreshness.RunningSince(view, k) : null);
+            return clustered
+                ? Freshness.Evaluate(_options, k, newest?.Time, now, running) with { Node = newest?.Node }
+                : Freshness.Evaluate(_options, k, LastSuccess(k, _stores[0].Target, pitr), now, running);
+        }).ToList();
         if (_options.Pitr.Enabled)
         {
-            kinds.Add(Freshness.Evaluate(PitrBaseKind, NewestBase(_stores[0].Target), _options.Pitr.BaseFreshnessObjective, _options.FreshnessGrace, now,
-                RunningSince(BackupKinds.Pitr), _options.Pitr.MaxRunDuration));
+            var clustered = _clusterView is not null;
+            var newest = ClusterNewest(PitrBaseKind, OwnNewestBase(_stores[0].Target));
+            kinds.Add(Freshness.Evaluate(PitrBaseKind, newest?.Time, _options.Pitr.BaseFreshnessObjective, _options.FreshnessGrace, now,
+                RunningSince(BackupKinds.Pitr) ?? (clustered ? Cluster.ClusterFreshness.RunningSince(view, BackupKinds.Pitr) : null), _options.Pitr.MaxRunDuration)
+                with { Node = clustered ? newest?.Node : null });
         }
 
-        return HealthReport.Evaluate(scheduler, kinds);
+        var problems = new List<string>();
+        if (_clusterSkew?.Invoke() is { } skew && Cluster.ClockSkew.IsSkewed(skew, _options.Cluster.MaxClockSkew))
+        {
+            problems.Add($"cluster: this node's clock is {Cluster.ClusterDatabase.FormatSkew(skew)} off the database server's, more than Backup:Cluster:MaxClockSkew ({HealthReport.Duration(_options.Cluster.MaxClockSkew)}): Quartz clustering needs the nodes' clocks within a second (fix NTP)");
+        }
+
+        return HealthReport.Evaluate(scheduler, kinds, problems);
     }
 
     /// <summary>
@@ -559,7 +632,8 @@ public sealed partial class BackupMetrics : IDisposable
             yield break;
         }
 
-        yield return new Measurement<double>(Seconds(status.RecoveryPoint), Tag("target", _stores[0].Target));
+        // With Backup:Cluster the receiver's holder's, on every node (LastSuccess): the same time as /health's pitr entry.
+        yield return new Measurement<double>(Seconds(LastSuccess(BackupKinds.Pitr, _stores[0].Target, status)), Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
             yield return new Measurement<double>(Seconds(status.RecoveryPointS3), Tag("target", _stores[1].Target));
@@ -584,6 +658,9 @@ public sealed partial class BackupMetrics : IDisposable
         _stores.Select(store => new Measurement<double>(Seconds(NewestBase(store.Target)), Tag("target", store.Target)));
 
     private DateTimeOffset? NewestBase(string target) =>
+        target == _stores[0].Target && _clusterView is not null ? ClusterNewest(PitrBaseKind, OwnNewestBase(target))?.Time : OwnNewestBase(target);
+
+    private DateTimeOffset? OwnNewestBase(string target) =>
         _inventories.TryGetValue(target, out var inventory) ? inventory.Totals(BackupKinds.Pitr).NewestRun : null;
 
     private void CountPitrFailures()

@@ -35,8 +35,8 @@ public enum SchedulerState
 /// <param name="Problems">One line per reason it is unhealthy; empty when healthy.</param>
 public sealed record HealthReport(bool Healthy, SchedulerState Scheduler, IReadOnlyList<FreshnessStatus> Kinds, IReadOnlyList<string> Problems)
 {
-    /// <summary>Judges <paramref name="scheduler"/> and the freshness of each enabled kind.</summary>
-    public static HealthReport Evaluate(SchedulerState scheduler, IReadOnlyList<FreshnessStatus> kinds)
+    /// <summary>Judges <paramref name="scheduler"/> and the freshness of each enabled kind; <paramref name="more"/> are further problems (a skewed clock).</summary>
+    public static HealthReport Evaluate(SchedulerState scheduler, IReadOnlyList<FreshnessStatus> kinds, IEnumerable<string>? more = null)
     {
         ArgumentNullException.ThrowIfNull(kinds);
         var problems = new List<string>();
@@ -48,7 +48,7 @@ public sealed record HealthReport(bool Healthy, SchedulerState Scheduler, IReadO
         foreach (var kind in kinds.Where(k => k.Stale))
         {
             problems.Add(kind.LastSuccess is { } last
-                ? $"{kind.Kind} is stale: last success {last.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)}Z, {Duration(kind.Age!.Value)} ago, {Duration(kind.Overdue!.Value)} past its {Duration(kind.Objective)} objective"
+                ? $"{kind.Kind} is stale: last success {last.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)}Z{(kind.Node is { } node ? $" on node {node}" : "")}, {Duration(kind.Age!.Value)} ago, {Duration(kind.Overdue!.Value)} past its {Duration(kind.Objective)} objective"
                 : $"{kind.Kind} is stale: no successful backup yet (objective {Duration(kind.Objective)})");
         }
 
@@ -56,6 +56,8 @@ public sealed record HealthReport(bool Healthy, SchedulerState Scheduler, IReadO
         {
             problems.Add($"{kind.Kind}: the backup run in progress has been going for {Duration(kind.RunningFor ?? TimeSpan.Zero)}, past its {Duration(kind.MaxRun ?? TimeSpan.Zero)} MaxRunDuration: hung? (no other run of the kind can start meanwhile)");
         }
+
+        problems.AddRange(more ?? []);
 
         return new HealthReport(problems.Count == 0, scheduler, kinds, problems);
     }
@@ -84,6 +86,11 @@ public sealed record HealthReport(bool Healthy, SchedulerState Scheduler, IReadO
                 else
                 {
                     json.WriteNull("lastSuccess");
+                }
+
+                if (kind.Node is { } node)
+                {
+                    json.WriteString("node", node);
                 }
 
                 WriteSeconds(json, "ageSeconds", kind.Age);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Catalog;
+using VelozBackupAgent.Cluster;
 using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
 using VelozBackupAgent.Restore;
@@ -88,21 +89,28 @@ public sealed partial class Verifier
             local[kind] = await BackupCatalog.ListAsync(_local, kind, cancellationToken).ConfigureAwait(false);
         }
 
+        // Backup:Cluster: the database-wide kinds are judged cluster-wide, whichever node did the work.
+        var (cluster, clusterCheck) = _options.Cluster.Enabled ? await ClusterAsync(cancellationToken).ConfigureAwait(false) : (null, null);
         foreach (var (kind, item) in new[]
         {
             (BackupKinds.Wal, "WAL backup fresh"), (BackupKinds.Config, "Configuration backup fresh"),
             (BackupKinds.Database, "Database backup fresh"), (BackupKinds.Secrets, "Secrets backup fresh"),
         })
         {
-            checks.Add(Freshness(kind, item, local[kind], now));
+            checks.Add(Freshness(kind, item, local[kind], now, cluster));
         }
 
-        var pitr = new Pitr.PitrChecks(_options, _time);
+        var pitr = new Pitr.PitrChecks(_options, _time) { Cluster = cluster };
         var pitrLocal = _options.Pitr.Enabled ? await Pitr.PitrCatalog.LoadAsync(_local, cancellationToken).ConfigureAwait(false) : null;
         if (pitrLocal is not null)
         {
             checks.Add(await pitr.StreamAsync(pitrLocal, cancellationToken).ConfigureAwait(false));
             checks.Add(pitr.Base(pitrLocal));
+        }
+
+        if (clusterCheck is not null)
+        {
+            checks.Add(clusterCheck);
         }
 
         checks.Add(await S3CopyAsync(local, now, cancellationToken).ConfigureAwait(false));
@@ -158,7 +166,38 @@ public sealed partial class Verifier
         }
     }
 
-    private CheckResult Freshness(string kind, string item, IReadOnlyList<CatalogEntry> entries, DateTimeOffset now)
+    /// <summary>
+    /// "Cluster nodes' clocks within …": the cluster's tables (the nodes alive, their clocks against the database
+    /// server's, who holds the WAL receiver); any live node further off than Backup:Cluster:MaxClockSkew fails it, as
+    /// unreadable tables do.
+    /// </summary>
+    private async Task<(ClusterView? View, CheckResult Check)> ClusterAsync(CancellationToken cancellationToken)
+    {
+        var max = _options.Cluster.MaxClockSkew;
+        var label = $"Cluster nodes' clocks within {Human(max)} of the database server's";
+        var database = new ClusterDatabase(_options);
+        ClusterView view;
+        try
+        {
+            view = await database.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException)
+        {
+            var reason = ex is Npgsql.PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : ex.Message;
+            return (null, new CheckResult(label, CheckStatus.Fail, database.Scrub($"cannot read the cluster's tables in {database.Describe()}: {reason}")));
+        }
+
+        var alive = view.Nodes.Where(n => n.Alive).ToList();
+        var clocks = string.Join(", ", alive.Select(n => $"{n.Node} {ClusterDatabase.FormatSkew(n.SkewSeconds)}"));
+        var receiver = _options.Pitr.Enabled && _options.Pitr.Streaming ? $"; WAL receiver held by {view.ReceiverHolder ?? "NO NODE"}" : "";
+        var skewed = ClockSkew.SkewedNodes(view, max);
+        return (view, skewed.Count == 0
+            ? new CheckResult(label, CheckStatus.Pass, string.Create(CultureInfo.InvariantCulture, $"{alive.Count} of {view.Nodes.Count} nodes alive: {clocks}{receiver}"))
+            : new CheckResult(label, CheckStatus.Fail, string.Create(CultureInfo.InvariantCulture,
+                $"{string.Join("; ", skewed.Select(n => $"node {n.Node}'s clock is {ClusterDatabase.FormatSkew(n.SkewSeconds)} off"))} (more than {Human(max)}: Quartz clustering needs the nodes' clocks within a second, fix NTP there); {alive.Count} of {view.Nodes.Count} nodes alive: {clocks}{receiver}")));
+    }
+
+    private CheckResult Freshness(string kind, string item, IReadOnlyList<CatalogEntry> entries, DateTimeOffset now, ClusterView? cluster)
     {
         var options = _options.Kind(kind);
         var label = $"{item} (objective {Human(options.FreshnessObjective)})";
@@ -169,7 +208,20 @@ public sealed partial class Verifier
 
         var newest = _restorer.Sources.NewestIn(entries, _local, kind, null);
         var time = newest is null ? null : ArtifactTime(newest.Name);
-        var status = Catalog.Freshness.Evaluate(_options, kind, time, now, Sources.KindLock.BackupRunningSince(_options.StateDirectory, kind));
+        var running = Sources.KindLock.BackupRunningSince(_options.StateDirectory, kind);
+        if (cluster is not null && ClusterFreshness.IsDatabaseWide(kind))
+        {
+            // Whichever node took it: this node's newest or the cluster's last successful run.
+            var pick = ClusterFreshness.Newest(time is { } t ? new NodeBackup(t, _options.NodeName, newest!.Name) : null, ClusterFreshness.LastSuccess(cluster, kind));
+            var shared = Catalog.Freshness.Evaluate(_options, kind, pick?.Time, now, running ?? ClusterFreshness.RunningSince(cluster, kind));
+            var note = RunNote(shared);
+            return pick is null
+                ? new CheckResult(label, CheckStatus.Fail, $"no {kind} backup on any node (this node's store {_local.Root}, the cluster's runs){note}")
+                : new CheckResult(label, shared.Stale || shared.RunOverdue ? CheckStatus.Fail : CheckStatus.Pass,
+                    $"newest {pick.Artifact ?? kind + " backup"} by node {pick.Node}{(pick.Node == _options.NodeName ? " (this node)" : "")}, {Human(shared.Age!.Value)} old{(shared.Stale ? $", {Human(shared.Overdue!.Value)} past the objective" : "")}{note}");
+        }
+
+        var status = Catalog.Freshness.Evaluate(_options, kind, time, now, running);
         var run = RunNote(status);
         return status.LastSuccess is null
             ? new CheckResult(label, CheckStatus.Fail, $"no {kind} backup in {_local.Root}{run}")
