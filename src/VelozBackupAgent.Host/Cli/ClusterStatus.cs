@@ -46,7 +46,7 @@ internal static class ClusterStatus
         {
             var skew = Math.Abs(n.SkewSeconds) > agent.Options.Cluster.MaxClockSkew.TotalSeconds ? $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)} SKEWED" : $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)}";
             yield return string.Create(CultureInfo.InvariantCulture,
-                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(now - n.LastSeen)} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}");
+                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(Since(now, n.LastSeen, agent.Options.Cluster.MaxClockSkew))} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}");
         }
 
         foreach (var r in view.Runs)
@@ -56,6 +56,13 @@ internal static class ClusterStatus
                 $"  last {what}: node {r.Node}, started {Format.IsoUtc(r.StartedAt)}, {r.Outcome}{(r.Artifact is { } a ? $" ({a})" : "")}");
         }
     }
+
+    /// <summary>
+    /// How long ago a node checked in; a check-in stamped less than the allowed skew after this process read its clock
+    /// (it just happened: the clocks agree only that closely) is "0s", not "in the future".
+    /// </summary>
+    private static TimeSpan Since(DateTimeOffset now, DateTimeOffset lastSeen, TimeSpan maxSkew) =>
+        now >= lastSeen ? now - lastSeen : lastSeen - now <= maxSkew ? TimeSpan.Zero : now - lastSeen;
 
     public static object? Json(AgentContext agent, ClusterView? view, string? error) => !agent.Options.Cluster.Enabled ? null : new
     {

@@ -189,7 +189,9 @@ public sealed class ClusterDatabase
     }
 
     /// <summary>"+0.012 s" for a skew.</summary>
-    public static string FormatSkew(double seconds) => seconds.ToString("+0.000;-0.000", CultureInfo.InvariantCulture) + " s";
+    public static string FormatSkew(double seconds) =>
+        // Rounded first: a skew that rounds to zero from below is -0.0, which .NET formats with the positive section and a '-' ("-+0.000").
+        (Math.Round(seconds, 3) + 0.0).ToString("+0.000;-0.000", CultureInfo.InvariantCulture) + " s";
 
     private static DateTimeOffset Utc(DateTime value) => new(DateTime.SpecifyKind(value, DateTimeKind.Utc));
 
