@@ -83,6 +83,10 @@ public sealed partial class ClusterPitrTests(ITestOutputHelper output)
         r.StdOut.Should().Contain($"and S3 (s3, the cluster's shared prefix)");
         (await IdsInScratchAsync(bed, scratch, r.StdOut)).Should().Contain([before.Id, after.Id], "rows from before and after the kill are restored").And.NotContain(later.Id);
 
+        // verify on that node checks the same view: no gap in the WAL of the local store and S3 together.
+        var verify = await VelozBackupBinary.RunAsync(["verify", "--config", bed.ConfigPath(next!)], timeout: TimeSpan.FromMinutes(3));
+        verify.StdOut.Should().Contain("PASS  WAL continuity (local+s3: no gap from the newest base backup to the newest WAL)", verify.StdOut + verify.StdErr);
+
         // From S3 alone: the restoring node's local PITR store is empty.
         Directory.Delete(Path.Combine(bed.LocalRoot(next!), BackupKinds.Pitr), recursive: true);
         var fromS3 = Path.Combine(bed.Root, "scratch-s3");
