@@ -346,6 +346,8 @@ internal static class LogEvents
         public const int RestoreStopFailed = 9403;
         /// <summary>restore pitr: removed {Path}, left by an interrupted drill</summary>
         public const int RestoreLeftoverRemoved = 9404;
+        /// <summary>restore pitr: {Count} WAL files the local store {Root} lacks were read from S3 (archived by another node of the cluster), verified</summary>
+        public const int RestoreFromS3 = 9405;
     }
 
     /// <summary>Several agents sharing one database (9500s).</summary>

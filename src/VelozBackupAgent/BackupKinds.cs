@@ -17,5 +17,11 @@ public static class BackupKinds
     /// </summary>
     public static IReadOnlyList<string> All { get; } = [Secrets, Config, Database, Pitr, Wal];
 
+    /// <summary>
+    /// The kinds that are one per database, not one per node: with <c>Backup:Cluster</c> stored in S3 under
+    /// <c>Backup:Cluster:SharedPrefix</c>, not the node's name.
+    /// </summary>
+    public static IReadOnlyList<string> DatabaseWide { get; } = [Database, Pitr];
+
     public static bool IsKnown(string kind) => All.Contains(kind, StringComparer.Ordinal);
 }

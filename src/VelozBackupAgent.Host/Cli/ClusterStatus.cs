@@ -46,7 +46,7 @@ internal static class ClusterStatus
         {
             var skew = ClockSkew.IsSkewed(n.SkewSeconds, agent.Options.Cluster.MaxClockSkew) ? $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)} SKEWED" : $"clock {ClusterDatabase.FormatSkew(n.SkewSeconds)}";
             yield return string.Create(CultureInfo.InvariantCulture,
-                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(Since(now, n.LastSeen))} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}{(n.Node == view.ReceiverHolder && n.RecoveryPoint is { } rp ? $" (recovery point {Format.Age(Since(now, rp))} ago)" : "")}");
+                $"  node {n.Node}: {(n.Alive ? "alive" : "DEAD")}, checked in {Format.Age(Since(now, n.LastSeen, agent.Options.Cluster.MaxClockSkew))} ago, {skew}{(n.Node == view.ReceiverHolder ? ", streams WAL" : "")}{(n.Node == view.ReceiverHolder && n.RecoveryPoint is { } rp ? $" (recovery point {Format.Age(Since(now, rp, agent.Options.Cluster.MaxClockSkew))} ago)" : "")}");
         }
 
         foreach (var r in view.Runs)
@@ -57,8 +57,12 @@ internal static class ClusterStatus
         }
     }
 
-    // The check-ins are the server's time, now is this host's: a few milliseconds ahead is "0s ago", not "in the future".
-    private static TimeSpan Since(DateTimeOffset now, DateTimeOffset then) => now > then ? now - then : TimeSpan.Zero;
+    /// <summary>
+    /// How long ago a node checked in; a check-in stamped less than the allowed skew after this process read its clock
+    /// (it just happened: the clocks agree only that closely) is "0s", not "in the future".
+    /// </summary>
+    private static TimeSpan Since(DateTimeOffset now, DateTimeOffset lastSeen, TimeSpan maxSkew) =>
+        now >= lastSeen ? now - lastSeen : lastSeen - now <= maxSkew ? TimeSpan.Zero : now - lastSeen;
 
     // The run above is not the kind's last success (it failed, or runs now): say which was, and where.
     private static string LastSuccess(ClusterRun r) =>

@@ -283,7 +283,8 @@ internal sealed partial class ClusterCheckinService(
 
                 var status = agent.Options.Pitr.Enabled && agent.Options.Pitr.Streaming ? agent.Receiver.Status : null;
                 var receiver = status is { ReceiverUp: true };
-                await cluster.CheckInAsync(started, measured, receiver, stoppingToken, receiver ? status!.RecoveryPoint : null, backupMetrics.OwnS3Dump()).ConfigureAwait(false);
+                await cluster.CheckInAsync(started, measured, receiver, stoppingToken, receiver ? status!.RecoveryPoint : null, backupMetrics.OwnS3Dump(),
+                    receiver ? status!.RecoveryPointS3 : null).ConfigureAwait(false);
                 state.View = await cluster.ReadAsync(stoppingToken).ConfigureAwait(false);
                 state.DatabaseReachable = true;
                 if (lastProblem is not null)

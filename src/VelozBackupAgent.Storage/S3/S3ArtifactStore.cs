@@ -15,7 +15,8 @@ using VelozBackupAgent.Storage.Checksums;
 namespace VelozBackupAgent.Storage.S3;
 
 /// <summary>
-/// Keeps artifacts in an S3 bucket (or an S3-compatible store) under <c>&lt;Prefix&gt;/&lt;kind&gt;/&lt;name&gt;</c>,
+/// Keeps artifacts in an S3 bucket (or an S3-compatible store) under <c>&lt;Prefix&gt;/&lt;kind&gt;/&lt;name&gt;</c> (the
+/// kind's own prefix where <see cref="S3StoreOptions.KindPrefixes"/> names one),
 /// each with its SHA-256 as object metadata (<c>x-amz-meta-sha256</c>) and as a <c>&lt;key&gt;.sha256</c>
 /// sidecar object in <c>sha256sum</c> format, written last: an object without its sidecar is not an artifact.
 /// Uploads stream in parts of <see cref="S3StoreOptions.PartSizeBytes"/> (at most two parts in memory) and are
@@ -235,7 +236,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
     private async IAsyncEnumerable<ArtifactInfo> ListCoreAsync(string kind, string namePrefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArtifactNames.ValidateKind(kind);
-        var kindPrefix = $"{_options.Prefix}/{kind}/";
+        var kindPrefix = $"{_options.PrefixOf(kind)}/{kind}/";
         var prefix = kindPrefix + namePrefix;
 
         // Keys come sorted, so "x" arrives just before "x.sha256" and these hold only what is still
@@ -335,40 +336,50 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
     public async Task<int> AbortStaleUploadsAsync(TimeSpan olderThan, CancellationToken cancellationToken = default)
     {
         var cutoff = _time.GetUtcNow() - olderThan;
-        var prefix = _options.Prefix + "/";
         var aborted = 0;
         try
         {
-            string? keyMarker = null;
-            string? uploadIdMarker = null;
-            bool more;
-            do
+            // The node's prefix and every kind's own (a cluster's shared one): uploads anywhere this store writes.
+            foreach (var prefix in _options.KindPrefixes.Values.Prepend(_options.Prefix).Distinct(StringComparer.Ordinal).Select(p => p + "/"))
             {
-                var (km, um) = (keyMarker, uploadIdMarker);
-                var page = await _calls.RunAsync("ListMultipartUploads", prefix, t => _client.ListMultipartUploadsAsync(
-                    new ListMultipartUploadsRequest { BucketName = _options.Bucket, Prefix = prefix, KeyMarker = km, UploadIdMarker = um }, t), cancellationToken);
-                foreach (var upload in page.MultipartUploads ?? [])
-                {
-                    if (upload.Initiated is { } initiated && AsUtc(initiated) <= cutoff)
-                    {
-                        await _calls.RunAsync("AbortMultipartUpload", upload.Key, t => _client.AbortMultipartUploadAsync(
-                            new AbortMultipartUploadRequest { BucketName = _options.Bucket, Key = upload.Key, UploadId = upload.UploadId }, t), cancellationToken);
-                        LogAbortedStale(_logger, _options.Bucket, upload.Key, initiated);
-                        aborted++;
-                    }
-                }
-
-                more = page.IsTruncated == true;
-                keyMarker = page.NextKeyMarker;
-                uploadIdMarker = page.NextUploadIdMarker;
+                aborted += await AbortStaleUploadsUnderAsync(prefix, cutoff, cancellationToken);
             }
-            while (more);
         }
         catch (StoreException e)
         {
             LogStaleUploadsSkipped(_logger, _options.Bucket, e.Message);
         }
 
+        return aborted;
+    }
+
+    private async Task<int> AbortStaleUploadsUnderAsync(string prefix, DateTimeOffset cutoff, CancellationToken cancellationToken)
+    {
+        var aborted = 0;
+        string? keyMarker = null;
+        string? uploadIdMarker = null;
+        bool more;
+        do
+        {
+            var (km, um) = (keyMarker, uploadIdMarker);
+            var page = await _calls.RunAsync("ListMultipartUploads", prefix, t => _client.ListMultipartUploadsAsync(
+                new ListMultipartUploadsRequest { BucketName = _options.Bucket, Prefix = prefix, KeyMarker = km, UploadIdMarker = um }, t), cancellationToken);
+            foreach (var upload in page.MultipartUploads ?? [])
+            {
+                if (upload.Initiated is { } initiated && AsUtc(initiated) <= cutoff)
+                {
+                    await _calls.RunAsync("AbortMultipartUpload", upload.Key, t => _client.AbortMultipartUploadAsync(
+                        new AbortMultipartUploadRequest { BucketName = _options.Bucket, Key = upload.Key, UploadId = upload.UploadId }, t), cancellationToken);
+                    LogAbortedStale(_logger, _options.Bucket, upload.Key, initiated);
+                    aborted++;
+                }
+            }
+
+            more = page.IsTruncated == true;
+            keyMarker = page.NextKeyMarker;
+            uploadIdMarker = page.NextUploadIdMarker;
+        }
+        while (more);
         return aborted;
     }
 
@@ -381,7 +392,7 @@ public sealed partial class S3ArtifactStore : IArtifactStore, IDisposable
         }
     }
 
-    private string Key(string kind, string name) => $"{_options.Prefix}/{kind}/{name}";
+    private string Key(string kind, string name) => $"{_options.PrefixOf(kind)}/{kind}/{name}";
 
     private string ChunkHint => _options.ChunkedUpload
         ? "; if this is s3rver or another S3-compatible store over http, set Backup:S3:ChunkedUpload to false"

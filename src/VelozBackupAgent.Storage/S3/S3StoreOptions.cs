@@ -22,6 +22,16 @@ public sealed class S3StoreOptions
     /// </summary>
     public string Prefix { get; set; } = "";
 
+    /// <summary>
+    /// Kinds kept under another prefix than <see cref="Prefix"/> (kind → prefix): with <c>Backup:Cluster</c> the
+    /// database-wide kinds go under the cluster's shared prefix, the node-local ones stay under the node's. Empty by
+    /// default (every kind under <see cref="Prefix"/>). Each prefix follows the rules of <see cref="Prefix"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> KindPrefixes { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>The key prefix of <paramref name="kind"/>: its entry in <see cref="KindPrefixes"/>, else <see cref="Prefix"/>.</summary>
+    public string PrefixOf(string kind) => KindPrefixes.TryGetValue(kind, out var prefix) ? prefix : Prefix;
+
     /// <summary>Endpoint of an S3-compatible store (e.g. <c>http://127.0.0.1:4569</c>); <c>null</c> (default) means AWS.</summary>
     public string? ServiceUrl { get; set; }
 
@@ -107,11 +117,13 @@ public sealed class S3StoreOptions
             throw new ArgumentException("Backup:S3:Bucket is required", nameof(Bucket));
         }
 
-        if (string.IsNullOrWhiteSpace(Prefix) || Prefix.StartsWith('/') || Prefix.EndsWith('/') || Prefix.Contains("//", StringComparison.Ordinal)
-            || !Prefix.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or '/'))
+        foreach (var prefix in KindPrefixes.Values.Prepend(Prefix))
         {
-            throw new ArgumentException(
-                $"Backup:S3 prefix '{Prefix}' must be a non-empty key prefix of letters, digits, '.', '-', '_' and inner '/'", nameof(Prefix));
+            if (!IsValidPrefix(prefix))
+            {
+                throw new ArgumentException(
+                    $"Backup:S3 prefix '{prefix}' must be a non-empty key prefix of letters, digits, '.', '-', '_' and inner '/'", nameof(Prefix));
+            }
         }
 
         if (ServiceUrl is not null && !Uri.TryCreate(ServiceUrl, UriKind.Absolute, out _))
@@ -139,4 +151,9 @@ public sealed class S3StoreOptions
             throw new ArgumentException($"Backup:S3:MaxRetries {MaxRetries} must not be negative", nameof(MaxRetries));
         }
     }
+
+    /// <summary>Whether <paramref name="prefix"/> is a usable key prefix: letters, digits, '.', '-', '_' and inner single '/'.</summary>
+    public static bool IsValidPrefix(string? prefix) =>
+        !string.IsNullOrWhiteSpace(prefix) && !prefix.StartsWith('/') && !prefix.EndsWith('/') && !prefix.Contains("//", StringComparison.Ordinal)
+        && prefix.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or '/');
 }

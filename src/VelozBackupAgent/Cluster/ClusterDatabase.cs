@@ -13,6 +13,9 @@ public sealed record ClusterNode(string Node, DateTimeOffset LastSeen, DateTimeO
 
     /// <summary>The time of the newest dump in this node's own S3 prefix at its last check-in; null when none (or no S3).</summary>
     public DateTimeOffset? S3Dump { get; init; }
+
+    /// <summary>The recovery point of the WAL this node's receiver has in S3 at its last check-in (only while it streams); null when none.</summary>
+    public DateTimeOffset? S3RecoveryPoint { get; init; }
 }
 
 /// <summary>The last successful run of one database-wide job: the node that ran it, when it started, what it stored.</summary>
@@ -105,7 +108,8 @@ public sealed class ClusterDatabase
             CREATE TABLE IF NOT EXISTS "{_schema}".veloz_runs (
                 kind text PRIMARY KEY, node text NOT NULL, started_at timestamptz NOT NULL, finished_at timestamptz,
                 outcome text NOT NULL, artifact text);
-            ALTER TABLE "{_schema}".veloz_nodes ADD COLUMN IF NOT EXISTS recovery_point timestamptz, ADD COLUMN IF NOT EXISTS s3_dump_at timestamptz;
+            ALTER TABLE "{_schema}".veloz_nodes ADD COLUMN IF NOT EXISTS recovery_point timestamptz, ADD COLUMN IF NOT EXISTS s3_dump_at timestamptz,
+                ADD COLUMN IF NOT EXISTS s3_recovery_point timestamptz;
             ALTER TABLE "{_schema}".veloz_runs ADD COLUMN IF NOT EXISTS success_node text,
                 ADD COLUMN IF NOT EXISTS success_started_at timestamptz, ADD COLUMN IF NOT EXISTS success_artifact text;
             """, cancellationToken).ConfigureAwait(false);
@@ -130,17 +134,19 @@ public sealed class ClusterDatabase
     /// <summary>
     /// Records this node's check-in (server time), its clock skew, whether its receiver streams and, while it does, the
     /// recovery point it has stored (so the other nodes judge PITR's freshness by the holder's archive), and the time of
-    /// the newest dump in its own S3 prefix (so the others judge the dump's S3 copy by it).
+    /// the newest dump in its own S3 prefix (so the others judge the dump's S3 copy by it), and the recovery point of the
+    /// WAL its receiver has in S3 (so the others judge PITR's S3 copy by the holder's upload).
     /// </summary>
-    public async Task CheckInAsync(DateTimeOffset startedAt, double skewSeconds, bool receiver, CancellationToken cancellationToken, DateTimeOffset? recoveryPoint = null, DateTimeOffset? s3Dump = null)
+    public async Task CheckInAsync(DateTimeOffset startedAt, double skewSeconds, bool receiver, CancellationToken cancellationToken, DateTimeOffset? recoveryPoint = null, DateTimeOffset? s3Dump = null, DateTimeOffset? s3RecoveryPoint = null)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand($"""
-            INSERT INTO "{_schema}".veloz_nodes (node, last_seen, started_at, skew_seconds, receiver, recovery_point, s3_dump_at) VALUES (@n, now(), @s, @k, @r, @p, @d)
-            ON CONFLICT (node) DO UPDATE SET last_seen = now(), started_at = @s, skew_seconds = @k, receiver = @r, recovery_point = @p, s3_dump_at = @d
+            INSERT INTO "{_schema}".veloz_nodes (node, last_seen, started_at, skew_seconds, receiver, recovery_point, s3_dump_at, s3_recovery_point) VALUES (@n, now(), @s, @k, @r, @p, @d, @q)
+            ON CONFLICT (node) DO UPDATE SET last_seen = now(), started_at = @s, skew_seconds = @k, receiver = @r, recovery_point = @p, s3_dump_at = @d, s3_recovery_point = @q
             """, connection);
         command.Parameters.Add(new NpgsqlParameter("d", NpgsqlTypes.NpgsqlDbType.TimestampTz) { Value = (object?)s3Dump?.UtcDateTime ?? DBNull.Value });
         command.Parameters.Add(new NpgsqlParameter("p", NpgsqlTypes.NpgsqlDbType.TimestampTz) { Value = (object?)recoveryPoint?.UtcDateTime ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("q", NpgsqlTypes.NpgsqlDbType.TimestampTz) { Value = (object?)s3RecoveryPoint?.UtcDateTime ?? DBNull.Value });
         command.Parameters.AddWithValue("n", _node);
         command.Parameters.AddWithValue("s", startedAt.UtcDateTime);
         command.Parameters.AddWithValue("k", skewSeconds);
@@ -189,7 +195,7 @@ public sealed class ClusterDatabase
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var nodes = new List<ClusterNode>();
         await using (var command = new NpgsqlCommand($"""
-            SELECT node, last_seen, started_at, skew_seconds, receiver, now() - last_seen <= @dead, recovery_point, s3_dump_at FROM "{_schema}".veloz_nodes ORDER BY node
+            SELECT node, last_seen, started_at, skew_seconds, receiver, now() - last_seen <= @dead, recovery_point, s3_dump_at, s3_recovery_point FROM "{_schema}".veloz_nodes ORDER BY node
             """, connection))
         {
             command.Parameters.AddWithValue("dead", _deadAfter);
@@ -200,6 +206,7 @@ public sealed class ClusterDatabase
                 {
                     RecoveryPoint = reader.IsDBNull(6) ? null : Utc(reader.GetDateTime(6)),
                     S3Dump = reader.IsDBNull(7) ? null : Utc(reader.GetDateTime(7)),
+                    S3RecoveryPoint = reader.IsDBNull(8) ? null : Utc(reader.GetDateTime(8)),
                 });
             }
         }

@@ -51,6 +51,13 @@ public static class ClusterFreshness
     public static NodeBackup? S3Dump(ClusterView? view) =>
         view?.Nodes.Where(n => n.S3Dump is not null).OrderByDescending(n => n.S3Dump).Select(n => new NodeBackup(n.S3Dump!.Value, n.Node, null)).FirstOrDefault();
 
+    /// <summary>
+    /// The newest recovery point in S3 any node reported at its check-in (the receiver's holder's upload), and who
+    /// reported it; null when none did. Like <see cref="RecoveryPoint"/> it stops moving when no node streams.
+    /// </summary>
+    public static NodeBackup? S3RecoveryPoint(ClusterView? view) =>
+        view?.Nodes.Where(n => n.S3RecoveryPoint is not null).OrderByDescending(n => n.S3RecoveryPoint).Select(n => new NodeBackup(n.S3RecoveryPoint!.Value, n.Node, null)).FirstOrDefault();
+
     /// <summary>The newer of this node's own (<paramref name="local"/>) and the cluster's; this node's when they are as new.</summary>
     public static NodeBackup? Newest(NodeBackup? local, NodeBackup? cluster) =>
         local is null ? cluster : cluster is null || local.Time >= cluster.Time ? local : cluster;

@@ -500,6 +500,15 @@ internal static partial class BackupOptionsValidator
             p.Add($"{C}:{nameof(c.MaxClockSkew)} must be positive: {c.MaxClockSkew}");
         }
 
+        if (!Storage.S3.S3StoreOptions.IsValidPrefix(c.SharedPrefix))
+        {
+            p.Add($"{C}:{nameof(c.SharedPrefix)} must be a non-empty S3 key prefix of letters, digits, '.', '-', '_' and inner '/': '{c.SharedPrefix}'");
+        }
+        else if (c.Enabled && string.Equals(c.SharedPrefix, o.NodeName, StringComparison.Ordinal))
+        {
+            p.Add($"{C}:{nameof(c.SharedPrefix)} '{c.SharedPrefix}' is this node's {BackupOptions.SectionName}:{nameof(o.NodeName)}: the kinds of all nodes and this node's own would mix under one prefix; give the node another name");
+        }
+
         if (c.Enabled && !o.Database.Enabled && !o.Pitr.Enabled)
         {
             p.Add($"{C}:{nameof(c.Enabled)} needs the database: the cluster's job store is in it (set {BackupOptions.SectionName}:Database:Enabled or {BackupOptions.SectionName}:Pitr:Enabled)");

@@ -31,6 +31,15 @@ public sealed class ClusterOptions
     /// </summary>
     public TimeSpan CheckinMisfireThreshold { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// The S3 key prefix the database-wide kinds (<c>database</c>: the dumps and their globals; <c>pitr</c>: the base
+    /// backups and the server's WAL) go under instead of each node's <see cref="BackupOptions.NodeName"/>, so every node
+    /// archives into and restores from one catalog: one timeline of WAL whichever node held the receiver when a segment
+    /// was written. The node-local kinds (order WAL, config, secrets) stay under the node's name. Letters, digits,
+    /// '.', '-', '_' and inner '/'; the same on every node. Default <c>cluster</c>.
+    /// </summary>
+    public string SharedPrefix { get; set; } = "cluster";
+
     /// <summary>How far a node's clock may be from the database server's before it is reported (Quartz clustering needs the nodes within a second). Default 1 s.</summary>
     public TimeSpan MaxClockSkew { get; set; } = TimeSpan.FromSeconds(1);
 }

@@ -225,15 +225,23 @@ public sealed partial class PitrRestorer
         StagedArtifact? archive = null;
         try
         {
+            // From the store that holds it, so a local archive is verified in place rather than copied, and the report names it.
+            var holder = store is Stores.LocalFirstArtifactStore both ? await both.HolderAsync(BackupKinds.Pitr, chosen.Info.Archive, cancellationToken) : store;
             archive = await Timed($"verifying base backup {chosen.Info.Archive} ({Bytes(chosen.ArchiveSize ?? 0)})",
-                () => _sources.StageAsync(new ArtifactRef(store, BackupKinds.Pitr, chosen.Info.Archive), cancellationToken));
+                () => _sources.StageAsync(new ArtifactRef(holder, BackupKinds.Pitr, chosen.Info.Archive), cancellationToken));
             if (!string.Equals(archive.Sha256, chosen.Info.ArchiveSha256, StringComparison.OrdinalIgnoreCase))
             {
                 throw new RestoreIntegrityException($"{chosen.Info.Archive} has sha256 {archive.Sha256}, but its metadata {chosen.InfoName} records {chosen.Info.ArchiveSha256}; refusing to restore from it; nothing was stopped");
             }
 
+            var readBefore = (store as Stores.LocalFirstArtifactStore)?.RemoteReads ?? 0;
             await Timed($"verifying and staging {coverage.Steps.Count} WAL segments ({coverage.Start} to {coverage.End}, timeline {coverage.TargetTimeline})",
                 () => StageWalAsync(store, catalog, coverage, segmentSize, walDirectory, cancellationToken));
+            if (store is Stores.LocalFirstArtifactStore merged && merged.RemoteReads > readBefore)
+            {
+                Log.FromS3(_logger, merged.RemoteReads - readBefore, merged.Local.Root);
+            }
+
             user.Own(walDirectory);
 
             var dump = new WalDump(_tools.ServerToolPath("pg_waldump", MajorOf(chosen.Info)), _loggerFactory.CreateLogger<WalDump>());
@@ -899,6 +907,13 @@ public sealed partial class PitrRestorer
             return [_sources.S3Store(url)];
         }
 
+        // A node of a cluster holds only the WAL it archived while it held the receiver; S3's shared prefix holds every
+        // node's. Read both as one, the local copy first; S3 unreachable: the local store alone, as before.
+        if (request.From is null && _options.Cluster.Enabled && _sources.Remote is { } remote)
+        {
+            return [new Stores.LocalFirstArtifactStore(_sources.Local, remote), _sources.Local];
+        }
+
         return request.From switch
         {
             "local" => [_sources.Local],
@@ -922,7 +937,12 @@ public sealed partial class PitrRestorer
 
     private string Stamp() => _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
 
-    private static string Describe(IArtifactStore store) => store is LocalArtifactStore l ? $"the local store {l.Root}" : $"S3 ({store.Target})";
+    private static string Describe(IArtifactStore store) => store switch
+    {
+        LocalArtifactStore l => $"the local store {l.Root}",
+        Stores.LocalFirstArtifactStore both => $"the local store {both.Local.Root} and S3 ({both.Remote.Target}, the cluster's shared prefix)",
+        _ => $"S3 ({store.Target})",
+    };
 
     internal async Task<T> Timed<T>(string step, Func<Task<T>> work)
     {
@@ -959,6 +979,9 @@ public sealed partial class PitrRestorer
 
         [LoggerMessage(LogEvents.Pitr.RestoreLeftoverRemoved, LogLevel.Information, "restore pitr: removed {Path}, left by an interrupted drill")]
         public static partial void LeftoverRemoved(ILogger logger, string path);
+
+        [LoggerMessage(LogEvents.Pitr.RestoreFromS3, LogLevel.Information, "restore pitr: {Count} WAL files the local store {Root} lacks were read from S3 (archived by another node of the cluster), verified")]
+        public static partial void FromS3(ILogger logger, int count, string root);
 
         [LoggerMessage(LogEvents.Pitr.RestoreStopFailed, LogLevel.Warning, "restore pitr: could not stop the temporary server in {Directory}: {Reason}")]
         public static partial void StopFailed(ILogger logger, string directory, string reason);

@@ -422,8 +422,11 @@ public sealed partial class BackupMetrics : IDisposable
             return ClusterNewest(kind, own)?.Time;
         }
 
-        // The dump's S3 copy is in the prefix of the node that took it: the newest any node reported (PITR's S3 series stay this node's).
-        return kind == BackupKinds.Database ? Cluster.ClusterFreshness.Newest(own, _options.NodeName, Cluster.ClusterFreshness.S3Dump(_clusterView()))?.Time : own;
+        // S3: the dump's copy is the newest any node reported (a dump made before Backup:Cluster:SharedPrefix is under the
+        // prefix of the node that took it); the streamed WAL's is the receiver's holder's upload, as it checked in.
+        return kind == BackupKinds.Database
+            ? Cluster.ClusterFreshness.Newest(own, _options.NodeName, Cluster.ClusterFreshness.S3Dump(_clusterView()))?.Time
+            : Cluster.ClusterFreshness.Newest(own, _options.NodeName, Cluster.ClusterFreshness.S3RecoveryPoint(_clusterView()))?.Time;
     }
 
     /// <summary>The newest dump in this node's own S3 prefix (what it reports at its check-ins); null without S3 or dumps.</summary>
@@ -636,7 +639,7 @@ public sealed partial class BackupMetrics : IDisposable
         yield return new Measurement<double>(Seconds(LastSuccess(BackupKinds.Pitr, _stores[0].Target, status)), Tag("target", _stores[0].Target));
         if (_stores.Count > 1)
         {
-            yield return new Measurement<double>(Seconds(status.RecoveryPointS3), Tag("target", _stores[1].Target));
+            yield return new Measurement<double>(Seconds(LastSuccess(BackupKinds.Pitr, _stores[1].Target, status)), Tag("target", _stores[1].Target));
         }
     }
 

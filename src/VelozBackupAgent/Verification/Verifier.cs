@@ -102,10 +102,15 @@ public sealed partial class Verifier
 
         var pitr = new Pitr.PitrChecks(_options, _time) { Cluster = cluster };
         var pitrLocal = _options.Pitr.Enabled ? await Pitr.PitrCatalog.LoadAsync(_local, cancellationToken).ConfigureAwait(false) : null;
+        // A node of a cluster holds only the WAL (and base backups) it made itself: what a restore on it reads is the
+        // local store and the shared prefix in S3 together, so that is what the base and continuity checks look at.
+        var pitrRestorable = pitrLocal is not null && _options.Cluster.Enabled && _remote is not null
+            ? await ClusterCatalogAsync(pitrLocal, cancellationToken).ConfigureAwait(false)
+            : pitrLocal;
         if (pitrLocal is not null)
         {
             checks.Add(await pitr.StreamAsync(pitrLocal, cancellationToken).ConfigureAwait(false));
-            checks.Add(pitr.Base(pitrLocal));
+            checks.Add(pitr.Base(pitrRestorable!));
         }
 
         if (clusterCheck is not null)
@@ -118,7 +123,7 @@ public sealed partial class Verifier
         checks.Add(await WalChainsAsync(local[BackupKinds.Wal], cancellationToken).ConfigureAwait(false));
         if (pitrLocal is not null)
         {
-            checks.Add(pitr.Continuity(pitrLocal));
+            checks.Add(pitr.Continuity(pitrRestorable!));
             if (_remote is not null)
             {
                 checks.Add(await RemoteContinuityAsync(pitr, cancellationToken).ConfigureAwait(false));
@@ -152,6 +157,19 @@ public sealed partial class Verifier
         }
 
         return report;
+    }
+
+    private async Task<Pitr.PitrCatalog> ClusterCatalogAsync(Pitr.PitrCatalog local, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Pitr.PitrCatalog.LoadAsync(new Stores.LocalFirstArtifactStore(_local, _remote!), cancellationToken).ConfigureAwait(false);
+        }
+        catch (StoreException)
+        {
+            // S3 unusable: the local store alone (the S3 continuity check says why).
+            return local;
+        }
     }
 
     private async Task<CheckResult> RemoteContinuityAsync(Pitr.PitrChecks pitr, CancellationToken cancellationToken)

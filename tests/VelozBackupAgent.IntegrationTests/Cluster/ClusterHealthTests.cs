@@ -99,6 +99,9 @@ public sealed class ClusterHealthTests(ITestOutputHelper output)
         // The dump's S3 copy is under node-a's prefix: the standby's S3 series is the time node-a reports for it once uploaded.
         await bed.WaitForAsync(async () => new Scrape(await standby.ScrapeAsync())["veloz_backup_last_success_timestamp_seconds{kind=\"database\",target=\"s3\"}"]
             == new DateTimeOffset(TimeOf(dump)).ToUnixTimeSeconds(), TimeSpan.FromSeconds(60), "node-b's S3 series of the dump is node-a's copy");
+        // PITR's S3 copy (the shared prefix) likewise: node-b uploads no WAL, its S3 recovery point is node-a's upload, as node-a checked in.
+        await bed.WaitForAsync(async () => new Scrape(await standby.ScrapeAsync()) is var s && s.Has("veloz_backup_pitr_recovery_point_timestamp_seconds{target=\"s3\"}")
+            && s["veloz_backup_pitr_recovery_point_timestamp_seconds{target=\"s3\"}"] > 0, TimeSpan.FromSeconds(60), "node-b's S3 recovery point is node-a's upload");
 
         var status = await VelozBackupBinary.RunAsync(["status", "--config", bed.ConfigPath("node-b")], timeout: TimeSpan.FromSeconds(60));
         status.StdOut.Should().Contain("WAL receiver held by node-a").And.MatchRegex(@"last dump: node node-a, started .*succeeded").And.MatchRegex(@"last base backup: node node-a, ");

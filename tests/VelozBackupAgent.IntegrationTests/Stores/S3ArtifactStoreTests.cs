@@ -476,6 +476,38 @@ public sealed class S3ArtifactStoreTests : IClassFixture<S3rverFixture>, IAsyncL
     }
 
     [Fact]
+    public async Task A_kind_with_its_own_prefix_is_written_listed_read_and_deleted_there_and_the_others_stay_under_the_node()
+    {
+        // Backup:Cluster: the database-wide kinds under the shared prefix, the node-local ones under the node's name.
+        var nodeA = Store(o => o.KindPrefixes = new Dictionary<string, string> { ["pitr"] = "cluster" });
+        var nodeB = Store(o => { o.Prefix = "veloz-2"; o.KindPrefixes = new Dictionary<string, string> { ["pitr"] = "cluster" }; });
+        await nodeA.WriteAsync("pitr", "000000010000000000000001", new GeneratedStream(100));
+        await nodeA.WriteAsync("wal", "orders_0000000000000001.wal", new GeneratedStream(10));
+        await nodeB.WriteAsync("wal", "orders_0000000000000001.wal", new GeneratedStream(20));
+
+        var keys = (await _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = _bucket })).S3Objects.Select(o => o.Key);
+        keys.Should().BeEquivalentTo(
+            "cluster/pitr/000000010000000000000001", "cluster/pitr/000000010000000000000001.sha256",
+            "veloz-1/wal/orders_0000000000000001.wal", "veloz-1/wal/orders_0000000000000001.wal.sha256",
+            "veloz-2/wal/orders_0000000000000001.wal", "veloz-2/wal/orders_0000000000000001.wal.sha256");
+
+        // The other node sees the shared segment and accepts the same bytes again; other bytes are refused.
+        (await nodeB.StatAsync("pitr", "000000010000000000000001"))!.Sha256.Should().Be(GeneratedStream.Sha256Of(100));
+        (await nodeB.WriteAsync("pitr", "000000010000000000000001", new GeneratedStream(100))).Size.Should().Be(100);
+        await FluentActions.Awaiting(() => nodeB.WriteAsync("pitr", "000000010000000000000001", new GeneratedStream(99)))
+            .Should().ThrowAsync<ArtifactConflictException>();
+        var listed = new List<string>();
+        await foreach (var a in nodeB.ListAsync("pitr"))
+        {
+            listed.Add(a.Name);
+        }
+
+        listed.Should().Equal("000000010000000000000001");
+        await nodeB.DeleteAsync("pitr", "000000010000000000000001");
+        (await nodeA.StatAsync("pitr", "000000010000000000000001")).Should().BeNull();
+    }
+
+    [Fact]
     public async Task Throughput_of_a_large_upload_and_read()
     {
         var mib = int.TryParse(Environment.GetEnvironmentVariable("VELOZ_S3_BENCH_MIB"), out var m) ? m : 64;

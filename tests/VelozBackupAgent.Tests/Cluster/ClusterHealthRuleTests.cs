@@ -191,6 +191,27 @@ public sealed class ClusterHealthRuleTests : IDisposable
         scrape["veloz_backup_last_success_timestamp_seconds{kind=\"database\",target=\"local\"}"].Should().Be(Now.AddMinutes(-10).ToUnixTimeSeconds());
     }
 
+    [Fact]
+    public void A_standbys_S3_recovery_point_is_the_upload_of_the_receivers_holder_as_it_checked_in()
+    {
+        var remote = new S3Folder(new LocalArtifactStore(Directory.CreateDirectory(Path.Combine(_root, "s3")).FullName, _clock));
+        var metrics = new BackupMetrics(Options(("Backup:Pitr:Enabled", "true"), ("Backup:Database:Enabled", "false")),
+            new LocalArtifactStore(Path.Combine(_root, "local"), _clock), remote, _clock, meterName: "VelozBackupAgent.Tests." + Guid.NewGuid().ToString("N"));
+        _metrics.Add(metrics);
+        var view = new ClusterView(
+            [Node("node-a", 0), Node("node-b", 0) with { Receiver = true, RecoveryPoint = Now.AddSeconds(-3), S3RecoveryPoint = Now.AddSeconds(-40) }], [], "node-b");
+        metrics.AttachCluster(() => view, () => 0);
+
+        ClusterFreshness.S3RecoveryPoint(view).Should().Be(new NodeBackup(Now.AddSeconds(-40), "node-b", null));
+        metrics.LastSuccess("pitr", "s3").Should().Be(Now.AddSeconds(-40), "this node (node-a) streams nothing: node-b's upload is the cluster's S3 recovery point");
+        metrics.LastSuccess("pitr", "local").Should().Be(Now.AddSeconds(-3));
+
+        // node-b dies: the S3 recovery point stops where it was, and ages.
+        view = view with { ReceiverHolder = null };
+        _clock.Advance(TimeSpan.FromHours(2));
+        metrics.LastSuccess("pitr", "s3").Should().Be(Now.AddSeconds(-40));
+    }
+
     private static ClusterNode Node(string name, double skew, bool alive = true) => new(name, Now, Now.AddHours(-1), skew, false, alive);
 
     private static ClusterRun Run(string kind, string node, DateTimeOffset started, string artifact) =>

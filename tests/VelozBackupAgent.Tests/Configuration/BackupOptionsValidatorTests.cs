@@ -141,7 +141,9 @@ public sealed class BackupOptionsValidatorTests : IDisposable
         c.CheckinInterval.Should().Be(TimeSpan.FromSeconds(5));
         c.CheckinMisfireThreshold.Should().Be(TimeSpan.FromSeconds(20));
         c.MaxClockSkew.Should().Be(TimeSpan.FromSeconds(1));
+        c.SharedPrefix.Should().Be("cluster");
         Load(("Backup:Cluster:Enabled", "true"), ("Backup:Cluster:Schema", "agents_q")).Cluster.Enabled.Should().BeTrue();
+        Load(("Backup:Cluster:SharedPrefix", "veloz/db")).Cluster.SharedPrefix.Should().Be("veloz/db");
     }
 
     [Theory]
@@ -151,9 +153,18 @@ public sealed class BackupOptionsValidatorTests : IDisposable
     [InlineData("Backup:Cluster:CheckinMisfireThreshold", "00:00:09", "Backup:Cluster:CheckinMisfireThreshold must be at least twice CheckinInterval (00:00:10)")]
     [InlineData("Backup:Cluster:MaxClockSkew", "00:00:00", "Backup:Cluster:MaxClockSkew must be positive")]
     [InlineData("Backup:Cluster:Nodes", "3", "Backup:Cluster:Nodes")]
+    [InlineData("Backup:Cluster:SharedPrefix", "/cluster", "Backup:Cluster:SharedPrefix must be a non-empty S3 key prefix")]
+    [InlineData("Backup:Cluster:SharedPrefix", "a b", "Backup:Cluster:SharedPrefix must be a non-empty S3 key prefix")]
     public void A_bad_cluster_setting_is_named(string key, string value, string problem)
     {
         Problems((key, value)).Should().ContainSingle().Which.Should().StartWith(problem);
+    }
+
+    [Fact]
+    public void A_shared_prefix_that_is_the_nodes_own_name_is_named()
+    {
+        Problems(("Backup:Cluster:Enabled", "true"), ("Backup:NodeName", "cluster"))
+            .Should().ContainSingle().Which.Should().StartWith("Backup:Cluster:SharedPrefix 'cluster' is this node's Backup:NodeName");
     }
 
     [Fact]
