@@ -369,5 +369,7 @@ internal static class LogEvents
         public const int Reconnected = 9507;
         /// <summary>cluster: another agent already runs as node {Node} against {Database} (…) (taken while this agent's session was lost)</summary>
         public const int NameTaken = 9508;
+        /// <summary>cluster: no {Kind} backup of the cluster is recorded yet: one node takes one now …</summary>
+        public const int FirstRun = 9509;
     }
 }

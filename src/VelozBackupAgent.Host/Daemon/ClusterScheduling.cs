@@ -107,6 +107,52 @@ internal static class ClusterScheduling
         }
     }
 
+    /// <summary>The trigger name of a kind's first run in a cluster that has none recorded.</summary>
+    public const string FirstRunPrefix = "first-run-";
+
+    /// <summary>A kind whose next scheduled fire is sooner than this gets no first run of its own.</summary>
+    public static readonly TimeSpan FirstRunHorizon = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// A cluster with no successful run of a database-wide backup kind recorded and none running (a new cluster, or the
+    /// first start after <c>Backup:Cluster</c> was turned on) takes one now, on one node, as a single agent takes a kind it
+    /// has never backed up at start-up: a one-shot trigger under a fixed name, which only the first node to start stores
+    /// (the others find it there, as long as it has not run). A cron fire missed while every node was down is not this:
+    /// its trigger's misfire rule runs it once; nor is a kind whose next fire is due within <see cref="FirstRunHorizon"/>
+    /// (it runs then anyway). Returns the kinds this node scheduled.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> ScheduleFirstRunsAsync(IScheduler scheduler, AgentContext agent, ClusterView view, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        ArgumentNullException.ThrowIfNull(agent);
+        ArgumentNullException.ThrowIfNull(view);
+        var scheduled = new List<string>();
+        var now = agent.Time.GetUtcNow();
+        foreach (var schedule in BackupSchedule.From(agent.Options).Where(s => IsDatabaseWide(s.Kind) && agent.Runner.Has(s.Kind)))
+        {
+            var kind = schedule.Kind;
+            if (ClusterFreshness.LastSuccess(view, kind) is not null || ClusterFreshness.RunningSince(view, kind) is not null
+                || schedule.NextAfter(now) is { } next && next - now < FirstRunHorizon || scheduled.Contains(kind))
+            {
+                continue;
+            }
+
+            var trigger = TriggerBuilder.Create().WithIdentity(FirstRunPrefix + kind).ForJob(new JobKey(kind)).StartNow()
+                .WithSimpleSchedule(s => s.WithMisfireInstruction(SimpleTriggerMisfireInstruction.FireNow)).Build();
+            try
+            {
+                await scheduler.ScheduleJob(trigger, default(ScheduleJobOptions), cancellationToken).ConfigureAwait(false);
+                scheduled.Add(kind);
+            }
+            catch (ObjectAlreadyExistsException)
+            {
+                // Another node stored it first; it runs once, wherever.
+            }
+        }
+
+        return scheduled;
+    }
+
     // Recovery on: a fire whose node died mid-run runs again on a live node once the dead one misses its check-ins.
     private static IJobDetail Job<T>(string name)
         where T : IJob =>
@@ -190,7 +236,8 @@ internal sealed partial class ClusterBackupJob(BackupRunner runner, ClusterDatab
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, context.CancellationToken, stopping.Abort);
         var started = agent.Time.GetUtcNow();
         await RecordAsync(kind, started, null, "running", null).ConfigureAwait(false);
-        var result = await runner.RunAsync(kind, context.Recovering ? BackupTrigger.MissedAtStartup : BackupTrigger.Scheduled, linked.Token).ConfigureAwait(false);
+        var first = context.Trigger.Key.Name.StartsWith(ClusterScheduling.FirstRunPrefix, StringComparison.Ordinal);
+        var result = await runner.RunAsync(kind, context.Recovering || first ? BackupTrigger.MissedAtStartup : BackupTrigger.Scheduled, linked.Token).ConfigureAwait(false);
         // The dump, not its globals (which come first); a base backup's archive. The other nodes judge the kind by its name's time.
         var marking = result.Artifacts.FirstOrDefault(a => !(ArtifactName.TryParse(a.Name, out var prefix, out _, out _, out _) && prefix == Sources.Database.ClusterGlobals.Prefix));
         await RecordAsync(kind, started, agent.Time.GetUtcNow(), result.Outcome.ToString().ToLowerInvariant(), marking?.Name).ConfigureAwait(false);
@@ -254,6 +301,11 @@ internal sealed partial class ClusterCheckinService(
                     var factory = services.GetRequiredKeyedService<ISchedulerFactory>(ClusterScheduling.SchedulerName);
                     var scheduler = await factory.GetScheduler(stoppingToken).ConfigureAwait(false);
                     await ClusterScheduling.ScheduleAsync(scheduler, agent, stoppingToken).ConfigureAwait(false);
+                    foreach (var kind in await ClusterScheduling.ScheduleFirstRunsAsync(scheduler, agent, await cluster.ReadAsync(stoppingToken).ConfigureAwait(false), stoppingToken).ConfigureAwait(false))
+                    {
+                        Log.FirstRun(logger, kind);
+                    }
+
                     scheduled = true;
                 }
 
@@ -349,5 +401,8 @@ internal sealed partial class ClusterCheckinService(
 
         [LoggerMessage(LogEvents.Cluster.NameTaken, LogLevel.Critical, "{Problem} (taken while this agent's session was lost)")]
         public static partial void NameTaken(ILogger logger, string problem);
+
+        [LoggerMessage(LogEvents.Cluster.FirstRun, LogLevel.Information, "cluster: no {Kind} backup of the cluster is recorded yet: one node takes one now, then the schedule")]
+        public static partial void FirstRun(ILogger logger, string kind);
     }
 }

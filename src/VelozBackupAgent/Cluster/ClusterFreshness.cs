@@ -58,9 +58,16 @@ public static class ClusterFreshness
     public static NodeBackup? S3RecoveryPoint(ClusterView? view) =>
         view?.Nodes.Where(n => n.S3RecoveryPoint is not null).OrderByDescending(n => n.S3RecoveryPoint).Select(n => new NodeBackup(n.S3RecoveryPoint!.Value, n.Node, null)).FirstOrDefault();
 
-    /// <summary>The newer of this node's own (<paramref name="local"/>) and the cluster's; this node's when they are as new.</summary>
+    /// <summary>
+    /// The newer of this node's own (<paramref name="local"/>) and the cluster's; this node's when they are as new, except
+    /// when both are the same artifact (this node sees another's through the shared S3 prefix): the cluster's record
+    /// knows which node took it.
+    /// </summary>
     public static NodeBackup? Newest(NodeBackup? local, NodeBackup? cluster) =>
-        local is null ? cluster : cluster is null || local.Time >= cluster.Time ? local : cluster;
+        local is null ? cluster
+        : cluster is null ? local
+        : local.Artifact is not null && string.Equals(local.Artifact, cluster.Artifact, StringComparison.Ordinal) ? cluster
+        : local.Time >= cluster.Time ? local : cluster;
 
     /// <summary><see cref="Newest(NodeBackup?, NodeBackup?)"/> with this node's time only.</summary>
     public static NodeBackup? Newest(DateTimeOffset? local, string node, NodeBackup? cluster) =>

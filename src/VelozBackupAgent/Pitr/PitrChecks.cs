@@ -102,7 +102,7 @@ public sealed class PitrChecks
             var other = Catalog.Freshness.Evaluate(BackupKinds.Pitr, pick.Time, Pitr.BaseFreshnessObjective, _options.FreshnessGrace, _time.GetUtcNow(),
                 running ?? ClusterFreshness.RunningSince(view, BackupKinds.Pitr), Pitr.MaxRunDuration);
             return new CheckResult(label, other.Stale || other.RunOverdue ? CheckStatus.Fail : CheckStatus.Pass,
-                $"newest {pick.Artifact ?? "base backup"} by node {pick.Node}, {Human(other.Age!.Value)} old (the cluster's last base backup; this node's store: {own?.Info.Archive ?? "none"}){Verification.Verifier.RunNote(other)}");
+                $"newest {pick.Artifact ?? "base backup"} by node {pick.Node}, {Human(other.Age!.Value)} old (the cluster's last base backup; {(own is not null && own.Info.Archive == pick.Artifact ? "this node reads it through the shared S3 prefix" : $"this node's store: {own?.Info.Archive ?? "none"}")}){Verification.Verifier.RunNote(other)}");
         }
 
         if (own is not { } newest)

@@ -165,6 +165,26 @@ public sealed class RestoreSources
             _ => throw new ArgumentException($"--from must be local or s3: {from}"),
         };
 
+        if (from is null && _remote is not null && _options.Cluster.Enabled && Cluster.ClusterFreshness.IsDatabaseWide(kind))
+        {
+            // In a cluster another node's dump is in the shared S3 prefix only (its local copy is on that node): the newer
+            // of the two stores, the local copy when both hold the same. S3 unreachable: the local store alone.
+            var local = await NewestInAsync(_local, kind, at, cancellationToken).ConfigureAwait(false);
+            ArtifactRef? remote = null;
+            try
+            {
+                remote = await NewestInAsync(_remote, kind, at, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StoreException) when (local is not null)
+            {
+            }
+
+            if (Newer(local, remote) is { } picked)
+            {
+                return picked;
+            }
+        }
+
         foreach (var store in stores)
         {
             if (await NewestInAsync(store, kind, at, cancellationToken).ConfigureAwait(false) is { } found)
@@ -176,6 +196,19 @@ public sealed class RestoreSources
         var when = at is { } t ? " at or before " + t.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) : "";
         var (prefix, suffix) = PatternOf(kind);
         throw new RestoreException($"no {kind} backup ({prefix}_YYYYMMDD_HHMMSS{suffix}){when} in {string.Join(" or ", stores.Select(Describe))}");
+    }
+
+    /// <summary>The later of two artifacts by the time (and sequence) in their names; <paramref name="a"/> on a tie.</summary>
+    private static ArtifactRef? Newer(ArtifactRef? a, ArtifactRef? b)
+    {
+        if (a is null || b is null)
+        {
+            return a ?? b;
+        }
+
+        var ta = ArtifactName.TryParse(a.Name, out _, out var timeA, out var seqA, out _) ? (timeA, seqA) : (DateTimeOffset.MinValue, 0);
+        var tb = ArtifactName.TryParse(b.Name, out _, out var timeB, out var seqB, out _) ? (timeB, seqB) : (DateTimeOffset.MinValue, 0);
+        return tb.Item1 > ta.Item1 || (tb.Item1 == ta.Item1 && tb.Item2 > ta.Item2) ? b : a;
     }
 
     /// <summary>The newest artifact of <paramref name="kind"/> in <paramref name="store"/> at or before <paramref name="at"/>, or null.</summary>

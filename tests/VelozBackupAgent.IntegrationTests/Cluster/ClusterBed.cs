@@ -176,8 +176,12 @@ internal sealed class ClusterBed : IAsyncDisposable
     }
 
     /// <summary>How many receivers stream now.</summary>
+    /// <remarks>
+    /// Walsenders past start-up only: a standby's retry connects (and shows here, state <c>startup</c>) for the moment
+    /// before the server refuses it the active slot, which is the one-consumer rule working, not a second consumer.
+    /// </remarks>
     public async Task<long> ReceiverConsumersAsync() =>
-        await Pg.ScalarAsync<long>("SELECT count(*) FROM pg_stat_replication WHERE application_name LIKE 'veloz-backup-receiver %'");
+        await Pg.ScalarAsync<long>("SELECT count(*) FROM pg_stat_replication WHERE application_name LIKE 'veloz-backup-receiver %' AND state <> 'startup'");
 
     /// <summary>What <paramref name="node"/>'s receiver last wrote.</summary>
     public VelozBackupAgent.Pitr.PitrStatus? PitrStatus(string node) =>

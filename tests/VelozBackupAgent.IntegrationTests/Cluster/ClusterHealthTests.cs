@@ -79,8 +79,9 @@ public sealed class ClusterHealthTests(ITestOutputHelper output)
         var lines = verify.StdOut.Split('\n');
         Line(lines, "Database backup fresh").Should().StartWith("PASS").And.MatchRegex(@"newest veloz_\d{8}_\d{6}\.dump by node node-a, ");
         Line(lines, "PITR WAL current").Should().StartWith("PASS").And.Contain("node node-a holds the WAL receiver (this node node-b is not the holder): recovery point");
-        Line(lines, "PITR base backup fresh").Should().StartWith("PASS").And.MatchRegex(@"newest base_\d{8}_\d{6}\.tar\.gz by node node-a, .* this node's store: none");
-        Line(lines, "WAL continuity (local").Should().StartWith("SKIP").And.Contain("node node-a took the cluster's newest");
+        Line(lines, "PITR base backup fresh").Should().StartWith("PASS").And.MatchRegex(@"newest base_\d{8}_\d{6}\.tar\.gz by node node-a, .*this node reads it through the shared S3 prefix");
+        // node-b's view is its store and the shared S3 prefix as one (Backup:Cluster:SharedPrefix): node-a's base backup and WAL are there.
+        Line(lines, "WAL continuity (local+s3").Should().StartWith("PASS").And.Contain("from base_");
         Line(lines, "Cluster nodes' clocks within 1s").Should().StartWith("PASS").And.Contain("2 of 2 nodes alive").And.Contain("WAL receiver held by node-a");
 
         // /health on the standby: healthy, the database-wide kinds node-a's.

@@ -108,6 +108,8 @@ public sealed class ClusterHealthRuleTests : IDisposable
         ClusterFreshness.Newest(Now.AddMinutes(-5), "node-a", other)!.Node.Should().Be("node-a");
         ClusterFreshness.Newest(null, "node-a", other).Should().Be(other);
         ClusterFreshness.Newest(null, "node-a", null).Should().BeNull();
+        // The same artifact seen here through the shared S3 prefix: the cluster's record says who took it.
+        ClusterFreshness.Newest(new NodeBackup(Now.AddMinutes(-5), "node-a", "x"), other).Should().Be(other);
     }
 
     [Fact]
