@@ -114,6 +114,9 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
     private WalKnownState _known = WalKnownState.Empty;
     private WalStatus _status = new(0, [], [], [], 0, 0, 0, null);
     private long _runsInProgress;
+
+    /// <summary>Set by the watcher when it found work while a run was under way: the run's end then wakes it.</summary>
+    private int _replanAfterRun;
     private long _runsCompleted;
     private long _changeFailures;
     private long _conflictsDetected;
@@ -180,7 +183,14 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
         {
             Interlocked.Decrement(ref _runsInProgress);
             Interlocked.Increment(ref _runsCompleted);
-            _replan.Writer.TryWrite(true);
+
+            // The watcher looks again after its own runs (what they left settling); after a scheduled run only when it
+            // put off work because this run was under way: a plan lists the whole directory (10,000 stat calls), and
+            // a scheduled sync with nothing new must not cost two listings.
+            if (trigger == BackupTrigger.Change || Interlocked.Exchange(ref _replanAfterRun, 0) != 0)
+            {
+                _replan.Writer.TryWrite(true);
+            }
         }
     }
 
