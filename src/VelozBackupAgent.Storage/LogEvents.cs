@@ -174,6 +174,8 @@ internal static class LogEvents
         public const int ActiveRotated = 4414;
         /// <summary>the newest WAL manifest {Manifest} cannot be followed ({Reason}); this sync writes a full manifest, run verify</summary>
         public const int ManifestChainUnusable = 4415;
+        /// <summary>backup wal: removed {Count} leftovers of interrupted writes ({Bytes} bytes)</summary>
+        public const int RemovedLeftovers = 4416;
     }
 
     /// <summary>The database kind: pg_dump (4500s) and the cluster globals (4570s).</summary>

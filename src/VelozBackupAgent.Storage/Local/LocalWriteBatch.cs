@@ -16,7 +16,7 @@ namespace VelozBackupAgent.Storage.Local;
 /// The guarantees are those of <see cref="LocalArtifactStore.WriteAsync"/>: no file under a final name before its
 /// bytes are durable, a data file only lists once its sidecar is beside it, so a crash at any instant leaves complete
 /// artifacts, hidden temporary files or a data file without sidecar (the last two are debris that
-/// <see cref="LocalArtifactStore.RemoveLeftovers"/> clears). What is cheaper is the syncing: every staged file has its
+/// <see cref="LocalArtifactStore.RemoveLeftovers(string?)"/> clears). What is cheaper is the syncing: every staged file has its
 /// write-back started as soon as it is written, so the syncs of <see cref="Commit"/> mostly wait for I/O already under
 /// way and share journal commits, and the directory is fsynced once per batch instead of once per artifact.
 /// Disposing an uncommitted batch deletes its temporary files. Not thread-safe: one caller stages and commits.

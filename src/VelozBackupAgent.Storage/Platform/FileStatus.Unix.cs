@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
 using Microsoft.Win32.SafeHandles;
@@ -87,6 +88,51 @@ public readonly partial record struct FileStatus
             Marshal.FreeHGlobal(buffer);
         }
     }
+
+    /// <summary>
+    /// stat of <paramref name="directory"/>/<paramref name="name"/> with the path built in a stack buffer and the
+    /// result read from another: no string, no native allocation per call (a listing of 10,000 WAL segments makes
+    /// 10,000 of these). Null when it does not exist.
+    /// </summary>
+    [SupportedOSPlatform("linux")]
+    private static FileStatus? TryStatInLinux(string directory, string name, bool followLinks)
+    {
+        var pathBytes = System.Text.Encoding.UTF8.GetMaxByteCount(directory.Length + 1 + name.Length) + 1;
+        Span<byte> path = pathBytes <= 1024 ? stackalloc byte[pathBytes] : new byte[pathBytes];
+        var n = System.Text.Encoding.UTF8.GetBytes(directory, path);
+        path[n++] = (byte)'/';
+        n += System.Text.Encoding.UTF8.GetBytes(name, path[n..]);
+        path[n] = 0;
+        Span<byte> buffer = stackalloc byte[StatxSize];
+        if (LibC.StatxBuffers(LibC.AtFdCwd, path, followLinks ? 0 : AtSymlinkNoFollow, StatxBasicStats, buffer) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            return errno is LibC.ENOENT or LibC.ENOTDIR ? null : throw new IOException($"{Path.Combine(directory, name)}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+        }
+
+        var mode = BinaryPrimitives.ReadUInt16LittleEndian(buffer[28..]);
+        return new FileStatus(
+            KindOfMode(mode),
+            mode & 0xFFF,
+            BinaryPrimitives.ReadInt32LittleEndian(buffer[20..]),
+            BinaryPrimitives.ReadInt32LittleEndian(buffer[24..]),
+            BinaryPrimitives.ReadInt64LittleEndian(buffer[40..]),
+            Nanoseconds(buffer[112..]),
+            Nanoseconds(buffer[96..]),
+            ((ulong)BinaryPrimitives.ReadUInt32LittleEndian(buffer[136..]) << 32) | BinaryPrimitives.ReadUInt32LittleEndian(buffer[140..]),
+            BinaryPrimitives.ReadUInt64LittleEndian(buffer[32..]));
+    }
+
+    private static long Nanoseconds(ReadOnlySpan<byte> timestamp) =>
+        (BinaryPrimitives.ReadInt64LittleEndian(timestamp) * 1_000_000_000L) + BinaryPrimitives.ReadUInt32LittleEndian(timestamp[8..]);
+
+    private static FileKind KindOfMode(int mode) => (mode & 0xF000) switch
+    {
+        0x8000 => FileKind.Regular,
+        0x4000 => FileKind.Directory,
+        0xA000 => FileKind.SymbolicLink,
+        _ => FileKind.Other,
+    };
 
     private static long Nanoseconds(nint buffer, int offset) =>
         (Marshal.ReadInt64(buffer, offset) * 1_000_000_000L) + (uint)Marshal.ReadInt32(buffer, offset + 8);

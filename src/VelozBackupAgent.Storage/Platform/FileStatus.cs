@@ -58,6 +58,18 @@ public readonly partial record struct FileStatus(FileKind Kind, int Mode, int Ui
         return OperatingSystem.IsLinux() ? TryStatLinux(path, followLinks) : throw Unsupported();
     }
 
+    /// <summary>
+    /// Like <see cref="TryStat"/> of <c>Path.Combine(<paramref name="directory"/>, <paramref name="name"/>)</c>, for
+    /// listings: on Linux neither the path nor the result is allocated.
+    /// </summary>
+    /// <exception cref="IOException">It exists but cannot be examined; the message is the system's reason.</exception>
+    public static FileStatus? TryStatIn(string directory, string name, bool followLinks)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        ArgumentNullException.ThrowIfNull(name);
+        return OperatingSystem.IsLinux() ? TryStatInLinux(directory, name, followLinks) : TryStat(Path.Combine(directory, name), followLinks);
+    }
+
     /// <summary>fstat(2) of an open file: the metadata of exactly the inode being read.</summary>
     public static FileStatus Of(SafeFileHandle handle)
     {

@@ -81,4 +81,9 @@ internal static partial class LibC
     [SupportedOSPlatform("linux")]
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
     public static partial int Statx(int dirFd, nint path, int flags, uint mask, nint buffer);
+
+    /// <summary>statx with the path (NUL-terminated UTF-8) and the result in caller's buffers: nothing allocated per call.</summary>
+    [SupportedOSPlatform("linux")]
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
+    public static partial int StatxBuffers(int dirFd, ReadOnlySpan<byte> path, int flags, uint mask, Span<byte> buffer);
 }

@@ -91,7 +91,11 @@ public sealed partial class BackupRunner
                 return Finish(new BackupRunResult(kind, trigger, BackupOutcome.Busy, [], startedAt, TimeSpan.Zero, $"another process{by} is backing up {kind}"));
             }
 
-            RemoveLeftovers(kind);
+            if (source is not ICleansOwnLeftovers)
+            {
+                RemoveLeftovers(kind);
+            }
+
             BackupOutput output;
             try
             {

@@ -55,6 +55,12 @@ public interface IBackupSource
     Task<BackupOutput> RunAsync(BackupTrigger trigger, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// A source that removes its kind's leftovers of interrupted writes itself, from a listing of the store it makes anyway
+/// (<see cref="BackupRunner"/> then does not list the kind's directory a second time before each run).
+/// </summary>
+internal interface ICleansOwnLeftovers;
+
 /// <summary>A source that can watch its files and ask for a change-triggered run.</summary>
 public interface IWatchableSource : IBackupSource
 {

@@ -40,7 +40,7 @@ public sealed class PlatformBoundaryTests
     {
         var libc = typeof(FileSync).Assembly.GetType("VelozBackupAgent.Storage.Platform.LibC", throwOnError: true)!;
         libc.GetCustomAttributes<SupportedOSPlatformAttribute>().Select(a => a.PlatformName).Should().BeEquivalentTo("linux", "macos", "freebsd");
-        foreach (var name in new[] { "Statx", "RenameAt2", "Fdatasync", "SyncFileRange" })
+        foreach (var name in new[] { "Statx", "StatxBuffers", "RenameAt2", "Fdatasync", "SyncFileRange" })
         {
             libc.GetMethod(name, All)!.GetCustomAttributes<SupportedOSPlatformAttribute>().Select(a => a.PlatformName).Should().Equal(["linux"], name);
         }

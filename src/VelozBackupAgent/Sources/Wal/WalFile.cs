@@ -15,6 +15,10 @@ internal readonly record struct WalFileState(long Size, long MtimeTicks)
 
     public static WalFileState Of(FileInfo file) => new(file.Length, file.LastWriteTimeUtc.Ticks);
 
+    /// <summary>From a stat: the mtime in the 100 ns ticks <see cref="FileSystemInfo.LastWriteTimeUtc"/> gives for the same file.</summary>
+    public static WalFileState Of(FileStatus status) =>
+        new(status.Size, DateTimeOffset.UnixEpoch.Ticks + Math.DivRem(status.MtimeNs, 100L, out var rest) - (rest < 0 ? 1 : 0));
+
     public static WalFileState Of(SafeFileHandle handle) => new(RandomAccess.GetLength(handle), File.GetLastWriteTimeUtc(handle).Ticks);
 }
 

@@ -50,4 +50,7 @@ internal static partial class WalLog
 
     [LoggerMessage(LogEvents.Wal.ManifestChainUnusable, LogLevel.Warning, "the newest WAL manifest {Manifest} cannot be followed ({Reason}); this sync writes a full manifest, run verify")]
     public static partial void ManifestChainUnusable(ILogger logger, string manifest, string reason);
+
+    [LoggerMessage(LogEvents.Wal.RemovedLeftovers, LogLevel.Warning, "backup wal: removed {Count} leftovers of interrupted writes ({Bytes} bytes)")]
+    public static partial void RemovedLeftovers(ILogger logger, int count, long bytes);
 }

@@ -162,6 +162,18 @@ internal sealed class SettleTracker
     }
 
     /// <summary>Drops observations of files that are no longer there.</summary>
+    /// <summary>True when no file is being watched settle or marked renamed.</summary>
+    public bool IsEmpty
+    {
+        get
+        {
+            lock (_seen)
+            {
+                return _seen.Count == 0 && _renamed.Count == 0;
+            }
+        }
+    }
+
     public void Retain(IReadOnlySet<string> present)
     {
         lock (_seen)
@@ -250,7 +262,12 @@ internal sealed class WalModeTally
         }
 
         // The listing's stat is cached in the FileInfo: this costs no further system call.
-        var mode = file.UnixFileMode & (UnixFileMode)0x1FF;
+        Count(file.UnixFileMode);
+    }
+
+    public void Count(UnixFileMode mode)
+    {
+        mode &= (UnixFileMode)0x1FF;
         _counts[mode] = _counts.GetValueOrDefault(mode) + 1;
     }
 

@@ -1,6 +1,6 @@
 using VelozBackupAgent.Catalog;
 using VelozBackupAgent.Storage;
-using VelozBackupAgent.Storage.Checksums;
+using VelozBackupAgent.Storage.Local;
 
 namespace VelozBackupAgent.Sources.Wal;
 
@@ -113,25 +113,57 @@ public sealed partial class WalSource
         ArtifactName.TryParse(candidate, out _, out var t1, out var s1, out _)
         && (!ArtifactName.TryParse(than, out _, out var t2, out var s2, out _) || (t1, s1).CompareTo((t2, s2)) > 0);
 
+    /// <summary>
+    /// The local store's complete WAL artifacts, from one listing and no stat of a complete one; what interrupted writes
+    /// left there (hidden temporary files of dead writers, a data file without its sidecar past the grace period, a
+    /// sidecar without data) is removed first, from the same listing (see <see cref="ICleansOwnLeftovers"/>). Only the
+    /// full syncs do this: a change-triggered run lists no store, and leftovers wait for the next scheduled sync.
+    /// </summary>
     private HashSet<string> ListStoredNames()
     {
-        var directory = Path.Combine(_repository.Local.Root, Kind);
-        var all = new HashSet<string>(StringComparer.Ordinal);
-        if (Directory.Exists(directory))
+        HashSet<string> names;
+        try
         {
-            foreach (var path in Directory.EnumerateFiles(directory))
-            {
-                all.Add(Path.GetFileName(path));
-            }
+            names = DirectoryNames.Files(Path.Combine(_repository.Local.Root, Kind));
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return new HashSet<string>(StringComparer.Ordinal);
         }
 
-        // A complete artifact has its sidecar; a data file without one is crash debris.
-        return [.. all.Where(n => !n.EndsWith(Sha256Sidecar.Suffix, StringComparison.Ordinal) && all.Contains(Sha256Sidecar.SidecarName(n)))];
+        var removed = _repository.Local.RemoveLeftovers(Kind, names);
+        if (removed.Count > 0)
+        {
+            WalLog.RemovedLeftovers(_logger, removed.Count, removed.Sum(r => r.Size));
+        }
+
+        return DirectoryNames.Complete(names);
     }
 
     private void Prune(WalIndex index, List<WalListedFile> listing)
     {
-        var present = listing.Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+        // The usual sync: every indexed segment is still listed, nothing is unreadable or settling; then no name set of
+        // the whole directory is built (10,000 segments: 10,000 lookups instead of a set and three passes).
+        var listed = 0;
+        foreach (var file in listing)
+        {
+            if (index.Segments.ContainsKey(file.Name))
+            {
+                listed++;
+            }
+        }
+
+        if (listed == index.Segments.Count && _unreadable.Count == 0 && _settle.IsEmpty)
+        {
+            return;
+        }
+
+        var present = new HashSet<string>(listing.Count + 1, StringComparer.Ordinal);
+        foreach (var file in listing)
+        {
+            present.Add(file.Name);
+        }
+
         foreach (var name in index.Segments.Keys.Where(n => !present.Contains(n)).ToList())
         {
             // Deleted from the source: forgotten here, kept in the store and in earlier manifests.

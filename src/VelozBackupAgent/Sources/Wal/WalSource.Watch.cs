@@ -59,9 +59,16 @@ public sealed partial class WalSource
             var now = _time.GetUtcNow();
             var plan = PlanChange(now);
             due = plan.RecheckAt;
-            if (!plan.Work || Interlocked.Read(ref _runsInProgress) > 0)
+            if (!plan.Work)
             {
-                // Nothing settled to do, or a run is under way: it signals when it ends, and we look again.
+                continue;
+            }
+
+            // Asked for before the check: a run that ends between the two still sees the request and signals.
+            Interlocked.Exchange(ref _replanAfterRun, 1);
+            if (Interlocked.Read(ref _runsInProgress) > 0)
+            {
+                // A run is under way: it signals when it ends, and we look again.
                 continue;
             }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.IO.Enumeration;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using VelozBackupAgent.Catalog;
@@ -6,6 +7,7 @@ using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Replication;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Storage.Platform;
 
 namespace VelozBackupAgent.Sources.Wal;
 
@@ -49,7 +51,7 @@ public sealed record WalStatus(
 /// re-read. Only a segment that changed after it was stored is read again, to tell a touch from a conflict.
 /// </remarks>
 [SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "The SemaphoreSlim's wait handle is never used, so it holds nothing to dispose; the source lives as long as the agent.")]
-public sealed partial class WalSource : IWatchableSource
+public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
 {
     private const string IndexFileName = "wal-index.json";
 
@@ -112,6 +114,9 @@ public sealed partial class WalSource : IWatchableSource
     private WalKnownState _known = WalKnownState.Empty;
     private WalStatus _status = new(0, [], [], [], 0, 0, 0, null);
     private long _runsInProgress;
+
+    /// <summary>Set by the watcher when it found work while a run was under way: the run's end then wakes it.</summary>
+    private int _replanAfterRun;
     private long _runsCompleted;
     private long _changeFailures;
     private long _conflictsDetected;
@@ -178,7 +183,14 @@ public sealed partial class WalSource : IWatchableSource
         {
             Interlocked.Decrement(ref _runsInProgress);
             Interlocked.Increment(ref _runsCompleted);
-            _replan.Writer.TryWrite(true);
+
+            // The watcher looks again after its own runs (what they left settling); after a scheduled run only when it
+            // put off work because this run was under way: a plan lists the whole directory (10,000 stat calls), and
+            // a scheduled sync with nothing new must not cost two listings.
+            if (trigger == BackupTrigger.Change || Interlocked.Exchange(ref _replanAfterRun, 0) != 0)
+            {
+                _replan.Writer.TryWrite(true);
+            }
         }
     }
 
@@ -230,22 +242,13 @@ public sealed partial class WalSource : IWatchableSource
         var segments = new List<WalListedFile>();
         try
         {
-            foreach (var file in new DirectoryInfo(_directory).EnumerateFiles("*", ListOptions))
+            if (OperatingSystem.IsLinux())
             {
-                if (!_naming.IsSegment(file.Name))
-                {
-                    continue;
-                }
-
-                try
-                {
-                    segments.Add(new WalListedFile(file.Name, WalFileState.Of(file)));
-                    modes?.Count(file);
-                }
-                catch (FileNotFoundException)
-                {
-                    // Deleted or renamed between the listing and the stat.
-                }
+                ListSegmentsLinux(segments, modes);
+            }
+            else
+            {
+                ListSegmentsPortable(segments, modes);
             }
         }
         catch (DirectoryNotFoundException)
@@ -262,18 +265,64 @@ public sealed partial class WalSource : IWatchableSource
         return segments;
     }
 
+    /// <summary>
+    /// Names from the directory listing alone, then one <c>statx</c> per segment (size, mtime and mode in one call):
+    /// no <see cref="FileInfo"/> per file, no second system call for the mode. 10,000 segments: one listing and
+    /// 10,000 stat calls, as <c>rsync -a</c> makes.
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private void ListSegmentsLinux(List<WalListedFile> segments, WalModeTally? modes)
+    {
+        var listing = new FileSystemEnumerable<string>(_directory, static (ref FileSystemEntry e) => e.FileName.ToString(), ListOptions)
+        {
+            ShouldIncludePredicate = static (ref FileSystemEntry e) => !e.IsDirectory,
+        };
+        foreach (var name in listing)
+        {
+            if (!_naming.IsSegment(name))
+            {
+                continue;
+            }
+
+            // As FileInfo sees it: a link to a segment is the segment; a link that dangles is the link itself (listed,
+            // then unreadable: it is named, not silently skipped); one deleted or renamed since the listing is not there.
+            if ((FileStatus.TryStatIn(_directory, name, followLinks: true) ?? FileStatus.TryStatIn(_directory, name, followLinks: false))
+                is not { Kind: not FileKind.Directory } status)
+            {
+                continue;
+            }
+
+            segments.Add(new WalListedFile(name, WalFileState.Of(status)));
+            modes?.Count(status.Permissions);
+        }
+    }
+
+    private void ListSegmentsPortable(List<WalListedFile> segments, WalModeTally? modes)
+    {
+        foreach (var file in new DirectoryInfo(_directory).EnumerateFiles("*", ListOptions))
+        {
+            if (!_naming.IsSegment(file.Name))
+            {
+                continue;
+            }
+
+            try
+            {
+                segments.Add(new WalListedFile(file.Name, WalFileState.Of(file)));
+                modes?.Count(file);
+            }
+            catch (FileNotFoundException)
+            {
+                // Deleted or renamed between the listing and the stat.
+            }
+        }
+    }
+
     private async Task ProcessAsync(IEnumerable<WalListedFile> files, WalIndex index, HashSet<string>? stored, Run run, CancellationToken cancellationToken)
     {
         foreach (var (name, state) in files)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var path = Path.Combine(_directory, name);
-            if (!WalNaming.IsStorable(name))
-            {
-                MarkUnreadable(run, name, state, path, "its name cannot be stored (letters, digits, '.', '-' and '_' only)");
-                continue;
-            }
-
             index.Segments.TryGetValue(name, out var entry);
             if (entry is not null && entry.State == state)
             {
@@ -292,6 +341,13 @@ public sealed partial class WalSource : IWatchableSource
                 WalLog.StoredCopyMissing(_logger, name);
                 index.Remove(name);
                 entry = null;
+            }
+
+            var path = Path.Combine(_directory, name);
+            if (!WalNaming.IsStorable(name))
+            {
+                MarkUnreadable(run, name, state, path, "its name cannot be stored (letters, digits, '.', '-' and '_' only)");
+                continue;
             }
 
             // A change-triggered run does not retry an unreadable file that has not changed (permissions fixed
@@ -544,7 +600,7 @@ public sealed partial class WalSource : IWatchableSource
             run.Trigger.ToString(),
             _directory,
             run.Active is { } a ? new WalManifestActive(_naming.ActiveFile, a.Artifact, a.Size, a.Sha256) : null,
-            [.. run.Ok.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestSegment(p.Key, p.Value.Size, p.Value.Sha256!))],
+            SortedSegments(run.Ok),
             [.. run.Settling.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestPending(p.Key, p.Value.Size))],
             [.. run.Conflicts.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestConflict(p.Key, p.Value.Stored!.Size, p.Value.Stored.Sha256, p.Value.Size, p.Value.Sha256))],
             [.. run.Unreadable.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new WalManifestUnreadable(p.Key, p.Value.Reason))],
@@ -562,9 +618,31 @@ public sealed partial class WalSource : IWatchableSource
         }
 
         run.ManifestDocument = manifest;
-        _tip = run.Manifest.Sha256 is { } sha ? WalChainTip.Of(name, sha, complete with { Type = manifest.Type, Depth = manifest.Depth }) : null;
+        _tip = run.Manifest.Sha256 is not { } sha ? null
+            // Nothing added or removed: the segments are the parent's, so its map is kept rather than built again.
+            : manifest is { IsDelta: true, Added.Count: 0, Removed.Count: 0 } && tip is not null ? tip with { Name = name, Sha256 = sha, Depth = manifest.Depth }
+            : WalChainTip.Of(name, sha, complete with { Type = manifest.Type, Depth = manifest.Depth });
         run.Artifacts.Add(run.Manifest);
         Volatile.Write(ref _lastManifest, name);
+    }
+
+    /// <summary>The manifest's segment list in name order: the run met them in listing order (sorted), so usually no sort is needed.</summary>
+    private static List<WalManifestSegment> SortedSegments(Dictionary<string, WalIndexEntry> ok)
+    {
+        var segments = new List<WalManifestSegment>(ok.Count);
+        var sorted = true;
+        foreach (var (name, entry) in ok)
+        {
+            sorted = sorted && (segments.Count == 0 || string.CompareOrdinal(segments[^1].Name, name) < 0);
+            segments.Add(new WalManifestSegment(name, entry.Size, entry.Sha256!));
+        }
+
+        if (!sorted)
+        {
+            segments.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        }
+
+        return segments;
     }
 
     /// <summary>
