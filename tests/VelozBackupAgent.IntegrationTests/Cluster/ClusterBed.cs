@@ -85,6 +85,22 @@ internal sealed class ClusterBed : IAsyncDisposable
         await File.WriteAllTextAsync(ConfigPath(node), JsonSerializer.Serialize(new { Backup = backup }, Indented));
     }
 
+    /// <summary>
+    /// Turns on PITR streaming (the slot, partial pieces every second, this bed's server's stop/start) in a configuration
+    /// being written, with these dump and base backup schedules (nightly by default: nothing fires during a test, though a
+    /// new cluster takes its first of each at start-up).
+    /// </summary>
+    public void WithPitr(Dictionary<string, object?> backup, string dumpSchedule = "0 0 2 * * ?", string baseSchedule = "0 0 3 * * ?")
+    {
+        ArgumentNullException.ThrowIfNull(backup);
+        Section(backup, "Database")["Schedule"] = dumpSchedule;
+        backup["Pitr"] = new Dictionary<string, object?>
+        {
+            ["Enabled"] = true, ["DataDirectory"] = Pg.DataDirectory, ["Slot"] = "veloz_backup", ["ShipPartialEvery"] = "00:00:01",
+            ["BaseSchedule"] = baseSchedule, ["StopCommand"] = Pg.StopCommand, ["StartCommand"] = Pg.StartCommand,
+        };
+    }
+
     /// <summary>The section <paramref name="key"/> of a configuration being written.</summary>
     public static Dictionary<string, object?> Section(Dictionary<string, object?> backup, string key) => (Dictionary<string, object?>)backup[key]!;
 

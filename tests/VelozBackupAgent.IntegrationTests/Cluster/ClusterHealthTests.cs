@@ -58,7 +58,7 @@ public sealed class ClusterHealthTests(ITestOutputHelper output)
         var now = TimeProvider.System.GetUtcNow();
         var dumpSecond = (now.Second + 15) % 60;
         var baseSecond = (dumpSecond + 5) % 60;
-        await bed.WriteConfigAsync("node-a", b => Pitr(bed, b, $"{dumpSecond} * * * * ?", $"{baseSecond} * * * * ?"));
+        await bed.WriteConfigAsync("node-a", b => bed.WithPitr(b, $"{dumpSecond} * * * * ?", $"{baseSecond} * * * * ?"));
         bed.Start("node-a");
         await bed.WaitForAsync(async () => await bed.ReceiverHolderAsync() == "node-a", TimeSpan.FromSeconds(60), "node-a streams");
         await bed.WaitForAsync(async () => await SucceededOnAsync(bed, "database") == "node-a" && await SucceededOnAsync(bed, "pitr") == "node-a",
@@ -66,7 +66,7 @@ public sealed class ClusterHealthTests(ITestOutputHelper output)
 
         // node-b joins with nightly schedules, which replace the cluster's triggers (the last node to start wins): no more
         // fires, so everything database-wide stays node-a's and node-b's own store holds none of it.
-        await bed.WriteConfigAsync("node-b", b => Pitr(bed, b, "0 0 2 * * ?", "0 0 3 * * ?"));
+        await bed.WriteConfigAsync("node-b", b => bed.WithPitr(b));
         var standby = bed.Start("node-b");
         await bed.WaitForAsync(async () => (await bed.LiveNodesAsync()).Contains("node-b"), TimeSpan.FromSeconds(60), "node-b checked in");
         await bed.WaitForAsync(async () => (await bed.Pg.ScalarAsync<string?>(
@@ -117,16 +117,6 @@ public sealed class ClusterHealthTests(ITestOutputHelper output)
         lines = orphaned.StdOut.Split('\n');
         Line(lines, "PITR WAL current").Should().StartWith("FAIL").And.Contain("no node holds the WAL receiver").And.Contain("(node node-a)");
         Line(lines, "Database backup fresh").Should().StartWith("PASS").And.Contain("by node node-a");
-    }
-
-    private static void Pitr(ClusterBed bed, Dictionary<string, object?> b, string dumpSchedule, string baseSchedule)
-    {
-        ClusterBed.Section(b, "Database")["Schedule"] = dumpSchedule;
-        b["Pitr"] = new Dictionary<string, object?>
-        {
-            ["Enabled"] = true, ["DataDirectory"] = bed.Pg.DataDirectory, ["Slot"] = "veloz_backup", ["ShipPartialEvery"] = "00:00:01",
-            ["BaseSchedule"] = baseSchedule, ["StopCommand"] = bed.Pg.StopCommand, ["StartCommand"] = bed.Pg.StartCommand,
-        };
     }
 
     private static string Line(string[] lines, string item) =>

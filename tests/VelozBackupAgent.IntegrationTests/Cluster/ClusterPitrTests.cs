@@ -24,15 +24,7 @@ public sealed partial class ClusterPitrTests(ITestOutputHelper output)
         await using var bed = await ClusterBed.CreateAsync();
         foreach (var node in Two)
         {
-            await bed.WriteConfigAsync(node, b =>
-            {
-                ClusterBed.Section(b, "Database")["Schedule"] = "0 0 2 * * ?";
-                b["Pitr"] = new Dictionary<string, object?>
-                {
-                    ["Enabled"] = true, ["DataDirectory"] = bed.Pg.DataDirectory, ["Slot"] = "veloz_backup", ["ShipPartialEvery"] = "00:00:01",
-                    ["BaseSchedule"] = "0 0 3 * * ?", ["StopCommand"] = bed.Pg.StopCommand, ["StartCommand"] = bed.Pg.StartCommand,
-                };
-            });
+            await bed.WriteConfigAsync(node, b => bed.WithPitr(b));
             bed.Start(node);
         }
 
