@@ -128,6 +128,13 @@ public sealed class ProcessTreeSampler : IAsyncDisposable
                 }
 
                 var environ = ReadText(pid, "environ");
+                if (ReadText(pid, "cmdline") != cmdline)
+                {
+                    // It exited (or exec'd again) between the two reads: what was read of its environment is nothing
+                    // (an empty read of a process that is gone) or another program's. Look again at the next scan.
+                    continue;
+                }
+
                 _known[pid] = (_known[pid].Started, cmdline);
                 lock (_snapshots)
                 {
