@@ -111,6 +111,10 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
     /// <summary>The newest manifest this process wrote or read back, resolved: the next delta's parent.</summary>
     private WalChainTip? _tip;
 
+    // While the daemon watches the directory it keeps the tip in memory for its own syncs, so wal-chain.json (for the
+    // next process) is written once when it stops, not after every sync: a no-op sync writes no extra file.
+    private volatile bool _watching;
+
     // Shared with the watcher and readers of Status.
     private WalKnownState _known = WalKnownState.Empty;
     private WalStatus _status = new(0, [], [], [], 0, 0, 0, null);
@@ -755,6 +759,11 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
     /// <summary>Records the tip for the next process (<see cref="WalChainCache"/>); on failure removes the file, which then names an older manifest anyway.</summary>
     private void SaveChainCache(WalChainTip? tip)
     {
+        if (_watching)
+        {
+            return;
+        }
+
         var path = ChainCachePath;
         if (tip is null)
         {

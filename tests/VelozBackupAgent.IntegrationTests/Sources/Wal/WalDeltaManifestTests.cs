@@ -239,6 +239,32 @@ public sealed class WalDeltaManifestTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task While_the_daemon_watches_its_syncs_leave_wal_chain_json_alone_and_stopping_writes_it_for_the_next_process()
+    {
+        var syncs = await HistoryAsync();
+        WalChainCache.Load(ChainCachePath)!.Name.Should().Be(syncs[^1].Manifest);
+
+        using var stop = new CancellationTokenSource();
+        var watch = _bed.Source.WatchAsync(ct => Task.CompletedTask, stop.Token);
+        var during = await SyncAsync();
+        var later = await SyncAsync();
+        during.Should().NotBe(later);
+        WalChainCache.Load(ChainCachePath)!.Name.Should().Be(syncs[^1].Manifest, "the daemon keeps the tip in memory: its no-op syncs write no extra file");
+
+        await stop.CancelAsync();
+        await FluentActions.Awaiting(() => watch).Should().ThrowAsync<OperationCanceledException>("the daemon's WatchService stops it so");
+        var saved = WalChainCache.Load(ChainCachePath);
+        saved!.Name.Should().Be(later, "written once, when the watch stops");
+        saved.Chain.Select(l => l.Name).Take(2).Should().Equal(later, during);
+
+        // The next process extends the chain from it.
+        _bed.Restart();
+        var next = await SyncAsync();
+        (await _bed.RawManifestAsync(next)).Parent!.Name.Should().Be(later);
+        WalChainCache.Load(ChainCachePath)!.Name.Should().Be(next);
+    }
+
+    [Fact]
     public async Task A_damaged_wal_chain_json_is_ignored_and_written_again()
     {
         var syncs = await HistoryAsync();
