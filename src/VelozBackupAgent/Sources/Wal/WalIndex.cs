@@ -231,6 +231,7 @@ internal sealed record WalIndexDocument(int Version, string Directory, Dictionar
 [JsonSerializable(typeof(WalManifestConflict))]
 [JsonSerializable(typeof(WalManifestUnreadable))]
 [JsonSerializable(typeof(WalManifestParent))]
+[JsonSerializable(typeof(WalChainCacheDocument))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(DateTimeOffset))]
 internal sealed partial class WalJsonContext : JsonSerializerContext;

@@ -24,9 +24,14 @@ internal sealed class WalManifestChainException : Exception
 /// <param name="Sha256">The SHA-256 of its bytes (the next delta records it).</param>
 /// <param name="Depth">0 for a full manifest, else its delta depth.</param>
 /// <param name="Segments">Every segment the directory held at its sync, by name.</param>
-internal sealed record WalChainTip(string Name, string Sha256, int Depth, IReadOnlyDictionary<string, WalManifestSegment> Segments)
+/// <param name="Chain">Itself, its parent, … back to the full manifest its chain starts at, each with the SHA-256 of its bytes.</param>
+internal sealed record WalChainTip(string Name, string Sha256, int Depth, IReadOnlyDictionary<string, WalManifestSegment> Segments, IReadOnlyList<WalManifestParent> Chain)
 {
-    public static WalChainTip Of(string name, string sha256, WalManifest resolved)
+    /// <summary><see cref="WalChainCache.SegmentsDigest"/> of <see cref="Segments"/> when already computed, else null.</summary>
+    public string? SegmentsSha256 { get; init; }
+
+    /// <summary>The tip <paramref name="resolved"/> (named <paramref name="name"/>, hashing <paramref name="sha256"/>) makes; <paramref name="parents"/>: its chain's other manifests, parent first.</summary>
+    public static WalChainTip Of(string name, string sha256, WalManifest resolved, IEnumerable<WalManifestParent>? parents = null)
     {
         ArgumentNullException.ThrowIfNull(resolved);
         var segments = new Dictionary<string, WalManifestSegment>(resolved.Segments.Count, StringComparer.Ordinal);
@@ -35,7 +40,7 @@ internal sealed record WalChainTip(string Name, string Sha256, int Depth, IReadO
             segments[s.Name] = s;
         }
 
-        return new WalChainTip(name, sha256, resolved.IsDelta ? resolved.Depth : 0, segments);
+        return new WalChainTip(name, sha256, resolved.IsDelta ? resolved.Depth : 0, segments, [new WalManifestParent(name, sha256), .. parents ?? []]);
     }
 }
 
@@ -148,9 +153,11 @@ internal static class WalManifestChain
     /// The manifest <paramref name="name"/> (already read as <paramref name="manifest"/>) resolved to every segment: a
     /// full one as it is; a delta by reading its parents back to a full manifest (each checked against the SHA-256 its
     /// child recorded) and applying the deltas in order. <paramref name="open"/> opens a parent by name, null when the
-    /// store does not hold it; <paramref name="store"/> names that store in errors.
+    /// store does not hold it; <paramref name="store"/> names that store in errors. <paramref name="parents"/>, when given,
+    /// receives every parent followed (name and checked SHA-256), the nearest first.
     /// </summary>
-    public static async Task<WalManifest> ResolveAsync(string name, WalManifest manifest, Func<string, CancellationToken, Task<Stream?>> open, string store, CancellationToken cancellationToken)
+    public static async Task<WalManifest> ResolveAsync(string name, WalManifest manifest, Func<string, CancellationToken, Task<Stream?>> open, string store, CancellationToken cancellationToken,
+        ICollection<WalManifestParent>? parents = null)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         ArgumentNullException.ThrowIfNull(open);
@@ -177,6 +184,7 @@ internal static class WalManifestChain
             }
 
             var parent = await ReadParentAsync(current.Name, link, open, store, cancellationToken).ConfigureAwait(false);
+            parents?.Add(link);
             chain.Add((link.Name, parent));
             current = (link.Name, parent);
         }

@@ -16,6 +16,7 @@ public sealed partial class WalSource
             RenamedWithin = OnRenamedWithin,
         };
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _watching = true;
         var watching = watcher.RunAsync(_ =>
         {
             _replan.Writer.TryWrite(true);
@@ -38,6 +39,8 @@ public sealed partial class WalSource
             }
 
             await SaveIndexOnStopAsync().ConfigureAwait(false);
+            _watching = false;
+            SaveChainCache(Volatile.Read(ref _tip));
         }
     }
 

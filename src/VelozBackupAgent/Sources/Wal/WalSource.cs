@@ -92,6 +92,7 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly WalIndexFile _indexFile;
+    private readonly string _stateDirectory;
     private readonly SettleTracker _settle;
     private readonly WalReadCounter _reads = new();
     private readonly SemaphoreSlim _runGate = new(1, 1);
@@ -109,6 +110,10 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
 
     /// <summary>The newest manifest this process wrote or read back, resolved: the next delta's parent.</summary>
     private WalChainTip? _tip;
+
+    // While the daemon watches the directory it keeps the tip in memory for its own syncs, so wal-chain.json (for the
+    // next process) is written once when it stops, not after every sync: a no-op sync writes no extra file.
+    private volatile bool _watching;
 
     // Shared with the watcher and readers of Status.
     private WalKnownState _known = WalKnownState.Empty;
@@ -138,6 +143,7 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<WalSource>();
         _indexFile = new WalIndexFile(Path.Combine(options.StateDirectory, IndexFileName));
+        _stateDirectory = options.StateDirectory;
         _settle = new SettleTracker(options.Wal.SettleTime, time);
     }
 
@@ -608,7 +614,7 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
             DirectoryMode());
 
         // Only what changed since the newest stored manifest, when that one can be followed (WalManifestChain).
-        var tip = await ChainTipAsync(run.StoredNames, cancellationToken).ConfigureAwait(false);
+        var tip = await ChainTipAsync(run.StoredNames, complete, cancellationToken).ConfigureAwait(false);
         var manifest = WalManifestChain.Next(complete, tip, _fullManifestInterval);
         var name = await ArtifactNameAllocator.AllocateAsync(_repository.Local, Kind, WalNaming.ManifestPrefix, WalNaming.ManifestSuffix, now, cancellationToken).ConfigureAwait(false);
         var content = ProducerStream.Start(manifest.WriteAsync, cancellationToken);
@@ -620,8 +626,10 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
         run.ManifestDocument = manifest;
         _tip = run.Manifest.Sha256 is not { } sha ? null
             // Nothing added or removed: the segments are the parent's, so its map is kept rather than built again.
-            : manifest is { IsDelta: true, Added.Count: 0, Removed.Count: 0 } && tip is not null ? tip with { Name = name, Sha256 = sha, Depth = manifest.Depth }
-            : WalChainTip.Of(name, sha, complete with { Type = manifest.Type, Depth = manifest.Depth });
+            : manifest is { IsDelta: true, Added.Count: 0, Removed.Count: 0 } && tip is not null
+                ? tip with { Name = name, Sha256 = sha, Depth = manifest.Depth, Chain = [new WalManifestParent(name, sha), .. tip.Chain] }
+            : WalChainTip.Of(name, sha, complete with { Type = manifest.Type, Depth = manifest.Depth }, manifest.IsDelta ? tip!.Chain : null);
+        SaveChainCache(_tip);
         run.Artifacts.Add(run.Manifest);
         Volatile.Write(ref _lastManifest, name);
     }
@@ -650,7 +658,7 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
     /// last when it is still the newest with the same checksum (no read), else read back and its chain followed. Null
     /// (a full manifest is written) when there is none or it cannot be followed.
     /// </summary>
-    private async Task<WalChainTip?> ChainTipAsync(HashSet<string>? stored, CancellationToken cancellationToken)
+    private async Task<WalChainTip?> ChainTipAsync(HashSet<string>? stored, WalManifest complete, CancellationToken cancellationToken)
     {
         if (_fullManifestInterval <= 1)
         {
@@ -687,6 +695,11 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
                 return tip;
             }
 
+            if (await CachedTipAsync(newest, sha, complete, cancellationToken).ConfigureAwait(false) is { } cached)
+            {
+                return _tip = cached;
+            }
+
             var input = await _repository.Local.OpenReadAsync(Kind, newest, cancellationToken).ConfigureAwait(false);
             WalManifest manifest;
             string actual;
@@ -695,13 +708,78 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
                 (manifest, actual) = await WalManifestChain.ReadAsync(input, cancellationToken).ConfigureAwait(false);
             }
 
-            var resolved = await WalManifestChain.ResolveAsync(newest, manifest, OpenLocalManifestAsync, _repository.Local.Target, cancellationToken).ConfigureAwait(false);
-            return _tip = WalChainTip.Of(newest, actual, resolved);
+            var parents = new List<WalManifestParent>();
+            var resolved = await WalManifestChain.ResolveAsync(newest, manifest, OpenLocalManifestAsync, _repository.Local.Target, cancellationToken, parents).ConfigureAwait(false);
+            return _tip = WalChainTip.Of(newest, actual, resolved, parents);
         }
         catch (Exception ex) when (ex is WalManifestChainException or StoreException or IOException or InvalidDataException or System.Text.Json.JsonException)
         {
             WalLog.ManifestChainUnusable(_logger, newest, ex.Message);
             return _tip = null;
+        }
+    }
+
+    private string ChainCachePath => Path.Combine(_stateDirectory, WalChainCache.FileName);
+
+    /// <summary>
+    /// The tip <c>wal-chain.json</c> proves (<see cref="WalChainCache"/>) when this sync's segments are exactly the ones
+    /// its chain resolves to: then the next manifest is a delta with nothing added or removed and the chain need not be
+    /// read. Null (resolve the chain) in every other case.
+    /// </summary>
+    private async Task<WalChainTip?> CachedTipAsync(string newest, string sidecarSha, WalManifest complete, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (WalChainCache.Load(ChainCachePath) is not { } document
+                || !await WalChainCache.VerifyAsync(document, _directory, _repository.Local.Target, newest, sidecarSha, OpenLocalManifestAsync, cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            var digest = WalChainCache.SegmentsDigest(complete.Segments);
+            if (!string.Equals(digest, document.SegmentsSha256, StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            var segments = new Dictionary<string, WalManifestSegment>(complete.Segments.Count, StringComparer.Ordinal);
+            foreach (var s in complete.Segments)
+            {
+                segments[s.Name] = s;
+            }
+
+            return new WalChainTip(document.Name, document.Sha256, document.Depth, segments, document.Chain) { SegmentsSha256 = digest };
+        }
+        catch (Exception ex) when (ex is StoreException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Records the tip for the next process (<see cref="WalChainCache"/>); on failure removes the file, which then names an older manifest anyway.</summary>
+    private void SaveChainCache(WalChainTip? tip)
+    {
+        if (_watching)
+        {
+            return;
+        }
+
+        var path = ChainCachePath;
+        if (tip is null)
+        {
+            WalChainCache.Delete(path);
+            return;
+        }
+
+        try
+        {
+            var digest = tip.SegmentsSha256 ?? WalChainCache.SegmentsDigest(tip.Segments.Values);
+            _tip = tip with { SegmentsSha256 = digest };
+            WalChainCache.Save(path, WalChainCache.Describe(_directory, _repository.Local.Target, tip, digest));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            WalChainCache.Delete(path);
         }
     }
 

@@ -208,6 +208,82 @@ public sealed class WalDeltaManifestTests : IAsyncLifetime, IDisposable
         _bed.Logs.WithEvent(4415).Should().ContainSingle().Which.Message.Should().Contain(full);
     }
 
+    private string ChainCachePath => Path.Combine(_bed.Options.StateDirectory, WalChainCache.FileName);
+
+    [Fact]
+    public async Task A_restarted_agent_with_nothing_new_extends_the_chain_from_wal_chain_json_and_every_sync_still_restores()
+    {
+        var syncs = await HistoryAsync();
+        var tip = WalChainCache.Load(ChainCachePath);
+        tip!.Name.Should().Be(syncs[^1].Manifest, "every sync records its manifest for the next process");
+        tip.Chain.Select(l => l.Name).Should().Equal(syncs.Select(s => s.Manifest).Reverse(), "the chain back to its full manifest");
+        File.GetUnixFileMode(ChainCachePath).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        _bed.Restart();
+        var noop = await SyncAsync();
+        var raw = await _bed.RawManifestAsync(noop);
+        raw.IsDelta.Should().BeTrue();
+        raw.Parent.Should().Be(new WalManifestParent(syncs[^1].Manifest, _bed.StoredSha(syncs[^1].Manifest)));
+        raw.Depth.Should().Be(syncs.Count);
+        raw.Added.Should().BeEmpty();
+        raw.Removed.Should().BeEmpty();
+        (await RestoreAsync(_clock.GetUtcNow(), "local", null, Path.Combine(_bed.Scratch, "noop"))).Should().BeEquivalentTo(Snapshot(_bed.WalDir));
+
+        // Something new after another restart: the cache cannot prove the segments, the chain is resolved as before.
+        _bed.Restart();
+        Write(30);
+        var one = await SyncAsync();
+        (await _bed.RawManifestAsync(one)).Added!.Select(s => s.Name).Should().Equal(WalTestBed.Segment(30));
+        (await RestoreAsync(_clock.GetUtcNow(), "local", null, Path.Combine(_bed.Scratch, "one"))).Should().BeEquivalentTo(Snapshot(_bed.WalDir));
+        WalChainCache.Load(ChainCachePath)!.Name.Should().Be(one);
+    }
+
+    [Fact]
+    public async Task While_the_daemon_watches_its_syncs_leave_wal_chain_json_alone_and_stopping_writes_it_for_the_next_process()
+    {
+        var syncs = await HistoryAsync();
+        WalChainCache.Load(ChainCachePath)!.Name.Should().Be(syncs[^1].Manifest);
+
+        using var stop = new CancellationTokenSource();
+        var watch = _bed.Source.WatchAsync(ct => Task.CompletedTask, stop.Token);
+        var during = await SyncAsync();
+        var later = await SyncAsync();
+        during.Should().NotBe(later);
+        WalChainCache.Load(ChainCachePath)!.Name.Should().Be(syncs[^1].Manifest, "the daemon keeps the tip in memory: its no-op syncs write no extra file");
+
+        await stop.CancelAsync();
+        await FluentActions.Awaiting(() => watch).Should().ThrowAsync<OperationCanceledException>("the daemon's WatchService stops it so");
+        var saved = WalChainCache.Load(ChainCachePath);
+        saved!.Name.Should().Be(later, "written once, when the watch stops");
+        saved.Chain.Select(l => l.Name).Take(2).Should().Equal(later, during);
+
+        // The next process extends the chain from it.
+        _bed.Restart();
+        var next = await SyncAsync();
+        (await _bed.RawManifestAsync(next)).Parent!.Name.Should().Be(later);
+        WalChainCache.Load(ChainCachePath)!.Name.Should().Be(next);
+    }
+
+    [Fact]
+    public async Task A_damaged_wal_chain_json_is_ignored_and_written_again()
+    {
+        var syncs = await HistoryAsync();
+        var text = File.ReadAllText(ChainCachePath);
+        var digest = WalChainCache.Load(ChainCachePath)!.SegmentsSha256;
+        File.WriteAllText(ChainCachePath, text.Replace(digest, new string('0', 64), StringComparison.Ordinal));
+
+        _bed.Restart();
+        var noop = await SyncAsync();
+
+        var raw = await _bed.RawManifestAsync(noop);
+        raw.IsDelta.Should().BeTrue("the chain itself is sound: it is resolved and extended");
+        raw.Parent!.Name.Should().Be(syncs[^1].Manifest);
+        (await RestoreAsync(_clock.GetUtcNow(), "local", null, Path.Combine(_bed.Scratch, "noop"))).Should().BeEquivalentTo(Snapshot(_bed.WalDir));
+        var rewritten = WalChainCache.Load(ChainCachePath);
+        rewritten!.Name.Should().Be(noop);
+        rewritten.SegmentsSha256.Should().Be(digest);
+    }
+
     [Fact]
     public async Task A_sync_with_nothing_new_writes_a_few_hundred_bytes_whatever_the_directory_holds()
     {
