@@ -2,9 +2,9 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Time.Testing;
 using VelozBackupAgent.Cluster;
 using VelozBackupAgent.Configuration;
-using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Telemetry;
+using VelozBackupAgent.Tests.Support;
 
 namespace VelozBackupAgent.Tests.Cluster;
 
@@ -239,22 +239,5 @@ public sealed class ClusterHealthRuleTests : IDisposable
         var metrics = new BackupMetrics(options, new LocalArtifactStore(_root, _clock), null, _clock, meterName: "VelozBackupAgent.Tests." + Guid.NewGuid().ToString("N"));
         _metrics.Add(metrics);
         return metrics;
-    }
-
-    /// <summary>A folder that reports itself as the S3 target.</summary>
-    private sealed class S3Folder(LocalArtifactStore inner) : IArtifactStore
-    {
-        public string Target => "s3";
-
-        public Task<ArtifactInfo> WriteAsync(string kind, string name, Stream content, string? expectedSha256 = null, CancellationToken cancellationToken = default) =>
-            inner.WriteAsync(kind, name, content, expectedSha256, cancellationToken);
-
-        public Task<Stream> OpenReadAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.OpenReadAsync(kind, name, cancellationToken);
-
-        public Task<ArtifactInfo?> StatAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.StatAsync(kind, name, cancellationToken);
-
-        public IAsyncEnumerable<ArtifactInfo> ListAsync(string kind, CancellationToken cancellationToken = default) => inner.ListAsync(kind, cancellationToken);
-
-        public Task DeleteAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.DeleteAsync(kind, name, cancellationToken);
     }
 }

@@ -4,6 +4,7 @@ using VelozBackupAgent.Configuration;
 using VelozBackupAgent.Restore;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
+using VelozBackupAgent.Tests.Support;
 
 namespace VelozBackupAgent.Tests.Cluster;
 
@@ -65,22 +66,5 @@ public sealed class ClusterRestoreLatestTests : IDisposable
             ["Backup:Database:ConnectionString"] = "Host=127.0.0.1;Database=veloz;Username=veloz",
         }).Build());
         return new RestoreSources(options, local, remote, s3Factory: null);
-    }
-
-    /// <summary>A folder that reports itself as the S3 target.</summary>
-    private sealed class S3Folder(LocalArtifactStore inner) : IArtifactStore
-    {
-        public string Target => "s3";
-
-        public Task<ArtifactInfo> WriteAsync(string kind, string name, Stream content, string? expectedSha256 = null, CancellationToken cancellationToken = default) =>
-            inner.WriteAsync(kind, name, content, expectedSha256, cancellationToken);
-
-        public Task<Stream> OpenReadAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.OpenReadAsync(kind, name, cancellationToken);
-
-        public Task<ArtifactInfo?> StatAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.StatAsync(kind, name, cancellationToken);
-
-        public IAsyncEnumerable<ArtifactInfo> ListAsync(string kind, CancellationToken cancellationToken = default) => inner.ListAsync(kind, cancellationToken);
-
-        public Task DeleteAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.DeleteAsync(kind, name, cancellationToken);
     }
 }

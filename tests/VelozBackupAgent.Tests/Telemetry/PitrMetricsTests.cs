@@ -8,6 +8,7 @@ using VelozBackupAgent.Replication;
 using VelozBackupAgent.Storage;
 using VelozBackupAgent.Storage.Local;
 using VelozBackupAgent.Telemetry;
+using VelozBackupAgent.Tests.Support;
 
 namespace VelozBackupAgent.Tests.Telemetry;
 
@@ -297,22 +298,5 @@ public sealed class PitrMetricsTests : IDisposable
         var health = metrics.Health(SchedulerState.Running);
         health.Healthy.Should().BeTrue(string.Join("; ", health.Problems));
         health.Kinds.Select(k => k.Kind).Should().Equal("pitr-base");
-    }
-
-    /// <summary>A folder that reports itself as the S3 target.</summary>
-    private sealed class S3Folder(LocalArtifactStore inner) : IArtifactStore
-    {
-        public string Target => "s3";
-
-        public Task<ArtifactInfo> WriteAsync(string kind, string name, Stream content, string? expectedSha256 = null, CancellationToken cancellationToken = default) =>
-            inner.WriteAsync(kind, name, content, expectedSha256, cancellationToken);
-
-        public Task<Stream> OpenReadAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.OpenReadAsync(kind, name, cancellationToken);
-
-        public Task<ArtifactInfo?> StatAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.StatAsync(kind, name, cancellationToken);
-
-        public IAsyncEnumerable<ArtifactInfo> ListAsync(string kind, CancellationToken cancellationToken = default) => inner.ListAsync(kind, cancellationToken);
-
-        public Task DeleteAsync(string kind, string name, CancellationToken cancellationToken = default) => inner.DeleteAsync(kind, name, cancellationToken);
     }
 }
