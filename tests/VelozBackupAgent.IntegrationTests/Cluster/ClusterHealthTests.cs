@@ -26,7 +26,7 @@ public sealed class ClusterHealthTests(ITestOutputHelper output)
         await bed.WriteConfigAsync("twin", b => b["NodeName"] = "node-a");
         var twin = bed.Start("twin");
         await bed.WaitForAsync(() => Task.FromResult(twin.HasExited), TimeSpan.FromSeconds(60), "the twin stops");
-        twin.ExitCode.Should().Be(1);
+        (await twin.StopAsync()).Should().Be(1); // (exited already: this waits until its output is read to the end)
         var errors = twin.Console.Split('\n').Where(l => l.StartsWith("veloz-backup: ", StringComparison.Ordinal)).ToList();
         errors.Should().ContainSingle().Which.Should().Contain("cluster: another agent already runs as node node-a against database veloz")
             .And.Contain("every agent needs its own Backup:NodeName");

@@ -108,7 +108,7 @@ public sealed partial class ClusterTests(ITestOutputHelper output)
             new Npgsql.NpgsqlConnectionStringBuilder(bed.ConnectionString) { Password = "wrong-Pa55word-canary" }.ConnectionString);
         var wrong = bed.Start("node-c");
         await bed.WaitForAsync(() => Task.FromResult(wrong.HasExited), TimeSpan.FromSeconds(60), "node-c stops");
-        wrong.ExitCode.Should().Be(1);
+        (await wrong.StopAsync()).Should().Be(1); // (exited already: this waits until its output is read to the end)
         var errors = wrong.Console.Split('\n').Where(l => l.StartsWith("veloz-backup: ", StringComparison.Ordinal)).ToList();
         errors.Should().ContainSingle().Which.Should().Contain("cluster: node node-c cannot use database veloz").And.Contain("password authentication failed");
         wrong.Console.Should().NotContain("wrong-Pa55word-canary");
