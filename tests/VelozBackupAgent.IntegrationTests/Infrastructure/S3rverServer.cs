@@ -202,12 +202,7 @@ public sealed class S3rverServer : IAsyncDisposable, IDisposable
         return ValueTask.CompletedTask;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Infrastructure.TestPorts.Free();
 
     private static string FindBinary()
     {

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using VelozBackupAgent.Host.Daemon;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 
@@ -196,12 +194,7 @@ public sealed class SystemdNotifyTests : IDisposable
         return process;
     }
 
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    internal static int FreePort() => Infrastructure.TestPorts.Free();
 
     internal static async Task StopAsync(Process daemon)
     {

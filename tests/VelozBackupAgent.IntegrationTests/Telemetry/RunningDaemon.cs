@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
 
@@ -44,12 +43,7 @@ internal sealed class RunningDaemon : IAsyncDisposable
     }
 
     /// <summary>A port nothing listens on right now.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    public static int FreePort() => Infrastructure.TestPorts.Free();
 
     /// <summary>Starts <c>veloz-backup run</c> with <paramref name="args"/> plus <c>--Backup:Http:Url</c> on <paramref name="port"/>.</summary>
     public static RunningDaemon Start(IEnumerable<string> args, int port, IDictionary<string, string?>? env = null)

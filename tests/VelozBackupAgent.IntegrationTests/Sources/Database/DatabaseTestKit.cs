@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using VelozBackupAgent.IntegrationTests.Infrastructure;
@@ -41,12 +39,7 @@ internal static class DatabaseTestKit
         INSERT INTO {table} (raw) SELECT gen_random_bytes(1024) FROM generate_series(1, {mebibytes * 1024});
         """);
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    public static int FreePort() => Infrastructure.TestPorts.Free();
 
     /// <summary>The pid of a running pg_dump whose environment names <paramref name="database"/>, from /proc.</summary>
     public static int? FindPgDump(string database)
