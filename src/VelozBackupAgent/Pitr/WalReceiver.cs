@@ -471,11 +471,19 @@ public sealed partial class WalReceiver
         }
 
         var shipped = Shipped(current.File);
-        var end = Math.Min((uint)(flushed - start), EndOfWrittenBytes(current.Path, shipped));
-        if (end > shipped)
+        try
         {
-            await _archive.StorePieceAsync(current.Path, current.File, shipped, end, _segmentSize, stopping);
-            _shipped[current.File] = end;
+            var end = Math.Min((uint)(flushed - start), EndOfWrittenBytes(current.Path, shipped));
+            if (end > shipped)
+            {
+                await _archive.StorePieceAsync(current.Path, current.File, shipped, end, _segmentSize, stopping);
+                _shipped[current.File] = end;
+            }
+        }
+        catch (FileNotFoundException) when (!File.Exists(current.Path))
+        {
+            // pg_receivewal finished the segment and renamed it (X.partial -> X) between the listing and the read: it is
+            // stored whole by ShipCompletedAsync, which is no failure of the session (it restarted the receiver).
         }
     }
 
@@ -495,16 +503,28 @@ public sealed partial class WalReceiver
         var newest = partials[^1];
         foreach (var partial in partials)
         {
-            if (!all && partial == newest)
+            // While the receiver runs, the segment it writes, and any other of its timeline (one it is about to rename
+            // X.partial -> X as it moves on), is its own: only an older timeline's last segment is stable.
+            if (!all && (partial == newest || partial.File.Timeline == newest.File.Timeline))
             {
                 continue;
             }
 
             var shipped = Shipped(partial.File);
-            var end = EndOfWrittenBytes(partial.Path, shipped);
-            if (end > shipped)
+            uint end;
+            try
             {
-                await _archive.StorePieceAsync(partial.Path, partial.File, shipped, end, _segmentSize, cancellationToken);
+                end = EndOfWrittenBytes(partial.Path, shipped);
+                if (end > shipped)
+                {
+                    await _archive.StorePieceAsync(partial.Path, partial.File, shipped, end, _segmentSize, cancellationToken);
+                }
+            }
+            catch (FileNotFoundException) when (!File.Exists(partial.Path))
+            {
+                // Completed and renamed meanwhile: stored whole by ShipCompletedAsync.
+                _shipped.Remove(partial.File);
+                continue;
             }
 
             // Re-send the last page next time: it may have been written only in part.
