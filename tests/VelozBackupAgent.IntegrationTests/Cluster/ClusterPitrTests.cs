@@ -31,6 +31,11 @@ public sealed partial class ClusterPitrTests(ITestOutputHelper output)
         await bed.WaitForAsync(async () => (await bed.LiveNodesAsync()).Count == 2, TimeSpan.FromSeconds(60), "both nodes checked in");
         string? holder = null;
         await bed.WaitForAsync(async () => (holder = await bed.ReceiverHolderAsync()) is not null, TimeSpan.FromSeconds(30), "one node streaming");
+        // A new cluster takes its first dump and base backup at start-up on one node: let those finish, so this test's
+        // own base backup below is not refused as busy on the node that runs them.
+        await bed.WaitForAsync(async () => await bed.Pg.ScalarAsync<long>(
+            "SELECT count(*) FROM veloz_quartz.veloz_runs WHERE kind IN ('database', 'pitr') AND outcome <> 'running'", ClusterBed.DatabaseName) == 2,
+            TimeSpan.FromSeconds(120), "the cluster's first dump and base backup done");
         var standby = Two.Single(n => n != holder);
 
         // The base backup on the standby: the node that restores later holds the base, but not the WAL the holder archived.
