@@ -13,10 +13,16 @@ internal sealed class WalNaming
 
     private readonly string _pattern;
 
+    // The usual pattern (one '*', no '?' or escape: 'orders_*.wal') is a prefix and a suffix test: a listing of
+    // 10,000 names spent ~6 % of a no-op sync in the general glob matcher. Null when the pattern needs the matcher.
+    private readonly string? _literalPrefix;
+    private readonly string? _literalSuffix;
+
     public WalNaming(WalOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         _pattern = options.SegmentPattern;
+        (_literalPrefix, _literalSuffix) = SplitSingleStar(_pattern);
         ActiveFile = options.ActiveFile;
         var extension = Path.GetExtension(ActiveFile);
         ActiveSuffix = extension.Length > 1 ? extension : ".wal";
@@ -37,9 +43,34 @@ internal sealed class WalNaming
     /// collide with the stored snapshot of that name).
     /// </summary>
     public bool IsSegment(string name) =>
-        FileSystemName.MatchesSimpleExpression(_pattern, name, ignoreCase: false)
+        MatchesPattern(name)
         && !string.Equals(name, ActiveFile, StringComparison.Ordinal)
         && !IsSnapshot(name) && !IsManifest(name);
+
+    /// <summary>Whether the name matches the segment glob, exactly as <see cref="FileSystemName.MatchesSimpleExpression"/> (case-sensitive) decides (an empty name never matches).</summary>
+    internal bool MatchesPattern(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (_literalPrefix is null || _literalSuffix is null)
+        {
+            return FileSystemName.MatchesSimpleExpression(_pattern, name, ignoreCase: false);
+        }
+
+        return name.Length > 0 && name.Length >= _literalPrefix.Length + _literalSuffix.Length
+            && name.StartsWith(_literalPrefix, StringComparison.Ordinal)
+            && name.EndsWith(_literalSuffix, StringComparison.Ordinal);
+    }
+
+    private static (string? Prefix, string? Suffix) SplitSingleStar(string pattern)
+    {
+        var star = pattern.IndexOf('*', StringComparison.Ordinal);
+        if (star < 0 || pattern.IndexOf('*', star + 1) >= 0 || pattern.AsSpan().IndexOfAny('?', '\\') >= 0)
+        {
+            return (null, null);
+        }
+
+        return (pattern[..star], pattern[(star + 1)..]);
+    }
 
     // The prefix test first: listings of many thousands of segments run these for every name.
     public bool IsSnapshot(string name) =>

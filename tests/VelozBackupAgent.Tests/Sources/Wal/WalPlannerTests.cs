@@ -22,6 +22,34 @@ public sealed class WalNamingTests
         _naming.IsSegment(name).Should().Be(segment);
     }
 
+    // The common one-star pattern takes a prefix/suffix shortcut; it must decide exactly as the glob matcher does,
+    // for that pattern and for the ones that still go to the matcher.
+    [Theory]
+    [InlineData("orders_*.wal")]
+    [InlineData("*.wal")]
+    [InlineData("orders_*")]
+    [InlineData("*")]
+    [InlineData("ab*ba")]
+    [InlineData("orders_????.wal")]
+    [InlineData("orders_*_*.wal")]
+    [InlineData("orders_\\*.wal")]
+    [InlineData("exact.wal")]
+    public void The_pattern_shortcut_agrees_with_the_glob_matcher(string pattern)
+    {
+        var naming = new WalNaming(new WalOptions { SegmentPattern = pattern });
+        string[] names =
+        [
+            "", "orders_.wal", "orders_0001.wal", "orders_0001.wal.tmp", "orders_0001.WAL", "ORDERS_0001.wal", "orders_1_2.wal",
+            "orders_*.wal", "x.wal", ".wal", "wal", "orders_", "orders", "aba", "abba", "ab", "abxba", "exact.wal", "exact.wa",
+        ];
+        foreach (var name in names)
+        {
+            naming.MatchesPattern(name).Should().Be(
+                System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(pattern, name, ignoreCase: false),
+                $"pattern '{pattern}', name '{name}'");
+        }
+    }
+
     [Fact]
     public void Snapshots_are_named_after_the_active_file()
     {
