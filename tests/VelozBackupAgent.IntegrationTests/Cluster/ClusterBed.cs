@@ -174,9 +174,14 @@ internal sealed class ClusterBed : IAsyncDisposable
     }
 
     /// <summary>The node whose pg_receivewal streams through the slot now (its application name carries the node), or null.</summary>
+    /// <remarks>
+    /// Past start-up only, as <see cref="ReceiverConsumersAsync"/>: a node whose retry the server is about to refuse the
+    /// active slot shows for a moment in state <c>startup</c>, and was taken for the holder (by name order) while another
+    /// node streamed (a failed run: "node-b stores the WAL of a commit after the kill" while node-a held the slot).
+    /// </remarks>
     public async Task<string?> ReceiverHolderAsync()
     {
-        var name = await Pg.ScalarAsync<string?>("SELECT max(application_name) FROM pg_stat_replication WHERE application_name LIKE 'veloz-backup-receiver %'");
+        var name = await Pg.ScalarAsync<string?>("SELECT max(application_name) FROM pg_stat_replication WHERE application_name LIKE 'veloz-backup-receiver %' AND state <> 'startup'");
         return name is string s ? s["veloz-backup-receiver ".Length..] : null;
     }
 

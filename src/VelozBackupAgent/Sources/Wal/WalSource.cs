@@ -247,7 +247,9 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
         }
         finally
         {
-            // Whatever is still staged (the run failed or was cancelled mid-batch) is deleted and never counted.
+            // A commit still in flight (the run failed or was cancelled while it ran) is awaited, never left running; whatever
+            // is still staged is deleted and never counted.
+            await AbandonInFlightCommitAsync(index, run).ConfigureAwait(false);
             run.Batch?.Dispose();
             SaveIndex(index, force: run.Full);
             Publish(index, run);
@@ -435,13 +437,82 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
         run.Pending.Add(new PendingSegment(name, path, state, entry));
         if (run.Batch.Count >= BatchMaxSegments || run.Batch.Bytes >= BatchMaxBytes)
         {
-            await CommitAsync(index, run, cancellationToken).ConfigureAwait(false);
+            await StartCommitAsync(index, run, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>Commits the staged segments; from here on they count. A failing commit counts none of them.</summary>
+    /// <summary>
+    /// Hands the full batch to another thread to be made durable while this one stages the next (issue 16, P1: the
+    /// disk flushes one batch while the next is read and hashed, instead of the two taking turns). At most one commit
+    /// is in flight: the previous one is finished (its outcomes recorded) first. Nothing of the batch counts until
+    /// <see cref="FinishInFlightCommitAsync"/> has recorded its outcomes on the run's thread.
+    /// </summary>
+    private async Task StartCommitAsync(WalIndex index, Run run, CancellationToken cancellationToken)
+    {
+        await FinishInFlightCommitAsync(index, run, cancellationToken).ConfigureAwait(false);
+        var batch = run.Batch!;
+        List<PendingSegment> pending = [.. run.Pending];
+        run.Batch = null;
+        run.Pending.Clear();
+        run.InFlight = new InFlightCommit(batch, pending, Task.Run(() => _repository.CommitLocalBatch(batch), CancellationToken.None));
+    }
+
+    /// <summary>Waits for the commit in flight, if any, and records its outcomes; a failed commit fails the run and counts none of its batch.</summary>
+    private async Task FinishInFlightCommitAsync(WalIndex index, Run run, CancellationToken cancellationToken)
+    {
+        if (run.InFlight is not { } inFlight)
+        {
+            return;
+        }
+
+        run.InFlight = null;
+        IReadOnlyList<LocalBatchOutcome> outcomes;
+        try
+        {
+            outcomes = await inFlight.Commit.ConfigureAwait(false);
+        }
+        finally
+        {
+            inFlight.Batch.Dispose();
+        }
+
+        await RecordCommitAsync(inFlight.Pending, outcomes, index, run, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The run is ending on a failure or a cancellation with a commit in flight: it is awaited (its batch's files are
+    /// never deleted under it), then disposed. What it stored counts (it is durable and queued for the replica); what
+    /// it found in the way is judged by the next run.
+    /// </summary>
+    private async Task AbandonInFlightCommitAsync(WalIndex index, Run run)
+    {
+        if (run.InFlight is not { } inFlight)
+        {
+            return;
+        }
+
+        run.InFlight = null;
+        await ((Task)inFlight.Commit).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        inFlight.Batch.Dispose();
+        if (!inFlight.Commit.IsCompletedSuccessfully)
+        {
+            return;
+        }
+
+        var outcomes = inFlight.Commit.Result;
+        for (var i = 0; i < inFlight.Pending.Count; i++)
+        {
+            if (outcomes[i].Stored is { } info)
+            {
+                Stored(inFlight.Pending[i], info, index, run);
+            }
+        }
+    }
+
+    /// <summary>Commits the staged segments (after the commit in flight); from here on they count. A failing commit counts none of its batch.</summary>
     private async Task CommitAsync(WalIndex index, Run run, CancellationToken cancellationToken)
     {
+        await FinishInFlightCommitAsync(index, run, cancellationToken).ConfigureAwait(false);
         if (run.Batch is null || run.Pending.Count == 0)
         {
             return;
@@ -450,15 +521,26 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
         List<PendingSegment> pending = [.. run.Pending];
         run.Pending.Clear();
         var outcomes = _repository.CommitLocalBatch(run.Batch);
+        await RecordCommitAsync(pending, outcomes, index, run, cancellationToken).ConfigureAwait(false);
+    }
+
+    private void Stored(PendingSegment segment, ArtifactInfo info, WalIndex index, Run run)
+    {
+        Ok(segment.Name, new WalIndexEntry(segment.State.Size, segment.State.MtimeTicks, info.Sha256), index, run);
+        run.Artifacts.Add(info);
+        run.Stored++;
+        Interlocked.Increment(ref _segmentsStored);
+    }
+
+    /// <summary>Records one committed batch: each segment stored counts; one another writer stored meanwhile is judged against what is there.</summary>
+    private async Task RecordCommitAsync(List<PendingSegment> pending, IReadOnlyList<LocalBatchOutcome> outcomes, WalIndex index, Run run, CancellationToken cancellationToken)
+    {
         for (var i = 0; i < pending.Count; i++)
         {
             var (name, path, state, entry) = pending[i];
             if (outcomes[i].Stored is { } info)
             {
-                Ok(name, new WalIndexEntry(state.Size, state.MtimeTicks, info.Sha256), index, run);
-                run.Artifacts.Add(info);
-                run.Stored++;
-                Interlocked.Increment(ref _segmentsStored);
+                Stored(pending[i], info, index, run);
                 continue;
             }
 
@@ -828,6 +910,9 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
 
         /// <summary>The segments staged into <see cref="Batch"/> and not committed yet, in staging order.</summary>
         public List<PendingSegment> Pending { get; } = [];
+
+        /// <summary>The previous full batch, being made durable on another thread while <see cref="Batch"/> is staged.</summary>
+        public InFlightCommit? InFlight { get; set; }
         public Dictionary<string, WalIndexEntry> Ok { get; } = new(StringComparer.Ordinal);
         public Dictionary<string, WalIndexEntry> Conflicts { get; } = new(StringComparer.Ordinal);
         public Dictionary<string, WalFileState> Settling { get; } = new(StringComparer.Ordinal);
@@ -859,3 +944,6 @@ public sealed partial class WalSource : IWatchableSource, ICleansOwnLeftovers
 
 /// <summary>A segment staged into a run's group commit, with what is needed to record it once committed.</summary>
 internal sealed record PendingSegment(string Name, string Path, WalFileState State, WalIndexEntry? Entry);
+
+/// <summary>A full batch being committed on another thread, with its segments to record once it is done.</summary>
+internal sealed record InFlightCommit(LocalWriteBatch Batch, List<PendingSegment> Pending, Task<IReadOnlyList<LocalBatchOutcome>> Commit);

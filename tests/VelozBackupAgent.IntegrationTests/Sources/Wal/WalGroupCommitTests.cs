@@ -96,6 +96,58 @@ public sealed class WalGroupCommitTests : IDisposable
         HiddenInStore().Should().BeEmpty();
     }
 
+    /// <summary>
+    /// A full batch commits on another thread while the next is staged. When the commit in flight fails (the first
+    /// batch, or the second while the third is staged), the run fails, none of that batch counts, the batches before
+    /// it do, no staged file is left, and the next sync stores the rest.
+    /// </summary>
+    [Theory]
+    [InlineData(2, 0)]
+    [InlineData(WalSource.BatchMaxSegments + 2, WalSource.BatchMaxSegments)]
+    public async Task A_commit_in_flight_that_fails_fails_the_run_and_counts_none_of_its_batch(int obstacleAt, int counted)
+    {
+        var count = (2 * WalSource.BatchMaxSegments) + 3;
+        var contents = new Dictionary<string, byte[]>();
+        for (var i = 1; i <= count; i++)
+        {
+            contents[WalTestBed.Segment(i)] = _bed.WriteSegment(i, 32 + (i % 7));
+        }
+
+        var obstacle = Path.Combine(_bed.StoreDir, WalTestBed.Segment(obstacleAt));
+        Directory.CreateDirectory(obstacle);
+
+        var failed = await _bed.SyncAsync();
+
+        failed.Outcome.Should().Be(BackupOutcome.Failed);
+        failed.Detail.Should().Contain($"local store could not commit {WalSource.BatchMaxSegments} artifacts").And.Contain("none of them counts as stored");
+        _bed.Source.Status.SegmentsStored.Should().Be(counted);
+        _bed.Manifests().Should().BeEmpty();
+        HiddenInStore().Should().BeEmpty("a failed run leaves no staged file, in flight or not");
+        var storedNow = _bed.StoredNames().Where(n => n.StartsWith("orders_0", StringComparison.Ordinal)).ToList();
+        storedNow.Should().Equal(contents.Keys.Order(StringComparer.Ordinal).Take(obstacleAt - 1),
+            "what was renamed before the failure is complete, and nothing after it is in place");
+        foreach (var name in storedNow)
+        {
+            _bed.Stored(name).Should().Equal(contents[name]);
+        }
+
+        Directory.Delete(obstacle);
+        var repaired = await _bed.SyncAsync();
+
+        repaired.Outcome.Should().Be(BackupOutcome.Succeeded, repaired.Detail);
+        repaired.Detail.Should().Contain($"{count - (obstacleAt - 1)} new segments", "what is in place is recognised from its sidecar, not stored again");
+        _bed.Source.Status.SegmentsStored.Should().Be(counted + count - (obstacleAt - 1));
+        foreach (var (name, bytes) in contents)
+        {
+            _bed.Stored(name).Should().Equal(bytes);
+            _bed.StoredSha(name).Should().Be(WalTestBed.Sha(bytes));
+        }
+
+        var manifest = await _bed.ManifestAsync(_bed.Manifests().Single());
+        manifest.Segments.Select(s => s.Name).Should().Equal(contents.Keys.Order(StringComparer.Ordinal));
+        HiddenInStore().Should().BeEmpty();
+    }
+
     [Fact]
     public async Task An_unreadable_segment_is_left_out_of_its_batch_and_the_rest_commit()
     {
