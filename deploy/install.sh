@@ -95,7 +95,10 @@ if [ -z "$FROM" ]; then
     rm -f "$STAGE.log"
     FROM="$STAGE"
 fi
-[ -x "$FROM/veloz-backup" ] && [ -f "$FROM/veloz-backup.dll" ] || die "$FROM does not hold a published veloz-backup (veloz-backup, veloz-backup.dll)"
+[ -x "$FROM/veloz-backup" ] || die "$FROM does not hold a published veloz-backup (the veloz-backup executable)"
+# Native AOT (one executable, no .NET needed to run it: dotnet publish -p:PublishAot=true) or
+# framework-dependent (veloz-backup.dll beside a launcher that needs the .NET runtime).
+NATIVE=1; [ ! -f "$FROM/veloz-backup.dll" ] || NATIVE=0
 
 # -------------------------------------------------------------------------------------- user, group
 OWNER=""    # user:group for chown, or empty when there is no such user where we install
@@ -170,6 +173,8 @@ own "$CONFIG" 0640 "$ROOT_GROUP"
 mkdir -p "$(dirname "$D$PREFIX")"
 rm -rf "$D$PREFIX.new" "$D$PREFIX.old"
 cp -R "$FROM" "$D$PREFIX.new"
+# The native build's separate debug symbols (veloz-backup.dbg, ~90 MB) are for a debugger, not the service.
+rm -f "$D$PREFIX.new/veloz-backup.dbg"
 cp "$ROOT/README.md" "$D$PREFIX.new/README.md"
 chmod -R u=rwX,go=rX "$D$PREFIX.new"
 chmod 0755 "$D$PREFIX.new/veloz-backup"
@@ -188,10 +193,10 @@ chmod 0644 "$UNIT.tmp"
 mv "$UNIT.tmp" "$UNIT"
 log "installed $UNIT"
 
-# The published agent is framework-dependent: its launcher looks for .NET in the standard places. When
-# this host's dotnet lives elsewhere, tell the service where (a drop-in, so the unit itself stays stock).
+# A framework-dependent agent's launcher looks for .NET in the standard places. When this host's dotnet lives
+# elsewhere, tell the service where (a drop-in, so the unit itself stays stock). A native agent needs no .NET.
 DOTNET_DIR=""
-if command -v dotnet >/dev/null; then DOTNET_DIR="$(dirname "$(readlink -f "$(command -v dotnet)")")"; fi
+if [ "$NATIVE" = 0 ] && command -v dotnet >/dev/null; then DOTNET_DIR="$(dirname "$(readlink -f "$(command -v dotnet)")")"; fi
 case "$DOTNET_DIR" in
     ""|/usr/share/dotnet|/usr/lib/dotnet) rm -f "$DROPIN_DIR/dotnet-root.conf"; rmdir "$DROPIN_DIR" 2>/dev/null || true ;;
     *)

@@ -63,6 +63,11 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
+# ------------------------------------------------------------------------------------ the binary under test
+# The real-binary tests run `dotnet veloz-backup.dll` (the Debug build), or the executable VELOZ_BACKUP_BINARY names:
+# e.g. a Native AOT build (dotnet publish -c Release -p:PublishAot=true -o DIR; VELOZ_BACKUP_BINARY=DIR/veloz-backup).
+if [ -n "${VELOZ_BACKUP_BINARY:-}" ]; then log "real-binary tests run $VELOZ_BACKUP_BINARY"; fi
+
 OUT="$SCRATCH/dotnet-test.out"
 set +e
 dotnet test "$ROOT/VelozBackupAgent.sln" "$@" 2>&1 | tee "$OUT"

@@ -117,7 +117,7 @@ public sealed class CliHabitsTests : IDisposable
             COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMPREPLY=(); _veloz_backup
             echo "${COMPREPLY[*]}"
             """));
-        var bin = Path.GetDirectoryName(VelozBackupBinary.DllPath)!;
+        var bin = VelozBackupBinary.Directory;
         var r = await ChildProcess.RunAsync("bash", ["-c", $"source {file}\n{probe}\ncomplete -p veloz-backup"],
             new Dictionary<string, string?> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}", ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null });
 
@@ -148,7 +148,7 @@ public sealed class CliHabitsTests : IDisposable
             COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMPREPLY=(); _veloz_backup
             echo "${COMPREPLY[*]}"
             """));
-        var bin = Path.GetDirectoryName(VelozBackupBinary.DllPath)!;
+        var bin = VelozBackupBinary.Directory;
         var r = await ChildProcess.RunAsync("bash", ["-c", $"source {file}\n{probe}"],
             new Dictionary<string, string?> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}", ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null });
 
@@ -174,7 +174,7 @@ public sealed class CliHabitsTests : IDisposable
         var probe = string.Join('\n', lines.Select(l => $$"""
             BUFFER='{{l}}'; CURSOR=${#BUFFER}; words=(${(z)BUFFER}); _veloz_backup
             """));
-        var bin = Path.GetDirectoryName(VelozBackupBinary.DllPath)!;
+        var bin = VelozBackupBinary.Directory;
         var r = await ChildProcess.RunAsync("zsh", ["-fc", $"compadd() {{ shift 2; print -r -- \"$*\" }}\ncompdef() {{ print -r -- \"compdef $*\" }}\n_files() {{ print files }}\nsource {file}\n{probe}"],
             new Dictionary<string, string?> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}", ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null });
 

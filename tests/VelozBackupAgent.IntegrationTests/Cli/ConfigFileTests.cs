@@ -92,7 +92,7 @@ public sealed class ConfigFileTests : IDisposable
         File.SetUnixFileMode(_root, (UnixFileMode)0x1ED); // 0755, so nobody can reach the file
         var config = Write("secret.json", "{}");
         File.SetUnixFileMode(config, UnixFileMode.None);
-        var r = await ChildProcess.RunAsync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "dotnet", VelozBackupBinary.DllPath, "status", "--config", config],
+        var r = await ChildProcess.RunAsync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", VelozBackupBinary.Command.File, .. VelozBackupBinary.Command.Prefix, "status", "--config", config],
             new Dictionary<string, string?> { ["HOME"] = "/tmp", ["DOTNET_CLI_HOME"] = "/tmp", ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null });
         r.ExitCode.Should().Be(2, r.StdErr);
         r.ErrorLines.Should().ContainSingle().Which.Should()

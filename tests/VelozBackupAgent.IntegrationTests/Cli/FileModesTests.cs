@@ -14,7 +14,7 @@ public sealed class FileModesTests
 
     /// <summary>The real binary under <c>sh -c 'umask U; exec dotnet …'</c>, as a service started with that umask.</summary>
     private static Task<ProcessResult> RunWithUmaskAsync(string umask, RestoreTestBed bed, string logFile, params string[] args) =>
-        ChildProcess.RunAsync("sh", ["-c", $"umask {umask}; exec dotnet \"$@\"", "sh", VelozBackupBinary.DllPath, .. args, "--config", bed.ConfigPath, $"--Backup:Log:File={logFile}"],
+        ChildProcess.RunAsync("sh", ["-c", $"umask {umask}; exec \"$@\"", "sh", VelozBackupBinary.Command.File, .. VelozBackupBinary.Command.Prefix, .. args, "--config", bed.ConfigPath, $"--Backup:Log:File={logFile}"],
             new Dictionary<string, string?> { ["VELOZ_BACKUP_CONFIG"] = null }, TimeSpan.FromMinutes(4));
 
     [Theory]

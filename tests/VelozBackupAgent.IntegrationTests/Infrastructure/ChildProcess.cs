@@ -74,9 +74,17 @@ public static class ChildProcess
     }
 }
 
-/// <summary>Runs the real veloz-backup binary built with the solution.</summary>
+/// <summary>
+/// Runs the real veloz-backup binary: the executable <c>$VELOZ_BACKUP_BINARY</c> names (e.g. a Native AOT build:
+/// <c>dotnet publish -c Release -p:PublishAot=true</c>), else the assembly built with the solution, through <c>dotnet</c>.
+/// </summary>
 public static class VelozBackupBinary
 {
+    /// <summary>The published executable the tests run, or null (then <c>dotnet veloz-backup.dll</c>).</summary>
+    public static string? Published { get; } = Environment.GetEnvironmentVariable("VELOZ_BACKUP_BINARY") is { Length: > 0 } path
+        ? (File.Exists(path) ? Path.GetFullPath(path) : throw new FileNotFoundException($"VELOZ_BACKUP_BINARY names no file: {path}", path))
+        : null;
+
     public static string DllPath
     {
         get
@@ -85,6 +93,18 @@ public static class VelozBackupBinary
             return File.Exists(dll) ? dll : throw new FileNotFoundException("veloz-backup.dll is not beside the tests", dll);
         }
     }
+
+    /// <summary>The path that marks the agent's process (its executable, or its assembly on a <c>dotnet</c> command line).</summary>
+    public static string AgentMarker => Published ?? DllPath;
+
+    /// <summary>The directory holding the <c>veloz-backup</c> command (for PATH).</summary>
+    public static string Directory => Path.GetDirectoryName(AgentMarker)!;
+
+    /// <summary>The program to start and the arguments before the agent's own.</summary>
+    public static (string File, string[] Prefix) Command => Published is { } exe ? (exe, []) : ("dotnet", [DllPath]);
+
+    /// <summary>The command line as a shell word list (quoted), e.g. for archive_command.</summary>
+    public static string ShellCommand => Published is { } exe ? $"'{exe}'" : $"dotnet '{DllPath}'";
 
     /// <summary>Runs <c>veloz-backup args…</c> with logging to a file disabled unless the test sets it.</summary>
     public static Task<ProcessResult> RunAsync(IEnumerable<string> args, IDictionary<string, string?>? env = null, TimeSpan? timeout = null)
@@ -98,7 +118,8 @@ public static class VelozBackupBinary
             }
         }
 
-        return ChildProcess.RunAsync("dotnet", [DllPath, .. args], environment, timeout);
+        var (file, prefix) = Command;
+        return ChildProcess.RunAsync(file, [.. prefix, .. args], environment, timeout);
     }
 
     public static System.Diagnostics.Process Start(IEnumerable<string> args, IDictionary<string, string?>? env = null)
@@ -112,6 +133,7 @@ public static class VelozBackupBinary
             }
         }
 
-        return ChildProcess.Start("dotnet", [DllPath, .. args], environment);
+        var (file, prefix) = Command;
+        return ChildProcess.Start(file, [.. prefix, .. args], environment);
     }
 }

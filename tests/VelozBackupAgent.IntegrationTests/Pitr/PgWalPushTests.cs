@@ -25,7 +25,7 @@ public sealed class PgWalPushTests
                 | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         }
 
-        var command = $"dotnet '{VelozBackupBinary.DllPath}' pg-wal-push %p --config '{bed.ConfigPath}'";
+        var command = $"{VelozBackupBinary.ShellCommand} pg-wal-push %p --config '{bed.ConfigPath}'";
         await bed.Cluster.ExecuteAsync($"ALTER SYSTEM SET archive_command = '{command.Replace("'", "''", StringComparison.Ordinal)}'");
         await bed.Cluster.ReloadAsync();
         await bed.Orders.CommitAsync();

@@ -66,7 +66,7 @@ public sealed class ChildEnvironmentTests(ITestOutputHelper output)
         bed.ConnectionString.Should().Contain(bed.RolePassword);
 
         ProcessSnapshot[] seen;
-        await using (var sampler = new ProcessTreeSampler(VelozBackupBinary.DllPath))
+        await using (var sampler = new ProcessTreeSampler(VelozBackupBinary.AgentMarker))
         {
             await using (var daemon = RunningDaemon.Start(["--config", bed.ConfigPath], RunningDaemon.FreePort(), env))
             {

@@ -177,7 +177,8 @@ public sealed class SystemdNotifyTests : IDisposable
     internal static Process StartDaemon(IEnumerable<string> args, IDictionary<string, string?> env, List<string>? stdout)
     {
         var environment = new Dictionary<string, string?>(env) { ["Backup__Log__File"] = "", ["VELOZ_BACKUP_CONFIG"] = null };
-        var process = ChildProcess.Start("dotnet", [VelozBackupBinary.DllPath, .. args, $"--Backup:Http:Url=http://127.0.0.1:{FreePort()}"], environment);
+        var (file, prefix) = VelozBackupBinary.Command;
+        var process = ChildProcess.Start(file, [.. prefix, .. args, $"--Backup:Http:Url=http://127.0.0.1:{FreePort()}"], environment);
         process.OutputDataReceived += (_, e) =>
         {
             if (e.Data is not null && stdout is not null)
